@@ -1,0 +1,144 @@
+use serde::{Deserialize, Serialize};
+
+use super::common::{HttpServerConfig, SigningConfig, validate_admin_token};
+use crate::ids::is_opaque_id;
+use crate::load::{ConfigError, ServiceConfig, ensure};
+use crate::units::{HumanDuration, Secret};
+
+/// `cadenza control`: the control plane API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// API listener. Default `127.0.0.1:8400`.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for `/v1/admin/*` (at least 16 characters). Required.
+    pub admin_token: Secret,
+    pub database: DatabaseConfig,
+    /// Keys for signing stream URLs; the current key signs.
+    pub signing: SigningConfig,
+    pub playback: PlaybackConfig,
+    /// Edge POPs stream URLs point at, in order of preference.
+    pub edges: Vec<EdgeEndpoint>,
+    pub http: HttpServerConfig,
+}
+
+/// `[database]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or
+    /// `postgres://user@host/db`. Default `sqlite://cadenza-control.db`.
+    pub url: String,
+    /// Pool size. Default `10`.
+    pub max_connections: u32,
+}
+
+/// `[playback]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlaybackConfig {
+    /// Lifetime of a signed stream URL. Default `1h`; at most
+    /// `signing.max_lifetime`.
+    pub url_ttl: HumanDuration,
+}
+
+/// One `[[edges]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeEndpoint {
+    /// POP name, `[A-Za-z0-9_-]{1,64}`.
+    pub name: String,
+    /// Public base URL, e.g. `https://edge-fra1.example.net`.
+    pub url: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8400).into(),
+            admin_token: Secret::default(),
+            database: DatabaseConfig::default(),
+            signing: SigningConfig::default(),
+            playback: PlaybackConfig::default(),
+            edges: Vec::new(),
+            http: HttpServerConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://cadenza-control.db".into(),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        Self {
+            url_ttl: HumanDuration::secs(3600),
+        }
+    }
+}
+
+impl ServiceConfig for ControlConfig {
+    const ENV_PREFIX: &'static str = "CADENZA_CONTROL";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_admin_token(&self.admin_token, "admin_token")?;
+        let db = &self.database.url;
+        ensure(
+            db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://"),
+            "database.url",
+            db,
+            "must start with sqlite:, postgres:// or postgresql://",
+        )?;
+        ensure(
+            self.database.max_connections >= 1,
+            "database.max_connections",
+            self.database.max_connections,
+            "must be at least 1",
+        )?;
+        self.signing.validate()?;
+        let ttl = self.playback.url_ttl.get();
+        ensure(
+            ttl.as_secs() >= 60,
+            "playback.url_ttl",
+            self.playback.url_ttl.to_string(),
+            "must be at least 1m",
+        )?;
+        ensure(
+            ttl <= self.signing.max_lifetime.get(),
+            "playback.url_ttl",
+            self.playback.url_ttl.to_string(),
+            "must not exceed signing.max_lifetime, or edges would refuse the URLs",
+        )?;
+        for (i, e) in self.edges.iter().enumerate() {
+            ensure(
+                is_opaque_id(&e.name, 64),
+                &format!("edges[{i}].name"),
+                &e.name,
+                "must be 1-64 characters of [A-Za-z0-9_-]",
+            )?;
+            ensure(
+                (e.url.starts_with("http://") || e.url.starts_with("https://"))
+                    && !e.url.ends_with('/'),
+                &format!("edges[{i}].url"),
+                &e.url,
+                "must be an http(s) base URL without a trailing slash",
+            )?;
+            if self.edges[..i].iter().any(|o| o.name == e.name) {
+                return Err(ConfigError::invalid(
+                    format!("edges[{i}].name"),
+                    &e.name,
+                    "appears twice",
+                ));
+            }
+        }
+        self.http.validate()
+    }
+}

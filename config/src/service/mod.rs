@@ -1,0 +1,16 @@
+//! The typed configuration of every service. Each struct documents every
+//! key with its default; `docs/configuration.md` tables them.
+
+mod common;
+mod control;
+mod dev;
+mod edge;
+mod origin;
+mod transcoder;
+
+pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig};
+pub use control::{ControlConfig, DatabaseConfig, EdgeEndpoint, PlaybackConfig};
+pub use dev::{DemoConfig, DevConfig};
+pub use edge::{EdgeCacheConfig, EdgeConfig, UpstreamConfig};
+pub use origin::OriginConfig;
+pub use transcoder::TranscoderConfig;
