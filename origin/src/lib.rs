@@ -15,8 +15,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod server;
 mod store;
 
+pub use server::{OriginError, OriginServer, run};
 pub use store::{
     Store, StoreError, audio_path, manifest_path, open_store, put_audio, read_audio, read_manifest,
     write_manifest,

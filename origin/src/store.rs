@@ -1,13 +1,16 @@
 //! Opening a store by URL, and the two kinds of object cadenza keeps in it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cadenza_config::ids::{FileId, TrackId};
 use cadenza_config::layout;
 use cadenza_config::manifest::{MANIFEST_VERSION, Manifest};
 use object_store::path::Path as StorePath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _, PutPayload};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig,
+};
 
 /// A shared handle to any object store backend.
 pub type Store = Arc<dyn ObjectStore>;
@@ -80,6 +83,7 @@ pub fn open_store(url: &str) -> Result<Store, StoreError> {
             let store = object_store::http::HttpBuilder::new()
                 .with_url(url)
                 .with_client_options(ClientOptions::new().with_allow_http(true))
+                .with_retry(http_retry())
                 .build()
                 .map_err(|e| bad(&e.to_string()))?;
             Ok(Arc::new(store))
@@ -88,6 +92,22 @@ pub fn open_store(url: &str) -> Result<Store, StoreError> {
         other => Err(bad(&format!(
             "unsupported scheme {other:?} (use file, http, https or memory)"
         ))),
+    }
+}
+
+/// Retries for HTTP stores: a few quick ones. object_store's default (10
+/// retries over up to 3 minutes) would hold a listener's request far past
+/// any deadline the caller sets; the caller owns the deadline and the
+/// failover, so the store should fail fast.
+fn http_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(2),
     }
 }
 

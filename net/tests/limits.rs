@@ -1,0 +1,187 @@
+//! The listener's limits, observed from a real client over loopback.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn limits(header_read_ms: u64, max_connections: usize, grace_ms: u64) -> cadenza_net::Limits {
+    cadenza_net::Limits {
+        header_read_timeout: Duration::from_millis(header_read_ms),
+        idle_timeout: Duration::from_secs(60),
+        max_connections,
+        shutdown_grace: Duration::from_millis(grace_ms),
+    }
+}
+
+/// Answers after the delay given in the `x-delay-ms` request header.
+fn slow_service() -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let ms: u64 = req
+            .headers()
+            .get("x-delay-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+    })
+}
+
+async fn read_all(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn header_read_timeout_closes_a_silent_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(
+        listener,
+        slow_service(),
+        limits(200, 16, 1000),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // Send half a request line and go quiet: the server must hang up (with a
+    // 408 or a bare close) instead of holding the connection forever.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "connection still open after 5 s with a 200 ms header timeout"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "unexpected reply {text:?}"
+    );
+
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_responses() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(
+        listener,
+        slow_service(),
+        limits(5000, 16, 5000),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 300\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = stop_tx.send(());
+    let reply = read_all(&mut s).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "in-flight request was cut: {reply:?}"
+    );
+    assert!(reply.ends_with("done"), "{reply:?}");
+    server.await.unwrap().unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener still accepting after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn drain_deadline_closes_stragglers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(
+        listener,
+        slow_service(),
+        limits(5000, 16, 200),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 60000\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = stop_tx.send(());
+    let finished = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(
+        finished.is_ok(),
+        "server did not stop after its 200 ms drain deadline"
+    );
+    assert_eq!(
+        read_all(&mut s).await,
+        "",
+        "the straggler got a response it should not have"
+    );
+}
+
+#[tokio::test]
+async fn connection_cap_holds_extra_connections_until_a_slot_frees() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(
+        listener,
+        slow_service(),
+        limits(5000, 1, 1000),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // The first connection holds the only slot for 500 ms.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 500\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second is accepted by the kernel but not served until the first ends.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(200), second.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "second connection was served while the cap was full"
+    );
+    let first_reply = read_all(&mut first).await;
+    assert!(first_reply.starts_with("HTTP/1.1 200"), "{first_reply:?}");
+    let rest = read_all(&mut second).await;
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest:?}");
+
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
