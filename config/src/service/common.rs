@@ -19,7 +19,8 @@ pub struct SigningConfig {
     /// Default: none.
     pub keys: Vec<KeySpec>,
     /// A TOML file with more `[[keys]]`, as printed by `cadenza keys
-    /// generate`; appended after the inline keys. Default: none.
+    /// generate`; appended after the inline keys. Relative paths are
+    /// relative to the working directory; empty means none. Default: none.
     pub keys_file: Option<PathBuf>,
     /// Id of the key that signs new URLs. Default: the last key.
     pub current: Option<String>,
@@ -86,7 +87,12 @@ impl SigningConfig {
             .map(|(i, k)| (format!("signing.keys[{i}]"), k))
             .collect();
         let from_file;
-        if let Some(path) = &self.keys_file {
+        // An empty path means "no file", so an override can unset it.
+        if let Some(path) = self
+            .keys_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,

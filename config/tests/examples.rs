@@ -1,0 +1,137 @@
+//! Every example config file loads and validates.
+
+use std::path::{Path, PathBuf};
+
+use cadenza_config::load::load_from;
+use cadenza_config::service::{
+    ControlConfig, DevConfig, EdgeConfig, OriginConfig, TranscoderConfig,
+};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// The examples point `keys_file` at /etc; aim it at the example key file.
+fn keys_override() -> String {
+    format!("signing.keys_file={}", example("keys.toml").display())
+}
+
+#[test]
+fn examples_load() {
+    let no_env: Vec<(String, String)> = Vec::new();
+    let edge: EdgeConfig = load_from(
+        Some(&example("edge.toml")),
+        no_env.clone(),
+        &[keys_override()],
+    )
+    .unwrap();
+    assert_eq!(edge, {
+        let mut d = EdgeConfig::default();
+        d.admin.token = edge.admin.token.clone();
+        d.origin.url = "http://127.0.0.1:8401".into();
+        d.signing.keys_file = edge.signing.keys_file.clone();
+        d
+    });
+    assert_eq!(
+        edge.signing.key_ring().unwrap().current().id().as_str(),
+        "example-k1"
+    );
+    let control: ControlConfig = load_from(
+        Some(&example("control.toml")),
+        no_env.clone(),
+        &[keys_override()],
+    )
+    .unwrap();
+    assert_eq!(control.edges.len(), 1);
+    let _: OriginConfig = load_from(Some(&example("origin.toml")), no_env.clone(), &[]).unwrap();
+    let _: TranscoderConfig =
+        load_from(Some(&example("transcoder.toml")), no_env.clone(), &[]).unwrap();
+    let dev: DevConfig = load_from(Some(&example("dev.toml")), no_env, &[]).unwrap();
+    assert_eq!(dev, DevConfig::default());
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let no_env: Vec<(String, String)> = Vec::new();
+    let err = load_from::<EdgeConfig>(None, no_env.clone(), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin.token"), "{err}");
+    let err = load_from::<EdgeConfig>(
+        None,
+        no_env.clone(),
+        &["admin.token=0123456789abcdefgh".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("origin.url"), "{err}");
+    let err = load_from::<EdgeConfig>(
+        None,
+        no_env.clone(),
+        &[
+            "admin.token=0123456789abcdefgh".into(),
+            "origin.url=file:///tmp/x".into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("signing.keys") && err.contains("empty"),
+        "{err}"
+    );
+    let err = load_from::<ControlConfig>(
+        Some(&example("control.toml")),
+        no_env.clone(),
+        &[keys_override(), "playback.url_ttl=48h".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("playback.url_ttl") && err.contains("max_lifetime"),
+        "{err}"
+    );
+    let err = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env.clone(),
+        &[keys_override(), "cache.slice=1KiB".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "config key `cache.slice` = \"1KiB\": must be between 16KiB and 16MiB"
+    );
+    let err = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env,
+        &["signing.keys_file=/nonexistent/keys.toml".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/nonexistent/keys.toml"), "{err}");
+}
+
+#[test]
+fn inline_keys_with_a_bad_secret_name_the_entry() {
+    let no_env: Vec<(String, String)> = Vec::new();
+    let err = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env,
+        &[
+            "signing.keys_file=".into(),
+            r#"signing.keys=[{id="k1", secret="c2hvcnQ"}]"#.into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("signing.keys[0].secret") && err.contains("at least 32 bytes"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("c2hvcnQ"),
+        "secret leaked into the error: {err}"
+    );
+}
