@@ -1,1 +1,130 @@
+//! The cadenza control plane: catalog, users and playback over HTTP.
+//!
+//! A player asks `POST /v1/playback/stream` for a track; the control plane
+//! checks the user's bearer token, the album's embargo and the tier, picks a
+//! published rung of the 24/96/160/320 kbps ladder, and answers with one
+//! signed URL per edge POP (`<edge>/a/<file_id>.ogg?exp=…&uid=…&kid=…&sig=…`,
+//! signed with the key ring's current key). The catalog arrives through the
+//! admin API (`POST /v1/admin/import`, one transaction per batch, built
+//! from the transcoder's manifests); users through `POST /v1/admin/users`.
+//!
+//! Storage is sqlx's Any driver over SQLite (the embedded default; the file
+//! is created if missing, WAL mode) or PostgreSQL, with one migration set per
+//! database applied at start-up ([`migrate`] applies them alone, for
+//! `cadenza control migrate`). The request and response bodies are the
+//! public [`types`]; errors are always
+//! `{"error":{"status":…,"code":"…","message":"…"}}`.
+//!
+//! ```no_run
+//! use cadenza_config::service::{ControlConfig, EdgeEndpoint, KeySpec};
+//! use cadenza_config::token::SigningKey;
+//! use cadenza_config::units::Secret;
+//!
+//! # async fn demo() -> Result<(), cadenza_control::ControlError> {
+//! let mut config = ControlConfig::default();
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! config.admin_token = Secret::new("an-admin-token-of-16+-chars");
+//! config.database.url = "sqlite:///tmp/cadenza/control.db".into();
+//! config.signing.keys = vec![KeySpec::from_key(&SigningKey::generate("k1".parse().unwrap()))];
+//! config.edges = vec![EdgeEndpoint { name: "local".into(), url: "http://127.0.0.1:8410".into() }];
+//!
+//! let server = cadenza_control::ControlServer::bind(config).await?;
+//! println!("control plane on http://{}", server.local_addr());
+//! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! What this crate must never do:
+//! - import the edge crate: edge and control talk HTTP, like two machines;
+//! - log or store a user token (only its SHA-256 is stored), the admin
+//!   token, a signing key, or a signed URL;
+//! - issue a URL for an embargoed track, or above the user's tier;
+//! - answer an error in anything but the JSON error shape, or panic on
+//!   input.
 
+mod api;
+mod auth;
+mod catalog;
+mod db;
+mod error;
+mod metrics;
+mod playback;
+pub mod types;
+mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use cadenza_config::ServiceConfig as _;
+use cadenza_config::service::ControlConfig;
+use tokio::net::TcpListener;
+
+pub use error::ControlError;
+
+/// A bound, migrated control plane, ready to [`serve`](Self::serve).
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: api::AppState,
+}
+
+impl ControlServer {
+    /// Validate `config`, connect to the database, apply pending
+    /// migrations and bind the listener (`listen` may use port 0).
+    pub async fn bind(config: ControlConfig) -> Result<Self, ControlError> {
+        config.validate()?;
+        let keys = config.signing.key_ring()?;
+        let db = db::Db::connect(&config.database).await?;
+        db.migrate().await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ControlError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            state: api::AppState::new(db, config, keys),
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serve until `shutdown` resolves, then drain in-flight requests for
+    /// up to `http.shutdown_grace` and close the database pool.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControlError> {
+        let app = api::router(self.state.clone());
+        let limits = cadenza_net::Limits::from(&self.state.config().http);
+        tracing::info!(addr = %self.local_addr, "control plane listening");
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        let served = cadenza_net::serve(self.listener, service, limits, shutdown).await;
+        self.state.db().close().await;
+        served.map_err(ControlError::from)
+    }
+}
+
+/// Bind and serve until SIGINT or SIGTERM.
+pub async fn run(config: ControlConfig) -> Result<(), ControlError> {
+    ControlServer::bind(config)
+        .await?
+        .serve(cadenza_net::shutdown_signal())
+        .await
+}
+
+/// Apply pending migrations to `config.database` and return (idempotent).
+pub async fn migrate(config: &ControlConfig) -> Result<(), ControlError> {
+    let db = db::Db::connect(&config.database).await?;
+    let migrated = db.migrate().await;
+    db.close().await;
+    migrated
+}

@@ -5,9 +5,12 @@
 //! accepts wait, the kernel backlog queues), an HTTP/1 header-read timeout
 //! that really fires (hyper ignores it without a timer — we always set one;
 //! it also closes idle keep-alive connections, as nginx's
-//! `client_header_timeout` + `keepalive_timeout` do), HTTP/2 keep-alive pings
-//! that drop dead peers, and a graceful drain on shutdown: stop accepting,
-//! let in-flight responses finish up to a deadline, then close the rest.
+//! `client_header_timeout` + `keepalive_timeout` do), the same deadline on
+//! the bytes that tell HTTP/1 from HTTP/2 (which hyper-util reads without
+//! one), HTTP/2 keep-alive pings that drop dead peers, and a graceful drain
+//! on shutdown: stop accepting, let in-flight responses finish up to a
+//! deadline, then close the rest. A client that never completes its first
+//! request headers can hold a slot for at most twice the header timeout.
 //!
 //! HTTP/1.1 and HTTP/2 (prior knowledge, "h2c") are served on the same port.
 //!
@@ -23,6 +26,7 @@
 //! ```
 
 pub mod range;
+mod sniff;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -131,7 +135,13 @@ where
         let conn = builder.clone();
         let service = service.clone();
         let watcher = graceful.watcher();
+        let sniff_deadline = limits.header_read_timeout;
         tasks.spawn(async move {
+            let stream = match tokio::time::timeout(sniff_deadline, sniff::sniff(stream)).await {
+                Ok(Ok(stream)) => stream,
+                // Closed, failed or silent before saying which protocol.
+                Ok(Err(_)) | Err(_) => return,
+            };
             let conn =
                 conn.serve_connection_with_upgrades(TokioIo::new(stream), HyperService(service));
             if let Err(e) = watcher.watch(conn.into_owned()).await {

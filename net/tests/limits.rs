@@ -81,6 +81,39 @@ async fn header_read_timeout_closes_a_silent_connection() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_speaks_or_stalls_in_the_h2_preface_is_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(
+        listener,
+        slow_service(),
+        limits(200, 16, 1000),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(opening).await.unwrap();
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(
+            closed.is_ok(),
+            "connection opened with {opening:?} still open after 5 s"
+        );
+    }
+    // A real client after them is still served.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_all(&mut s).await.starts_with("HTTP/1.1 200"));
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_responses() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -22,8 +22,8 @@ pub struct ControlConfig {
     pub http: HttpServerConfig,
 }
 
-/// `[database]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `[database]`. `Debug` hides any password in the URL.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` (created if missing) or
@@ -140,5 +140,65 @@ impl ServiceConfig for ControlConfig {
             }
         }
         self.http.validate()
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_owned();
+    };
+    match url[scheme_end..at].find(':') {
+        Some(colon) => format!("{}***{}", &url[..scheme_end + colon + 1], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_never_print() {
+        let db = DatabaseConfig {
+            url: "postgres://app:hunter2@db.internal:5432/cadenza".into(),
+            max_connections: 5,
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db.internal:5432/cadenza"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_url_password("postgres://app@db/x"),
+            "postgres://app@db/x"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
+        assert_eq!(
+            redact_url_password("postgres://u:p@h/db?x=a@b"),
+            "postgres://u:***@h/db?x=a@b"
+        );
     }
 }

@@ -1,0 +1,148 @@
+//! The HTTP API: routes, shared state, and the request-metrics layer.
+//!
+//! | route | auth | handler |
+//! |---|---|---|
+//! | `GET /healthz` | none | process is up |
+//! | `GET /readyz` | none | database answers `SELECT 1` |
+//! | `GET /metrics` | none | Prometheus text |
+//! | `GET /v1/tracks/{id}` | user | [`tracks::get_track`] |
+//! | `POST /v1/playback/stream` | user | [`playback::stream`] |
+//! | `POST /v1/admin/import` | admin | [`admin::import`] |
+//! | `POST /v1/admin/users` | admin | [`admin::create_user`] |
+//!
+//! Unknown routes and methods answer with the JSON error shape too.
+
+mod admin;
+mod extract;
+mod health;
+mod playback;
+mod tracks;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use cadenza_config::service::ControlConfig;
+use cadenza_config::token::KeyRing;
+
+use crate::db::Db;
+use crate::error::{ApiError, ErrorKind};
+use crate::metrics::Metrics;
+use crate::validate::echo;
+
+/// Largest request body outside the import route.
+const BODY_LIMIT: usize = 64 * 1024;
+/// Largest import batch: manifests carry seek tables, so an album is a few
+/// hundred KiB; this allows a few hundred albums per batch.
+const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    config: ControlConfig,
+    keys: KeyRing,
+    metrics: Metrics,
+}
+
+/// By hand: the config's `database.url` may hold a password.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .field("listen", &self.config.listen)
+            .field("edges", &self.config.edges)
+            .field("signing_key", self.keys.current().id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(db: Db, config: ControlConfig, keys: KeyRing) -> Self {
+        Self(Arc::new(Inner {
+            db,
+            config,
+            keys,
+            metrics: Metrics::new(),
+        }))
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    pub(crate) fn config(&self) -> &ControlConfig {
+        &self.0.config
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.0.keys
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
+
+/// The whole API as one router.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/tracks/{id}", get(tracks::get_track))
+        .route("/v1/playback/stream", post(playback::stream))
+        .route(
+            "/v1/admin/import",
+            post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route("/v1/admin/users", post(admin::create_user))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route for path {}", echo(uri.path())),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!(
+            "method {} is not allowed on path {}",
+            echo(method.as_str()),
+            echo(uri.path())
+        ),
+    )
+}
+
+/// Count and time every request by its route template.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics()
+        .observe_request(&route, status, elapsed.as_secs_f64());
+    tracing::debug!(%method, route, status, elapsed_ms = elapsed.as_millis(), "request");
+    response
+}

@@ -1,0 +1,210 @@
+//! Errors: [`ControlError`] at the crate boundary (start-up, migrations,
+//! the listener) and [`ApiError`] for HTTP answers.
+//!
+//! Every API error leaves as
+//! `{"error":{"status":<int>,"code":"<snake_case>","message":"<text>"}}`.
+//! [`ErrorKind::status_and_code`] is the one place that maps a kind to its
+//! HTTP status and reason code, as axum's rejections do.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::types::{ErrorBody, ErrorResponse};
+
+/// Why the control plane could not start, migrate or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] cadenza_config::ConfigError),
+    #[error("database {url}: {source}")]
+    Database {
+        /// The configured URL with any password replaced by `***`.
+        url: String,
+        source: sqlx::Error,
+    },
+    #[error("database {url}: migration failed: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What went wrong with a request; decides status and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// Malformed JSON, path or field value.
+    InvalidRequest,
+    /// `quality` is not a rung of the ladder.
+    InvalidQuality,
+    /// Request body over the route's limit.
+    PayloadTooLarge,
+    /// No or an unknown bearer token.
+    Unauthorized,
+    /// A valid credential that may not do this.
+    Forbidden,
+    /// No such route.
+    NotFound,
+    /// No such method on the route.
+    MethodNotAllowed,
+    TrackNotFound,
+    /// The album is embargoed until its `release_at`.
+    NotReleased,
+    /// The track has no registered audio files.
+    NoAudio,
+    /// A create collided with an existing entity.
+    AlreadyExists,
+    /// No edge POPs are configured.
+    NoEdges,
+    /// The database is unreachable or overloaded; a retry may help.
+    Unavailable,
+    /// A bug or an unexpected database failure; details go to the log only.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status and the stable reason code of each kind.
+    pub(crate) fn status_and_code(self) -> (StatusCode, &'static str) {
+        use ErrorKind::*;
+        match self {
+            InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            InvalidQuality => (StatusCode::BAD_REQUEST, "invalid_quality"),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            TrackNotFound => (StatusCode::NOT_FOUND, "track_not_found"),
+            NotReleased => (StatusCode::FORBIDDEN, "not_released"),
+            NoAudio => (StatusCode::CONFLICT, "no_audio"),
+            AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+            NoEdges => (StatusCode::SERVICE_UNAVAILABLE, "no_edges"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// An error answer: a kind and a lower-case message naming what was wrong.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    kind: ErrorKind,
+    message: String,
+    /// `WWW-Authenticate` challenge for 401s (RFC 6750 §3).
+    challenge: Option<&'static str>,
+}
+
+impl ApiError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            challenge: None,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// 401 for a request without credentials.
+    pub(crate) fn missing_token() -> Self {
+        Self {
+            challenge: Some(r#"Bearer realm="cadenza""#),
+            ..Self::new(
+                ErrorKind::Unauthorized,
+                "missing bearer token in the authorization header",
+            )
+        }
+    }
+
+    /// 401 for credentials that are malformed or unknown.
+    pub(crate) fn invalid_token(message: impl Into<String>) -> Self {
+        Self {
+            challenge: Some(r#"Bearer realm="cadenza", error="invalid_token""#),
+            ..Self::new(ErrorKind::Unauthorized, message)
+        }
+    }
+
+    /// A failure whose details must not reach the client: logged here,
+    /// answered as a bare 500.
+    pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, context, "internal error");
+        Self::new(ErrorKind::Internal, "internal error")
+    }
+
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::new(ErrorKind::Unavailable, "database unavailable, try again")
+            }
+            _ => Self::internal("database", &e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.kind.status_and_code();
+        let body = ErrorResponse {
+            error: ErrorBody {
+                status: status.as_u16(),
+                code: code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_snake_case_code_and_an_error_status() {
+        use ErrorKind::*;
+        for kind in [
+            InvalidRequest,
+            InvalidQuality,
+            PayloadTooLarge,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            TrackNotFound,
+            NotReleased,
+            NoAudio,
+            AlreadyExists,
+            NoEdges,
+            Unavailable,
+            Internal,
+        ] {
+            let (status, code) = kind.status_and_code();
+            assert!(status.is_client_error() || status.is_server_error());
+            assert!(code.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The JSON bodies of the HTTP API, public so clients (the dev stack, tools,
+//! tests) build and read them with the same types the server uses.
+//!
+//! Request bodies refuse unknown fields, so a typo (`"relase_at"`) is a 400
+//! naming it rather than a silently dropped embargo. Response bodies may
+//! grow new fields; readers should ignore what they do not know.
+
+use cadenza_config::ids::{FileId, TrackId, UserId};
+use cadenza_config::manifest::Manifest;
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------- admin
+
+/// `POST /v1/admin/import`: a catalog batch, upserted in one transaction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    #[serde(default)]
+    pub artists: Vec<ImportArtist>,
+    #[serde(default)]
+    pub albums: Vec<ImportAlbum>,
+    #[serde(default)]
+    pub tracks: Vec<ImportTrack>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportArtist {
+    /// `[A-Za-z0-9_-]{1,64}`
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAlbum {
+    /// `[A-Za-z0-9_-]{1,64}`
+    pub id: String,
+    pub title: String,
+    pub album_type: AlbumType,
+    /// `YYYY-MM-DD`, shown to users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_date: Option<String>,
+    /// Embargo, unix seconds: no stream URL is issued before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_at: Option<i64>,
+    /// Credited artists in order; each must be in this batch or the catalog.
+    pub artist_ids: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlbumType {
+    Album,
+    Single,
+    Ep,
+    Compilation,
+}
+
+impl AlbumType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlbumType::Album => "album",
+            AlbumType::Single => "single",
+            AlbumType::Ep => "ep",
+            AlbumType::Compilation => "compilation",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "album" => AlbumType::Album,
+            "single" => AlbumType::Single,
+            "ep" => AlbumType::Ep,
+            "compilation" => AlbumType::Compilation,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTrack {
+    pub id: TrackId,
+    /// Must be in this batch or the catalog.
+    pub album_id: String,
+    pub title: String,
+    /// 1-based.
+    pub track_number: u32,
+    /// 1-based. Default `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc_number: Option<u32>,
+    /// Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<bool>,
+    /// ISO 3901, e.g. `SEXYZ2400001` (hyphens are dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isrc: Option<String>,
+    /// Credited artists in order; each must be in this batch or the catalog.
+    pub artist_ids: Vec<String>,
+    /// The transcoder's manifest; supplies duration, loudness and files.
+    /// `manifest.track_id` must equal `id`.
+    pub manifest: Manifest,
+    /// Tempo, energy, … as a JSON object. When absent, a re-import keeps
+    /// what the catalog holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_features: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Answer to an import: how many of each entity the batch upserted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportResponse {
+    pub artists: u64,
+    pub albums: u64,
+    pub tracks: u64,
+}
+
+/// `POST /v1/admin/users`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub display_name: String,
+    pub tier: Tier,
+    /// ISO 3166-1 alpha-2, e.g. `SE`.
+    pub country: String,
+    /// Default: a fresh random id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<UserId>,
+}
+
+/// Subscription tier; decides the highest quality a user may stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Premium,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Premium => "premium",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "free" => Some(Tier::Free),
+            "premium" => Some(Tier::Premium),
+            _ => None,
+        }
+    }
+}
+
+/// `201 Created` answer to a user creation. The token is shown once; only
+/// its SHA-256 is stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateUserResponse {
+    pub id: UserId,
+    pub token: String,
+}
+
+impl std::fmt::Debug for CreateUserResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserResponse")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------- catalog
+
+/// `GET /v1/tracks/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackResponse {
+    pub id: TrackId,
+    pub title: String,
+    pub duration_ms: u64,
+    pub track_number: u32,
+    pub disc_number: u32,
+    pub explicit: bool,
+    pub isrc: Option<String>,
+    /// 0-100.
+    pub popularity: u32,
+    pub album: AlbumSummary,
+    /// Credited artists, in order.
+    pub artists: Vec<ArtistSummary>,
+    /// Published bitrates in kbit/s, ascending.
+    pub qualities: Vec<u32>,
+    pub loudness: TrackLoudness,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlbumSummary {
+    pub id: String,
+    pub title: String,
+    pub album_type: AlbumType,
+    pub release_date: Option<String>,
+    /// Embargo end in unix seconds, if any (streams are refused before it).
+    pub release_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtistSummary {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackLoudness {
+    pub integrated_lufs: f64,
+    pub true_peak_dbtp: f64,
+    /// Playback gain to −14 LUFS with true peak ≤ −1 dBTP.
+    pub gain_db: f64,
+}
+
+// ---------------------------------------------------------------- playback
+
+/// `POST /v1/playback/stream`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    pub track_id: TrackId,
+    /// Preferred bitrate: 24, 96, 160 or 320. Capped by the tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Connection>,
+    /// `true` forces 24 kbps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_saver: Option<bool>,
+}
+
+/// The player's network, as it reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    Wifi,
+    Cellular,
+}
+
+/// Where and what to stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamResponse {
+    pub track_id: TrackId,
+    pub quality_kbps: u32,
+    /// Unix seconds after which the URLs are refused.
+    pub expires_at: u64,
+    /// One signed URL per edge POP, in order of preference.
+    pub urls: Vec<StreamUrl>,
+    pub file: StreamFile,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamUrl {
+    /// POP name from the config.
+    pub edge: String,
+    pub url: String,
+}
+
+/// Signed URLs are credentials: `Debug` shows the edge only.
+impl std::fmt::Debug for StreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamUrl")
+            .field("edge", &self.edge)
+            .field("url", &"<signed>")
+            .finish()
+    }
+}
+
+/// The chosen rendition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamFile {
+    pub file_id: FileId,
+    pub size: u64,
+    pub duration_ms: u64,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub gain_db: f64,
+    pub mime: String,
+}
+
+// ---------------------------------------------------------------- errors
+
+/// Every error answer: `{"error":{"status":…,"code":"…","message":"…"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// Stable snake_case reason, e.g. `track_not_found`.
+    pub code: String,
+    /// Lower-case text naming the bad field or value.
+    pub message: String,
+}
