@@ -19,12 +19,12 @@ pub struct FileId([u8; FILE_ID_LEN]);
 impl FileId {
     /// The id of `bytes`.
     pub fn of_content(bytes: &[u8]) -> Self {
-        Self::from_digest(&Sha256::digest(bytes))
+        Self::from_digest(&Sha256::digest(bytes).into())
     }
 
     /// The id for a finished SHA-256 digest (for callers that hash while
     /// streaming).
-    pub fn from_digest(digest: &[u8]) -> Self {
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
         let hex = hex::encode(&digest[..FILE_ID_LEN / 2]);
         let mut out = [0u8; FILE_ID_LEN];
         out.copy_from_slice(hex.as_bytes());
@@ -43,11 +43,7 @@ pub enum IdError {
     #[error("file id must be {FILE_ID_LEN} lower-case hex digits, got {0:?}")]
     FileId(String),
     #[error("{kind} must be 1-{max} characters of [A-Za-z0-9_-], got {value:?}")]
-    Opaque {
-        kind: &'static str,
-        max: usize,
-        value: String,
-    },
+    Opaque { kind: &'static str, max: usize, value: String },
 }
 
 impl FromStr for FileId {
@@ -93,10 +89,7 @@ impl<'de> Deserialize<'de> for FileId {
 /// Opaque ids travel in URLs and object keys, so the alphabet is the
 /// URL-safe, path-safe one: no `/`, no `.`, no percent-encoding.
 pub fn is_opaque_id(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 macro_rules! opaque_id {
@@ -177,9 +170,7 @@ pub fn random_id(len: usize) -> String {
     use rand::RngExt as _;
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 #[cfg(test)]
@@ -189,10 +180,7 @@ mod tests {
     #[test]
     fn file_id_is_sha256_prefix() {
         // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
-        assert_eq!(
-            FileId::of_content(b"abc").as_str(),
-            "ba7816bf8f01cfea414140de5dae2223"
-        );
+        assert_eq!(FileId::of_content(b"abc").as_str(), "ba7816bf8f01cfea414140de5dae2223");
     }
 
     #[test]

@@ -38,10 +38,7 @@ pub fn edge_path(id: &FileId) -> String {
 /// The file id named by an edge path, if the path is exactly
 /// `/a/<32 lower-case hex>.ogg` (no dot segments, no encoding, nothing else).
 pub fn parse_edge_path(path: &str) -> Option<FileId> {
-    path.strip_prefix(EDGE_AUDIO_PREFIX)?
-        .strip_suffix(AUDIO_EXT)?
-        .parse()
-        .ok()
+    path.strip_prefix(EDGE_AUDIO_PREFIX)?.strip_suffix(AUDIO_EXT)?.parse().ok()
 }
 
 #[cfg(test)]

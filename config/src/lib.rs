@@ -38,8 +38,5 @@ pub use load::{ConfigError, ServiceConfig};
 
 /// Seconds since the Unix epoch, the clock every token is judged by.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -20,36 +20,21 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
     Key { key: String, message: String },
     #[error("config key `{key}` = {value}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
 }
 
 impl ConfigError {
     /// A validation failure of `key` holding `value`.
-    pub fn invalid(
-        key: impl Into<String>,
-        value: impl std::fmt::Debug,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, reason: impl Into<String>) -> Self {
         let value = format!("{value:?}");
         let value = crate::ids::truncate(&value);
-        Self::Invalid {
-            key: key.into(),
-            value,
-            reason: reason.into(),
-        }
+        Self::Invalid { key: key.into(), value, reason: reason.into() }
     }
 }
 
@@ -78,48 +63,30 @@ pub fn load_from<T: ServiceConfig>(
     let mut root = match file {
         None => toml::Table::new(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             text.parse::<toml::Table>()
-                .map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
         }
     };
-    let defaults = toml::Value::try_from(T::default()).map_err(|e| ConfigError::Key {
-        key: "<defaults>".into(),
-        message: e.to_string(),
-    })?;
+    let defaults = toml::Value::try_from(T::default())
+        .map_err(|e| ConfigError::Key { key: "<defaults>".into(), message: e.to_string() })?;
 
     let prefix = format!("{}__", T::ENV_PREFIX);
-    let mut env: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .collect();
+    let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
     env.sort();
     for (name, raw) in env {
-        let key = name[prefix.len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect::<Vec<_>>()
-            .join(".");
-        set_key(&mut root, &defaults, &key, &raw).map_err(|message| ConfigError::Key {
-            key: format!("{key} (from ${name})"),
-            message,
-        })?;
+        let key = name[prefix.len()..].split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join(".");
+        set_key(&mut root, &defaults, &key, &raw)
+            .map_err(|message| ConfigError::Key { key: format!("{key} (from ${name})"), message })?;
     }
     for set in sets {
         let (key, raw) = set.split_once('=').ok_or_else(|| ConfigError::Key {
             key: set.clone(),
             message: "override must look like key=value".into(),
         })?;
-        set_key(&mut root, &defaults, key.trim(), raw).map_err(|message| ConfigError::Key {
-            key: key.trim().to_owned(),
-            message,
-        })?;
+        set_key(&mut root, &defaults, key.trim(), raw)
+            .map_err(|message| ConfigError::Key { key: key.trim().to_owned(), message })?;
     }
 
     let config: T = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
@@ -134,12 +101,7 @@ pub fn load_from<T: ServiceConfig>(
 }
 
 /// Set dotted `key` in `root` to `raw`, typed by the default at that key.
-fn set_key(
-    root: &mut toml::Table,
-    defaults: &toml::Value,
-    key: &str,
-    raw: &str,
-) -> Result<(), String> {
+fn set_key(root: &mut toml::Table, defaults: &toml::Value, key: &str, raw: &str) -> Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err("empty key segment".into());
@@ -147,16 +109,12 @@ fn set_key(
     let default = parts.iter().try_fold(defaults, |v, p| v.get(*p));
     let value = match default {
         Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
-        Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("{raw:?} is not an integer"))?,
-        ),
-        Some(toml::Value::Float(_)) => toml::Value::Float(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("{raw:?} is not a number"))?,
-        ),
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| format!("{raw:?} is not an integer"))?)
+        }
+        Some(toml::Value::Float(_)) => {
+            toml::Value::Float(raw.trim().parse().map_err(|_| format!("{raw:?} is not a number"))?)
+        }
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
@@ -168,9 +126,7 @@ fn set_key(
     let (last, parents) = parts.split_last().expect("split yields at least one part");
     let mut table = root;
     for p in parents {
-        let entry = table
-            .entry((*p).to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry((*p).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(format!("`{p}` is not a section")),
@@ -190,17 +146,8 @@ fn parse_literal(raw: &str) -> toml::Value {
 }
 
 /// Check a value; on failure build a [`ConfigError::Invalid`].
-pub fn ensure(
-    ok: bool,
-    key: &str,
-    value: impl std::fmt::Debug,
-    reason: &str,
-) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(key, value, reason))
-    }
+pub fn ensure(ok: bool, key: &str, value: impl std::fmt::Debug, reason: &str) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(ConfigError::invalid(key, value, reason)) }
 }
 
 #[cfg(test)]
@@ -227,22 +174,12 @@ mod tests {
     }
     impl Default for Demo {
         fn default() -> Self {
-            Self {
-                name: "d".into(),
-                port: 80,
-                verbose: false,
-                cache: Cache::default(),
-                tags: vec![],
-            }
+            Self { name: "d".into(), port: 80, verbose: false, cache: Cache::default(), tags: vec![] }
         }
     }
     impl Default for Cache {
         fn default() -> Self {
-            Self {
-                size: ByteSize::mib(1),
-                ttl: HumanDuration::secs(5),
-                label: None,
-            }
+            Self { size: ByteSize::mib(1), ttl: HumanDuration::secs(5), label: None }
         }
     }
     impl ServiceConfig for Demo {
@@ -253,21 +190,14 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "name = \"file\"\nport = 1\n[cache]\nsize = \"2MiB\"\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "name = \"file\"\nport = 1\n[cache]\nsize = \"2MiB\"\n").unwrap();
         let got: Demo = load_from(
             Some(&path),
             env(&[
@@ -276,12 +206,7 @@ mod tests {
                 ("CADENZA_DEMO__CACHE__TTL", "1m"),
                 ("CADENZA_OTHER__PORT", "9"),
             ]),
-            &[
-                "port=3".into(),
-                "cache.label=hot".into(),
-                "tags=[\"a\", \"b\"]".into(),
-                "verbose=true".into(),
-            ],
+            &["port=3".into(), "cache.label=hot".into(), "tags=[\"a\", \"b\"]".into(), "verbose=true".into()],
         )
         .unwrap();
         assert_eq!(got.name, "12345", "string-typed key keeps digits as text");
@@ -295,32 +220,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = load_from::<Demo>(None, env(&[]), &["cache.sise=1".into()])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(None, env(&[]), &["cache.sise=1".into()]).unwrap_err().to_string();
         assert!(err.contains("cache") && err.contains("sise"), "{err}");
-        let err = load_from::<Demo>(None, env(&[]), &["cache.size=lots".into()])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(None, env(&[]), &["cache.size=lots".into()]).unwrap_err().to_string();
         assert!(err.contains("cache.size") && err.contains("lots"), "{err}");
-        let err = load_from::<Demo>(None, env(&[("CADENZA_DEMO__PORT", "eighty")]), &[])
-            .unwrap_err()
-            .to_string();
+        let err =
+            load_from::<Demo>(None, env(&[("CADENZA_DEMO__PORT", "eighty")]), &[]).unwrap_err().to_string();
         assert!(
             err.contains("port") && err.contains("CADENZA_DEMO__PORT") && err.contains("eighty"),
             "{err}"
         );
-        let err = load_from::<Demo>(None, env(&[]), &["port=0".into()])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(None, env(&[]), &["port=0".into()]).unwrap_err().to_string();
         assert_eq!(err, "config key `port` = 0: must not be 0");
-        let err = load_from::<Demo>(None, env(&[]), &["cache=1".into()])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(None, env(&[]), &["cache=1".into()]).unwrap_err().to_string();
         assert!(err.contains("section"), "{err}");
-        let err = load_from::<Demo>(None, env(&[]), &["novalue".into()])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(None, env(&[]), &["novalue".into()]).unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
     }
 
@@ -329,14 +243,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "port = \n").unwrap();
-        let err = load_from::<Demo>(Some(&path), env(&[]), &[])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(Some(&path), env(&[]), &[]).unwrap_err().to_string();
         assert!(err.contains("bad.toml"), "{err}");
         let missing = dir.path().join("missing.toml");
-        let err = load_from::<Demo>(Some(&missing), env(&[]), &[])
-            .unwrap_err()
-            .to_string();
+        let err = load_from::<Demo>(Some(&missing), env(&[]), &[]).unwrap_err().to_string();
         assert!(err.contains("missing.toml"), "{err}");
     }
 }

@@ -115,11 +115,7 @@ mod tests {
                 frames: 44_100,
                 duration_ms: 1000,
             },
-            loudness: Loudness {
-                integrated_lufs: -20.0,
-                true_peak_dbtp: -3.0,
-                gain_db: 2.0,
-            },
+            loudness: Loudness { integrated_lufs: -20.0, true_peak_dbtp: -3.0, gain_db: 2.0 },
             encoder: "test".into(),
             renditions: vec![Rendition {
                 bitrate_kbps: Rung::K96,
@@ -131,10 +127,7 @@ mod tests {
                 sample_rate: 44_100,
                 channels: 2,
                 mime: "audio/ogg; codecs=vorbis".into(),
-                seek: vec![SeekPoint {
-                    ms: 0,
-                    offset: 4000,
-                }],
+                seek: vec![SeekPoint { ms: 0, offset: 4000 }],
             }],
         };
         let json = serde_json::to_string(&m).unwrap();

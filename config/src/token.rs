@@ -71,13 +71,10 @@ impl SigningKey {
     /// A key from raw secret bytes (at least [`MIN_SECRET_LEN`]).
     pub fn new(id: KeyId, secret: Vec<u8>) -> Result<Self, KeyError> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(KeyError::ShortSecret {
-                id: id.to_string(),
-                len: secret.len(),
-            });
+            return Err(KeyError::ShortSecret { id: id.to_string(), len: secret.len() });
         }
-        let keyed = <HmacSha256 as KeyInit>::new_from_slice(&secret)
-            .expect("HMAC accepts keys of any length");
+        let keyed =
+            <HmacSha256 as KeyInit>::new_from_slice(&secret).expect("HMAC accepts keys of any length");
         Ok(Self { id, secret, keyed })
     }
 
@@ -115,10 +112,7 @@ impl SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .finish()
+        f.debug_struct("SigningKey").field("id", &self.id).field("secret", &"<redacted>").finish()
     }
 }
 
@@ -183,15 +177,8 @@ pub fn canonical(path: &str, exp: u64, uid: &str, kid: &str) -> Vec<u8> {
 /// The query string (without `?`) that authorises `uid` to GET `path` until
 /// `exp` (unix seconds), signed with `key`.
 pub fn sign_query(key: &SigningKey, path: &str, uid: &UserId, exp: u64) -> String {
-    let tag = key
-        .mac(&canonical(path, exp, uid.as_str(), key.id.as_str()))
-        .finalize()
-        .into_bytes();
-    format!(
-        "exp={exp}&uid={uid}&kid={}&sig={}",
-        key.id,
-        URL_SAFE_NO_PAD.encode(tag)
-    )
+    let tag = key.mac(&canonical(path, exp, uid.as_str(), key.id.as_str())).finalize().into_bytes();
+    format!("exp={exp}&uid={uid}&kid={}&sig={}", key.id, URL_SAFE_NO_PAD.encode(tag))
 }
 
 /// Time rules for tokens.
@@ -271,12 +258,7 @@ impl Verifier {
 
     /// Verify that `query` (the raw query string, without `?`) authorises a
     /// GET of `path` at unix time `now`.
-    pub fn verify(
-        &self,
-        path: &str,
-        query: Option<&str>,
-        now: u64,
-    ) -> Result<Verified, TokenError> {
+    pub fn verify(&self, path: &str, query: Option<&str>, now: u64) -> Result<Verified, TokenError> {
         let q = parse_query(query.unwrap_or(""))?;
         let key = self.ring.get(q.kid).ok_or(TokenError::UnknownKey)?;
         key.mac(&canonical(path, q.exp, q.uid, q.kid))
@@ -286,11 +268,7 @@ impl Verifier {
         if now > q.exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        if q.exp
-            > now
-                .saturating_add(self.policy.max_lifetime.as_secs())
-                .saturating_add(leeway)
-        {
+        if q.exp > now.saturating_add(self.policy.max_lifetime.as_secs()).saturating_add(leeway) {
             return Err(TokenError::LifetimeExceeded);
         }
         Ok(Verified {
@@ -319,9 +297,7 @@ fn parse_query(query: &str) -> Result<RawToken<'_>, TokenError> {
     }
     let (mut exp, mut uid, mut kid, mut sig) = (None, None, None, None);
     for pair in query.split('&') {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or(TokenError::Malformed("parameter without '='"))?;
+        let (name, value) = pair.split_once('=').ok_or(TokenError::Malformed("parameter without '='"))?;
         let slot = match name {
             "exp" => &mut exp,
             "uid" => &mut uid,
@@ -363,12 +339,7 @@ fn parse_query(query: &str) -> Result<RawToken<'_>, TokenError> {
         Ok(32) => {}
         _ => return Err(TokenError::Malformed("sig encoding")),
     }
-    Ok(RawToken {
-        exp,
-        uid,
-        kid,
-        sig: tag,
-    })
+    Ok(RawToken { exp, uid, kid, sig: tag })
 }
 
 #[cfg(test)]
@@ -386,10 +357,7 @@ mod tests {
         let ring = KeyRing::new(vec![key("k1", 1), key("k2", 2)], None).unwrap();
         Verifier::new(
             ring,
-            TokenPolicy {
-                leeway: Duration::from_secs(30),
-                max_lifetime: Duration::from_secs(86_400),
-            },
+            TokenPolicy { leeway: Duration::from_secs(30), max_lifetime: Duration::from_secs(86_400) },
         )
     }
 
@@ -405,10 +373,7 @@ mod tests {
     fn valid_tokens_verify_with_any_key_in_the_ring() {
         let v = verifier();
         let ok = v.verify(PATH, Some(&good(NOW + 3600)), NOW).unwrap();
-        assert_eq!(
-            (ok.uid.as_str(), ok.kid.as_str(), ok.exp),
-            ("u1", "k2", NOW + 3600)
-        );
+        assert_eq!((ok.uid.as_str(), ok.kid.as_str(), ok.exp), ("u1", "k2", NOW + 3600));
         // An older key still in the ring verifies too (rotation).
         let old = sign_query(&key("k1", 1), PATH, &"u1".parse().unwrap(), NOW + 60);
         assert!(v.verify(PATH, Some(&old), NOW).is_ok());
@@ -422,15 +387,9 @@ mod tests {
     fn leeway_applies_both_ways() {
         let v = verifier();
         assert!(v.verify(PATH, Some(&good(NOW - 30)), NOW).is_ok());
-        assert_eq!(
-            v.verify(PATH, Some(&good(NOW - 31)), NOW),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(v.verify(PATH, Some(&good(NOW - 31)), NOW), Err(TokenError::Expired));
         assert!(v.verify(PATH, Some(&good(NOW + 86_400 + 30)), NOW).is_ok());
-        assert_eq!(
-            v.verify(PATH, Some(&good(NOW + 86_400 + 31)), NOW),
-            Err(TokenError::LifetimeExceeded)
-        );
+        assert_eq!(v.verify(PATH, Some(&good(NOW + 86_400 + 31)), NOW), Err(TokenError::LifetimeExceeded));
     }
 
     /// One row per way a token can be wrong.
@@ -448,45 +407,25 @@ mod tests {
         let wrong_secret = sign_query(&key("k2", 7), PATH, &"u1".parse().unwrap(), exp);
 
         let cases: Vec<(&str, &str, String, TokenError)> = vec![
-            (
-                "tampered path",
-                other_path,
-                q.clone(),
-                TokenError::BadSignature,
-            ),
+            ("tampered path", other_path, q.clone(), TokenError::BadSignature),
             (
                 "tampered expiry",
                 PATH,
                 q.replace(&exp.to_string(), &(exp + 1).to_string()),
                 TokenError::BadSignature,
             ),
-            (
-                "swapped user",
-                PATH,
-                q.replace("uid=u1", "uid=u2"),
-                TokenError::BadSignature,
-            ),
+            ("swapped user", PATH, q.replace("uid=u1", "uid=u2"), TokenError::BadSignature),
             (
                 "swapped kid to another ring key",
                 PATH,
                 q.replace("kid=k2", "kid=k1"),
                 TokenError::BadSignature,
             ),
-            (
-                "flipped signature",
-                PATH,
-                q.replace(&sig, &flipped),
-                TokenError::BadSignature,
-            ),
+            ("flipped signature", PATH, q.replace(&sig, &flipped), TokenError::BadSignature),
             ("wrong secret", PATH, wrong_secret, TokenError::BadSignature),
             ("unknown kid", PATH, forged_unknown, TokenError::UnknownKey),
             ("expired", PATH, good(NOW - 3600), TokenError::Expired),
-            (
-                "too far in the future",
-                PATH,
-                good(NOW + 10 * 86_400),
-                TokenError::LifetimeExceeded,
-            ),
+            ("too far in the future", PATH, good(NOW + 10 * 86_400), TokenError::LifetimeExceeded),
             ("no query", PATH, String::new(), TokenError::Missing),
             (
                 "malformed base64",
@@ -494,90 +433,35 @@ mod tests {
                 q.replace(&sig, &format!("{}*", &sig[..42])),
                 TokenError::Malformed("sig encoding"),
             ),
-            (
-                "padded base64",
-                PATH,
-                format!("{q}="),
-                TokenError::Malformed("sig length"),
-            ),
-            (
-                "short sig",
-                PATH,
-                q.replace(&sig, &sig[..40]),
-                TokenError::Malformed("sig length"),
-            ),
+            ("padded base64", PATH, format!("{q}="), TokenError::Malformed("sig length")),
+            ("short sig", PATH, q.replace(&sig, &sig[..40]), TokenError::Malformed("sig length")),
             (
                 "non-canonical base64 tail",
                 PATH,
                 q.replace(&sig, &format!("{}{}", &sig[..42], noncanonical_tail(&sig))),
                 TokenError::Malformed("sig encoding"),
             ),
-            (
-                "duplicated exp",
-                PATH,
-                format!("{q}&exp={exp}"),
-                TokenError::Malformed("duplicated parameter"),
-            ),
-            (
-                "duplicated sig",
-                PATH,
-                format!("{q}&sig={sig}"),
-                TokenError::Malformed("duplicated parameter"),
-            ),
-            (
-                "extra parameter",
-                PATH,
-                format!("{q}&x=1"),
-                TokenError::Malformed("unexpected parameter"),
-            ),
+            ("duplicated exp", PATH, format!("{q}&exp={exp}"), TokenError::Malformed("duplicated parameter")),
+            ("duplicated sig", PATH, format!("{q}&sig={sig}"), TokenError::Malformed("duplicated parameter")),
+            ("extra parameter", PATH, format!("{q}&x=1"), TokenError::Malformed("unexpected parameter")),
             (
                 "parameter without value separator",
                 PATH,
                 format!("{q}&flag"),
                 TokenError::Malformed("parameter without '='"),
             ),
-            (
-                "missing sig",
-                PATH,
-                format!("exp={exp}&uid=u1&kid=k2"),
-                TokenError::Malformed("missing sig"),
-            ),
-            (
-                "signed exp",
-                PATH,
-                q.replace("exp=", "exp=+"),
-                TokenError::Malformed("exp"),
-            ),
-            (
-                "leading-zero exp",
-                PATH,
-                q.replace("exp=", "exp=0"),
-                TokenError::Malformed("exp"),
-            ),
+            ("missing sig", PATH, format!("exp={exp}&uid=u1&kid=k2"), TokenError::Malformed("missing sig")),
+            ("signed exp", PATH, q.replace("exp=", "exp=+"), TokenError::Malformed("exp")),
+            ("leading-zero exp", PATH, q.replace("exp=", "exp=0"), TokenError::Malformed("exp")),
             (
                 "huge exp",
                 PATH,
                 q.replace(&format!("exp={exp}"), "exp=99999999999999999999"),
                 TokenError::Malformed("exp"),
             ),
-            (
-                "percent-encoded uid",
-                PATH,
-                q.replace("uid=u1", "uid=u%31"),
-                TokenError::Malformed("uid"),
-            ),
-            (
-                "uid with space",
-                PATH,
-                q.replace("uid=u1", "uid=u 1"),
-                TokenError::Malformed("uid"),
-            ),
-            (
-                "empty kid",
-                PATH,
-                q.replace("kid=k2", "kid="),
-                TokenError::Malformed("kid"),
-            ),
+            ("percent-encoded uid", PATH, q.replace("uid=u1", "uid=u%31"), TokenError::Malformed("uid")),
+            ("uid with space", PATH, q.replace("uid=u1", "uid=u 1"), TokenError::Malformed("uid")),
+            ("empty kid", PATH, q.replace("kid=k2", "kid="), TokenError::Malformed("kid")),
             (
                 "overlong query",
                 PATH,
@@ -586,11 +470,7 @@ mod tests {
             ),
         ];
         for (name, path, query, want) in cases {
-            assert_eq!(
-                v.verify(path, Some(&query), NOW),
-                Err(want.clone()),
-                "case: {name}"
-            );
+            assert_eq!(v.verify(path, Some(&query), NOW), Err(want.clone()), "case: {name}");
         }
     }
 
@@ -606,14 +486,8 @@ mod tests {
     #[test]
     fn canonical_string_is_unambiguous() {
         // Moving bytes between adjacent fields changes the canonical string.
-        assert_ne!(
-            canonical("/a/x", 1, "ab", "k"),
-            canonical("/a/x", 1, "a", "bk")
-        );
-        assert_ne!(
-            canonical("/a/x1", 1, "u", "k"),
-            canonical("/a/x", 11, "u", "k")
-        );
+        assert_ne!(canonical("/a/x", 1, "ab", "k"), canonical("/a/x", 1, "a", "bk"));
+        assert_ne!(canonical("/a/x1", 1, "u", "k"), canonical("/a/x", 11, "u", "k"));
         assert!(canonical("/p", 5, "u", "k").starts_with(CANONICAL_TAG.as_bytes()));
     }
 
@@ -626,8 +500,7 @@ mod tests {
         );
         let ring = KeyRing::new(vec![key("a", 1), key("b", 2)], None).unwrap();
         assert_eq!(ring.current().id().as_str(), "b");
-        let ring =
-            KeyRing::new(vec![key("a", 1), key("b", 2)], Some(&"a".parse().unwrap())).unwrap();
+        let ring = KeyRing::new(vec![key("a", 1), key("b", 2)], Some(&"a".parse().unwrap())).unwrap();
         assert_eq!(ring.current().id().as_str(), "a");
         assert!(KeyRing::new(vec![key("a", 1)], Some(&"z".parse().unwrap())).is_err());
         assert!(matches!(
@@ -639,8 +512,7 @@ mod tests {
             Err(KeyError::SecretEncoding { .. })
         ));
         let generated = SigningKey::generate("g".parse().unwrap());
-        let again =
-            SigningKey::from_base64("g".parse().unwrap(), &generated.secret_base64()).unwrap();
+        let again = SigningKey::from_base64("g".parse().unwrap(), &generated.secret_base64()).unwrap();
         assert_eq!(again.secret, generated.secret);
         assert!(!format!("{generated:?}").contains(&generated.secret_base64()));
     }

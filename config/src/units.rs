@@ -30,9 +30,7 @@ impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let mult: u64 = match unit.trim() {
             "" | "B" => 1,
@@ -50,9 +48,7 @@ impl FromStr for ByteSize {
                 ));
             }
         };
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size like \"256KiB\""))?;
+        let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size like \"256KiB\""))?;
         let v = n * mult as f64;
         if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
             return Err(format!("{s:?} is out of range"));
@@ -63,12 +59,8 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [
-            ("TiB", 1 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ];
+        const UNITS: [(&str, u64); 4] =
+            [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
         for (name, size) in UNITS {
             if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{name}", self.0 / size);
@@ -138,9 +130,7 @@ impl Serialize for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -164,11 +154,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(<empty>)"
-        } else {
-            "Secret(<redacted>)"
-        })
+        f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
     }
 }
 
@@ -191,18 +177,9 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(
-            "30s".parse::<HumanDuration>().unwrap(),
-            HumanDuration::secs(30)
-        );
-        assert_eq!(
-            "250ms".parse::<HumanDuration>().unwrap(),
-            HumanDuration::millis(250)
-        );
-        assert_eq!(
-            "1h 30m".parse::<HumanDuration>().unwrap(),
-            HumanDuration::secs(5400)
-        );
+        assert_eq!("30s".parse::<HumanDuration>().unwrap(), HumanDuration::secs(30));
+        assert_eq!("250ms".parse::<HumanDuration>().unwrap(), HumanDuration::millis(250));
+        assert_eq!("1h 30m".parse::<HumanDuration>().unwrap(), HumanDuration::secs(5400));
         assert!("30".parse::<HumanDuration>().is_err());
         let round: HumanDuration = HumanDuration::secs(90).to_string().parse().unwrap();
         assert_eq!(round, HumanDuration::secs(90));

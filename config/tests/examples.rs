@@ -3,14 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use cadenza_config::load::load_from;
-use cadenza_config::service::{
-    ControlConfig, DevConfig, EdgeConfig, OriginConfig, TranscoderConfig,
-};
+use cadenza_config::service::{ControlConfig, DevConfig, EdgeConfig, OriginConfig, TranscoderConfig};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
 }
 
 /// The examples point `keys_file` at /etc; aim it at the example key file.
@@ -21,12 +17,8 @@ fn keys_override() -> String {
 #[test]
 fn examples_load() {
     let no_env: Vec<(String, String)> = Vec::new();
-    let edge: EdgeConfig = load_from(
-        Some(&example("edge.toml")),
-        no_env.clone(),
-        &[keys_override()],
-    )
-    .unwrap();
+    let edge: EdgeConfig =
+        load_from(Some(&example("edge.toml")), no_env.clone(), &[keys_override()]).unwrap();
     assert_eq!(edge, {
         let mut d = EdgeConfig::default();
         d.admin.token = edge.admin.token.clone();
@@ -34,20 +26,12 @@ fn examples_load() {
         d.signing.keys_file = edge.signing.keys_file.clone();
         d
     });
-    assert_eq!(
-        edge.signing.key_ring().unwrap().current().id().as_str(),
-        "example-k1"
-    );
-    let control: ControlConfig = load_from(
-        Some(&example("control.toml")),
-        no_env.clone(),
-        &[keys_override()],
-    )
-    .unwrap();
+    assert_eq!(edge.signing.key_ring().unwrap().current().id().as_str(), "example-k1");
+    let control: ControlConfig =
+        load_from(Some(&example("control.toml")), no_env.clone(), &[keys_override()]).unwrap();
     assert_eq!(control.edges.len(), 1);
     let _: OriginConfig = load_from(Some(&example("origin.toml")), no_env.clone(), &[]).unwrap();
-    let _: TranscoderConfig =
-        load_from(Some(&example("transcoder.toml")), no_env.clone(), &[]).unwrap();
+    let _: TranscoderConfig = load_from(Some(&example("transcoder.toml")), no_env.clone(), &[]).unwrap();
     let dev: DevConfig = load_from(Some(&example("dev.toml")), no_env, &[]).unwrap();
     assert_eq!(dev, DevConfig::default());
 }
@@ -55,32 +39,20 @@ fn examples_load() {
 #[test]
 fn missing_required_keys_are_named() {
     let no_env: Vec<(String, String)> = Vec::new();
-    let err = load_from::<EdgeConfig>(None, no_env.clone(), &[])
+    let err = load_from::<EdgeConfig>(None, no_env.clone(), &[]).unwrap_err().to_string();
+    assert!(err.contains("admin.token"), "{err}");
+    let err = load_from::<EdgeConfig>(None, no_env.clone(), &["admin.token=0123456789abcdefgh".into()])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("admin.token"), "{err}");
-    let err = load_from::<EdgeConfig>(
-        None,
-        no_env.clone(),
-        &["admin.token=0123456789abcdefgh".into()],
-    )
-    .unwrap_err()
-    .to_string();
     assert!(err.contains("origin.url"), "{err}");
     let err = load_from::<EdgeConfig>(
         None,
         no_env.clone(),
-        &[
-            "admin.token=0123456789abcdefgh".into(),
-            "origin.url=file:///tmp/x".into(),
-        ],
+        &["admin.token=0123456789abcdefgh".into(), "origin.url=file:///tmp/x".into()],
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("signing.keys") && err.contains("empty"),
-        "{err}"
-    );
+    assert!(err.contains("signing.keys") && err.contains("empty"), "{err}");
     let err = load_from::<ControlConfig>(
         Some(&example("control.toml")),
         no_env.clone(),
@@ -88,10 +60,7 @@ fn missing_required_keys_are_named() {
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("playback.url_ttl") && err.contains("max_lifetime"),
-        "{err}"
-    );
+    assert!(err.contains("playback.url_ttl") && err.contains("max_lifetime"), "{err}");
     let err = load_from::<EdgeConfig>(
         Some(&example("edge.toml")),
         no_env.clone(),
@@ -99,10 +68,7 @@ fn missing_required_keys_are_named() {
     )
     .unwrap_err()
     .to_string();
-    assert_eq!(
-        err,
-        "config key `cache.slice` = \"1KiB\": must be between 16KiB and 16MiB"
-    );
+    assert_eq!(err, "config key `cache.slice` = \"1KiB\": must be between 16KiB and 16MiB");
     let err = load_from::<EdgeConfig>(
         Some(&example("edge.toml")),
         no_env,
@@ -119,19 +85,37 @@ fn inline_keys_with_a_bad_secret_name_the_entry() {
     let err = load_from::<EdgeConfig>(
         Some(&example("edge.toml")),
         no_env,
-        &[
-            "signing.keys_file=".into(),
-            r#"signing.keys=[{id="k1", secret="c2hvcnQ"}]"#.into(),
-        ],
+        &["signing.keys_file=".into(), r#"signing.keys=[{id="k1", secret="c2hvcnQ"}]"#.into()],
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("signing.keys[0].secret") && err.contains("at least 32 bytes"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("c2hvcnQ"),
-        "secret leaked into the error: {err}"
-    );
+    assert!(err.contains("signing.keys[0].secret") && err.contains("at least 32 bytes"), "{err}");
+    assert!(!err.contains("c2hvcnQ"), "secret leaked into the error: {err}");
+}
+
+/// docs/configuration.md tables every key of every service.
+#[test]
+fn every_key_is_documented() {
+    fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                keys(&key, v, out);
+                out.push(key);
+            }
+        }
+    }
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"))
+        .unwrap();
+    let mut all = Vec::new();
+    keys("", &toml::Value::try_from(EdgeConfig::default()).unwrap(), &mut all);
+    keys("", &toml::Value::try_from(ControlConfig::default()).unwrap(), &mut all);
+    keys("", &toml::Value::try_from(OriginConfig::default()).unwrap(), &mut all);
+    keys("", &toml::Value::try_from(TranscoderConfig::default()).unwrap(), &mut all);
+    keys("", &toml::Value::try_from(DevConfig::default()).unwrap(), &mut all);
+    all.extend(["signing.keys_file", "signing.current"].map(String::from));
+    let sections = ["admin", "origin", "cache", "signing", "http", "database", "playback", "demo"];
+    for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {
+        assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md does not table `{key}`");
+    }
 }

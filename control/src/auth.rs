@@ -84,10 +84,7 @@ impl FromRequestParts<AppState> for Admin {
         if admin_token_matches(state.config().admin_token.expose(), token) {
             Ok(Admin)
         } else {
-            Err(ApiError::new(
-                ErrorKind::Forbidden,
-                "bearer token is not the admin token",
-            ))
+            Err(ApiError::new(ErrorKind::Forbidden, "bearer token is not the admin token"))
         }
     }
 }
@@ -118,18 +115,8 @@ mod tests {
     fn bearer_parsing() {
         assert_eq!(bearer(&parts(None)).unwrap(), None);
         assert_eq!(bearer(&parts(Some("Bearer abc"))).unwrap(), Some("abc"));
-        assert_eq!(
-            bearer(&parts(Some("bearer a.b-c_~+/=="))).unwrap(),
-            Some("a.b-c_~+/==")
-        );
-        for bad in [
-            "Basic abc",
-            "Bearer",
-            "Bearer ",
-            "Bearerabc",
-            "Bearer a b",
-            "Bearer a=b",
-        ] {
+        assert_eq!(bearer(&parts(Some("bearer a.b-c_~+/=="))).unwrap(), Some("a.b-c_~+/=="));
+        for bad in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "Bearer a b", "Bearer a=b"] {
             let e = bearer(&parts(Some(bad))).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unauthorized, "{bad}");
         }
@@ -148,10 +135,7 @@ mod tests {
 
     #[test]
     fn token_hash_is_hex_sha256() {
-        assert_eq!(
-            token_sha256("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(token_sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         let t = new_token();
         assert_eq!(t.len(), 43);
         assert_ne!(t, new_token());

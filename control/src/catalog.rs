@@ -112,11 +112,7 @@ impl Batch {
             .map(|(i, t)| track(&format!("tracks[{i}]"), t))
             .collect::<Result<Vec<_>, _>>()?;
         unique(tracks.iter().map(|t| t.id.as_str()), "tracks")?;
-        Ok(Self {
-            artists,
-            albums,
-            tracks,
-        })
+        Ok(Self { artists, albums, tracks })
     }
 
     /// Ids this batch refers to but does not contain, first reference of
@@ -128,11 +124,7 @@ impl Batch {
         let mut out = Vec::new();
         let mut push = |path: String, table: RefTable, id: &str| {
             if seen.insert((table as u8, id.to_owned())) {
-                out.push(ExternalRef {
-                    path,
-                    table,
-                    id: id.to_owned(),
-                });
+                out.push(ExternalRef { path, table, id: id.to_owned() });
             }
         };
         for (i, a) in self.albums.iter().enumerate() {
@@ -144,11 +136,7 @@ impl Batch {
         }
         for (i, t) in self.tracks.iter().enumerate() {
             if !albums.contains(t.album_id.as_str()) {
-                push(
-                    format!("tracks[{i}].album_id"),
-                    RefTable::Album,
-                    &t.album_id,
-                );
+                push(format!("tracks[{i}].album_id"), RefTable::Album, &t.album_id);
             }
             for (j, id) in t.artist_ids.iter().enumerate() {
                 if !artists.contains(id.as_str()) {
@@ -175,9 +163,7 @@ fn unique<'a>(ids: impl Iterator<Item = &'a str>, list: &str) -> Result<(), ApiE
 
 fn credits(path: &str, ids: &[String]) -> Result<Vec<String>, ApiError> {
     if ids.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "{path}: must name at least one artist"
-        )));
+        return Err(ApiError::invalid(format!("{path}: must name at least one artist")));
     }
     if ids.len() > MAX_CREDITS {
         return Err(ApiError::invalid(format!(
@@ -193,10 +179,7 @@ fn credits(path: &str, ids: &[String]) -> Result<Vec<String>, ApiError> {
     let mut seen = HashSet::new();
     for (j, id) in out.iter().enumerate() {
         if !seen.insert(id) {
-            return Err(ApiError::invalid(format!(
-                "{path}[{j}]: {} is credited twice",
-                echo(id)
-            )));
+            return Err(ApiError::invalid(format!("{path}[{j}]: {} is credited twice", echo(id))));
         }
     }
     Ok(out)
@@ -232,9 +215,7 @@ fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
         if (1..=10_000).contains(&v) {
             Ok(i64::from(v))
         } else {
-            Err(ApiError::invalid(format!(
-                "{path}.{field}: must be between 1 and 10000, got {v}"
-            )))
+            Err(ApiError::invalid(format!("{path}.{field}: must be between 1 and 10000, got {v}")))
         }
     };
     let track_number = positive("track_number", t.track_number)?;
@@ -253,11 +234,7 @@ fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
                 file_id: r.file_id.to_string(),
                 size: checked_i64(&format!("{rpath}.size"), r.size, 1)?,
                 duration_ms: checked_i64(&format!("{rpath}.duration_ms"), r.duration_ms, 0)?,
-                sample_rate: checked_i64(
-                    &format!("{rpath}.sample_rate"),
-                    u64::from(r.sample_rate),
-                    1,
-                )?,
+                sample_rate: checked_i64(&format!("{rpath}.sample_rate"), u64::from(r.sample_rate), 1)?,
                 channels: checked_i64(&format!("{rpath}.channels"), u64::from(r.channels), 1)?,
                 achieved_kbps: finite(&format!("{rpath}.achieved_kbps"), r.achieved_kbps)?,
                 gain_db: m.loudness.gain_db,
@@ -271,21 +248,11 @@ fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
         track_number,
         disc_number,
         explicit: t.explicit.unwrap_or(false),
-        isrc: t
-            .isrc
-            .as_deref()
-            .map(|v| validate::isrc(&format!("{path}.isrc"), v))
-            .transpose()?,
+        isrc: t.isrc.as_deref().map(|v| validate::isrc(&format!("{path}.isrc"), v)).transpose()?,
         artist_ids: credits(&format!("{path}.artist_ids"), &t.artist_ids)?,
-        duration_ms: checked_i64(
-            &format!("{mpath}.source.duration_ms"),
-            m.source.duration_ms,
-            0,
-        )?,
+        duration_ms: checked_i64(&format!("{mpath}.source.duration_ms"), m.source.duration_ms, 0)?,
         loudness: m.loudness,
-        audio_features: t
-            .audio_features
-            .map(|f| serde_json::Value::Object(f).to_string()),
+        audio_features: t.audio_features.map(|f| serde_json::Value::Object(f).to_string()),
         files,
         id: t.id,
     })
@@ -306,29 +273,18 @@ fn check_manifest(path: &str, id: &TrackId, m: &Manifest) -> Result<(), ApiError
         )));
     }
     if m.renditions.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "{path}.renditions: must list at least one rendition"
-        )));
+        return Err(ApiError::invalid(format!("{path}.renditions: must list at least one rendition")));
     }
     for (i, r) in m.renditions.iter().enumerate() {
-        if m.renditions[..i]
-            .iter()
-            .any(|o| o.bitrate_kbps == r.bitrate_kbps)
-        {
+        if m.renditions[..i].iter().any(|o| o.bitrate_kbps == r.bitrate_kbps) {
             return Err(ApiError::invalid(format!(
                 "{path}.renditions[{i}].bitrate_kbps: {} appears twice",
                 r.bitrate_kbps
             )));
         }
     }
-    finite(
-        &format!("{path}.loudness.integrated_lufs"),
-        m.loudness.integrated_lufs,
-    )?;
-    finite(
-        &format!("{path}.loudness.true_peak_dbtp"),
-        m.loudness.true_peak_dbtp,
-    )?;
+    finite(&format!("{path}.loudness.integrated_lufs"), m.loudness.integrated_lufs)?;
+    finite(&format!("{path}.loudness.true_peak_dbtp"), m.loudness.true_peak_dbtp)?;
     finite(&format!("{path}.loudness.gain_db"), m.loudness.gain_db)?;
     Ok(())
 }
@@ -336,10 +292,7 @@ fn check_manifest(path: &str, id: &TrackId, m: &Manifest) -> Result<(), ApiError
 fn checked_i64(path: &str, v: u64, min: u64) -> Result<i64, ApiError> {
     match i64::try_from(v) {
         Ok(n) if v >= min => Ok(n),
-        _ => Err(ApiError::invalid(format!(
-            "{path}: must be between {min} and {}, got {v}",
-            i64::MAX
-        ))),
+        _ => Err(ApiError::invalid(format!("{path}: must be between {min} and {}, got {v}", i64::MAX))),
     }
 }
 
@@ -347,9 +300,7 @@ fn finite(path: &str, v: f64) -> Result<f64, ApiError> {
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(ApiError::invalid(format!(
-            "{path}: must be a finite number, got {v}"
-        )))
+        Err(ApiError::invalid(format!("{path}: must be a finite number, got {v}")))
     }
 }
 
@@ -373,11 +324,7 @@ pub(crate) mod tests {
                 frames: 441_000,
                 duration_ms: 10_000,
             },
-            loudness: Loudness {
-                integrated_lufs: -18.0,
-                true_peak_dbtp: -2.0,
-                gain_db: 4.0,
-            },
+            loudness: Loudness { integrated_lufs: -18.0, true_peak_dbtp: -2.0, gain_db: 4.0 },
             encoder: "test".into(),
             renditions: rungs
                 .iter()
@@ -399,10 +346,7 @@ pub(crate) mod tests {
 
     fn request() -> ImportRequest {
         ImportRequest {
-            artists: vec![ImportArtist {
-                id: "ar1".into(),
-                name: "Artist".into(),
-            }],
+            artists: vec![ImportArtist { id: "ar1".into(), name: "Artist".into() }],
             albums: vec![ImportAlbum {
                 id: "al1".into(),
                 title: "Album".into(),

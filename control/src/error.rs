@@ -24,15 +24,9 @@ pub enum ControlError {
         source: sqlx::Error,
     },
     #[error("database {url}: migration failed: {source}")]
-    Migrate {
-        url: String,
-        source: sqlx::migrate::MigrateError,
-    },
+    Migrate { url: String, source: sqlx::migrate::MigrateError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("listener failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -103,11 +97,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            challenge: None,
-        }
+        Self { kind, message: message.into(), challenge: None }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -118,10 +108,7 @@ impl ApiError {
     pub(crate) fn missing_token() -> Self {
         Self {
             challenge: Some(r#"Bearer realm="cadenza""#),
-            ..Self::new(
-                ErrorKind::Unauthorized,
-                "missing bearer token in the authorization header",
-            )
+            ..Self::new(ErrorKind::Unauthorized, "missing bearer token in the authorization header")
         }
     }
 
@@ -162,18 +149,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.kind.status_and_code();
         let body = ErrorResponse {
-            error: ErrorBody {
-                status: status.as_u16(),
-                code: code.to_owned(),
-                message: self.message,
-            },
+            error: ErrorBody { status: status.as_u16(), code: code.to_owned(), message: self.message },
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

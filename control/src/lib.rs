@@ -77,19 +77,11 @@ impl ControlServer {
         let keys = config.signing.key_ring()?;
         let db = db::Db::connect(&config.database).await?;
         db.migrate().await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ControlError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ControlError::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr()?;
-        Ok(Self {
-            listener,
-            local_addr,
-            state: api::AppState::new(db, config, keys),
-        })
+        Ok(Self { listener, local_addr, state: api::AppState::new(db, config, keys) })
     }
 
     /// The address the listener is bound to.
@@ -115,10 +107,7 @@ impl ControlServer {
 
 /// Bind and serve until SIGINT or SIGTERM.
 pub async fn run(config: ControlConfig) -> Result<(), ControlError> {
-    ControlServer::bind(config)
-        .await?
-        .serve(cadenza_net::shutdown_signal())
-        .await
+    ControlServer::bind(config).await?.serve(cadenza_net::shutdown_signal()).await
 }
 
 /// Apply pending migrations to `config.database` and return (idempotent).

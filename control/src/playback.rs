@@ -54,12 +54,7 @@ pub(crate) fn target(tier: Tier, pref: Preference) -> Rung {
 /// The published rung to serve: the highest at or below `target`, else
 /// the lowest published. `None` only when nothing is published.
 pub(crate) fn pick(target: Rung, published: &[Rung]) -> Option<Rung> {
-    published
-        .iter()
-        .copied()
-        .filter(|r| *r <= target)
-        .max()
-        .or_else(|| published.iter().copied().min())
+    published.iter().copied().filter(|r| *r <= target).max().or_else(|| published.iter().copied().min())
 }
 
 /// One signed URL per edge, in config order:
@@ -76,10 +71,7 @@ pub(crate) fn signed_urls(
     let query = sign_query(key, &path, uid, exp);
     edges
         .iter()
-        .map(|e| StreamUrl {
-            edge: e.name.clone(),
-            url: format!("{}{path}?{query}", e.url),
-        })
+        .map(|e| StreamUrl { edge: e.name.clone(), url: format!("{}{path}?{query}", e.url) })
         .collect()
 }
 
@@ -90,11 +82,7 @@ mod tests {
     const ALL: [Rung; 4] = [Rung::K24, Rung::K96, Rung::K160, Rung::K320];
 
     fn pref(quality: Option<Rung>, connection: Option<Connection>, data_saver: bool) -> Preference {
-        Preference {
-            quality,
-            connection,
-            data_saver,
-        }
+        Preference { quality, connection, data_saver }
     }
 
     #[test]
@@ -139,14 +127,8 @@ mod tests {
         let file = FileId::of_content(b"audio");
         let uid: UserId = "u1".parse().unwrap();
         let edges = vec![
-            EdgeEndpoint {
-                name: "fra".into(),
-                url: "http://127.0.0.1:1".into(),
-            },
-            EdgeEndpoint {
-                name: "sto".into(),
-                url: "https://sto.example.net".into(),
-            },
+            EdgeEndpoint { name: "fra".into(), url: "http://127.0.0.1:1".into() },
+            EdgeEndpoint { name: "sto".into(), url: "https://sto.example.net".into() },
         ];
         let urls = signed_urls(&edges, &key, &file, &uid, 2_000_000_000);
         assert_eq!(urls.len(), 2);
@@ -162,9 +144,7 @@ mod tests {
             let rest = u.url.strip_prefix(&e.url).unwrap();
             let (path, query) = rest.split_once('?').unwrap();
             assert_eq!(path, format!("/a/{file}.ogg"));
-            let v = verifier
-                .verify(path, Some(query), 2_000_000_000 - 60)
-                .unwrap();
+            let v = verifier.verify(path, Some(query), 2_000_000_000 - 60).unwrap();
             assert_eq!(v.uid, uid);
         }
     }

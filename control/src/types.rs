@@ -163,10 +163,7 @@ pub struct CreateUserResponse {
 
 impl std::fmt::Debug for CreateUserResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateUserResponse")
-            .field("id", &self.id)
-            .field("token", &"<redacted>")
-            .finish()
+        f.debug_struct("CreateUserResponse").field("id", &self.id).field("token", &"<redacted>").finish()
     }
 }
 
@@ -263,10 +260,7 @@ pub struct StreamUrl {
 /// Signed URLs are credentials: `Debug` shows the edge only.
 impl std::fmt::Debug for StreamUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamUrl")
-            .field("edge", &self.edge)
-            .field("url", &"<signed>")
-            .finish()
+        f.debug_struct("StreamUrl").field("edge", &self.edge).field("url", &"<signed>").finish()
     }
 }
 

@@ -52,22 +52,15 @@ pub(crate) fn text(path: &str, value: &str, max: usize) -> Result<String, ApiErr
 
 /// A calendar date `YYYY-MM-DD` that exists (leap years included).
 pub(crate) fn date(path: &str, value: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "{path}: must be a calendar date YYYY-MM-DD, got {}",
-            echo(value)
-        ))
-    };
+    let bad =
+        || ApiError::invalid(format!("{path}: must be a calendar date YYYY-MM-DD, got {}", echo(value)));
     let b = value.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let s = &value[r];
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())
-            .flatten()
+        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
     };
     let (year, month, day) = match (num(0..4), num(5..7), num(8..10)) {
         (Some(y), Some(m), Some(d)) => (y, m, d),
@@ -91,11 +84,7 @@ pub(crate) fn date(path: &str, value: &str) -> Result<String, ApiError> {
 /// code, year, designation — written with or without hyphens, any case.
 /// Returns the canonical 12-character upper-case form.
 pub(crate) fn isrc(path: &str, value: &str) -> Result<String, ApiError> {
-    let canon: String = value
-        .chars()
-        .filter(|c| *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let canon: String = value.chars().filter(|c| *c != '-').map(|c| c.to_ascii_uppercase()).collect();
     let b = canon.as_bytes();
     let ok = b.len() == 12
         && b[..2].iter().all(u8::is_ascii_uppercase)
@@ -148,9 +137,7 @@ pub(crate) fn unix_seconds(path: &str, value: i64) -> Result<i64, ApiError> {
     if (0..=MAX).contains(&value) {
         Ok(value * 1000)
     } else {
-        Err(ApiError::invalid(format!(
-            "{path}: must be unix seconds between 0 and {MAX}, got {value}"
-        )))
+        Err(ApiError::invalid(format!("{path}: must be unix seconds between 0 and {MAX}, got {value}")))
     }
 }
 
@@ -201,13 +188,7 @@ mod tests {
     fn isrcs() {
         assert_eq!(isrc("i", "SE-XYZ-24-00001").unwrap(), "SEXYZ2400001");
         assert_eq!(isrc("i", "usrc17607839").unwrap(), "USRC17607839");
-        for bad in [
-            "",
-            "SEXYZ240000",
-            "S1XYZ2400001",
-            "SEXYZ24A0001",
-            "SEX!Z2400001",
-        ] {
+        for bad in ["", "SEXYZ240000", "S1XYZ2400001", "SEXYZ24A0001", "SEX!Z2400001"] {
             assert!(isrc("i", bad).is_err(), "{bad}");
         }
     }

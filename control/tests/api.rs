@@ -10,12 +10,7 @@ use serde_json::json;
 use support::{ADMIN_TOKEN, Server, TestDb, expect_error};
 
 async fn get_track(s: &Server, token: &str, id: &str) -> reqwest::Response {
-    s.http
-        .get(s.url(&format!("/v1/tracks/{id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("track request")
+    s.http.get(s.url(&format!("/v1/tracks/{id}"))).bearer_auth(token).send().await.expect("track request")
 }
 
 #[tokio::test]
@@ -31,14 +26,7 @@ async fn import_is_idempotent_on(db: &TestDb) {
     let resp = s.import(&batch).await;
     assert_eq!(resp.status(), 200, "{db:?}");
     let counts: ImportResponse = resp.json().await.unwrap();
-    assert_eq!(
-        counts,
-        ImportResponse {
-            artists: 2,
-            albums: 2,
-            tracks: 3
-        }
-    );
+    assert_eq!(counts, ImportResponse { artists: 2, albums: 2, tracks: 3 });
     let user = s.user(Tier::Premium).await;
     let first = get_track(&s, &user.token, "t1").await;
     let etag = first.headers()["etag"].clone();
@@ -52,37 +40,21 @@ async fn import_is_idempotent_on(db: &TestDb) {
     let again = get_track(&s, &user.token, "t1").await;
     assert_eq!(again.headers()["etag"], etag, "{db:?}");
     assert_eq!(again.json::<TrackResponse>().await.unwrap(), first);
-    assert_eq!(
-        support::sql_i64(&db.url, "SELECT updated_at FROM tracks WHERE id = 't1'").await,
-        updated
-    );
-    assert_eq!(
-        support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_files").await,
-        Some(4 + 2 + 4)
-    );
+    assert_eq!(support::sql_i64(&db.url, "SELECT updated_at FROM tracks WHERE id = 't1'").await, updated);
+    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_files").await, Some(4 + 2 + 4));
     // Counters survive a re-import.
-    support::sql_exec(
-        &db.url,
-        "UPDATE tracks SET stream_count = 7 WHERE id = 't1'",
-    )
-    .await;
+    support::sql_exec(&db.url, "UPDATE tracks SET stream_count = 7 WHERE id = 't1'").await;
 
     // A changed batch: new title, a smaller ladder, features omitted (kept).
     let mut changed = batch.clone();
     changed.tracks[0].title = "Song t1 (remaster)".into();
-    changed.tracks[0]
-        .manifest
-        .renditions
-        .retain(|r| r.bitrate_kbps != Rung::K320);
+    changed.tracks[0].manifest.renditions.retain(|r| r.bitrate_kbps != Rung::K320);
     changed.tracks[0].audio_features = None;
     assert_eq!(s.import(&changed).await.status(), 200);
     let t1: TrackResponse = get_track(&s, &user.token, "t1").await.json().await.unwrap();
     assert_eq!(t1.title, "Song t1 (remaster)");
     assert_eq!(t1.qualities, vec![24, 96, 160]);
-    assert_eq!(
-        support::sql_i64(&db.url, "SELECT stream_count FROM tracks WHERE id = 't1'").await,
-        Some(7)
-    );
+    assert_eq!(support::sql_i64(&db.url, "SELECT stream_count FROM tracks WHERE id = 't1'").await, Some(7));
     assert_eq!(
         support::sql_i64(
             &db.url,
@@ -111,10 +83,7 @@ async fn import_is_validated_and_atomic_on(db: &TestDb) {
     batch.albums.truncate(1);
     batch.tracks[2].album_id = "al-missing".into();
     let msg = expect_error(s.import(&batch).await, 400, "invalid_request").await;
-    assert!(
-        msg.contains("tracks[2].album_id") && msg.contains("al-missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("tracks[2].album_id") && msg.contains("al-missing"), "{msg}");
     assert_eq!(
         support::sql_i64(&db.url, "SELECT COUNT(*) FROM artists").await,
         Some(0),
@@ -130,31 +99,16 @@ async fn import_is_validated_and_atomic_on(db: &TestDb) {
     // Type errors name the path, from serde.
     let mut raw = serde_json::to_value(support::catalog()).unwrap();
     raw["tracks"][0]["manifest"]["renditions"][1]["bitrate_kbps"] = json!(128);
-    let resp = s
-        .http
-        .post(s.url("/v1/admin/import"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&raw)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        s.http.post(s.url("/v1/admin/import")).bearer_auth(ADMIN_TOKEN).json(&raw).send().await.unwrap();
     let msg = expect_error(resp, 400, "invalid_request").await;
-    assert!(
-        msg.starts_with("tracks[0].manifest.renditions[1].bitrate_kbps:"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("tracks[0].manifest.renditions[1].bitrate_kbps:"), "{msg}");
 
     // A typo'd embargo is an error, not a silently public album.
     let mut raw = serde_json::to_value(support::catalog()).unwrap();
     raw["albums"][1]["relase_at"] = json!(1);
-    let resp = s
-        .http
-        .post(s.url("/v1/admin/import"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&raw)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        s.http.post(s.url("/v1/admin/import")).bearer_auth(ADMIN_TOKEN).json(&raw).send().await.unwrap();
     let msg = expect_error(resp, 400, "invalid_request").await;
     assert!(msg.contains("relase_at"), "{msg}");
 
@@ -202,18 +156,12 @@ async fn users_and_auth_on(db: &TestDb) {
     assert!(ana.token.len() >= 43);
     // Only the hash is stored.
     assert_eq!(
-        support::sql_i64(
-            &db.url,
-            "SELECT COUNT(*) FROM api_tokens WHERE length(token_sha256) = 64"
-        )
-        .await,
+        support::sql_i64(&db.url, "SELECT COUNT(*) FROM api_tokens WHERE length(token_sha256) = 64").await,
         Some(1)
     );
     assert_eq!(get_track(&s, &ana.token, "t1").await.status(), 200);
     assert!(
-        support::sql_i64(&db.url, "SELECT last_used FROM api_tokens")
-            .await
-            .is_some(),
+        support::sql_i64(&db.url, "SELECT last_used FROM api_tokens").await.is_some(),
         "{db:?}: last_used recorded"
     );
 
@@ -229,63 +177,35 @@ async fn users_and_auth_on(db: &TestDb) {
 
     // Every field is validated, by name.
     for (body, field) in [
-        (
-            json!({"display_name": "", "tier": "free", "country": "SE"}),
-            "display_name",
-        ),
-        (
-            json!({"display_name": "B", "tier": "gold", "country": "SE"}),
-            "tier",
-        ),
-        (
-            json!({"display_name": "B", "tier": "free", "country": "XX"}),
-            "country",
-        ),
-        (
-            json!({"display_name": "B", "tier": "free", "country": "SE", "id": "a/b"}),
-            "id",
-        ),
+        (json!({"display_name": "", "tier": "free", "country": "SE"}), "display_name"),
+        (json!({"display_name": "B", "tier": "gold", "country": "SE"}), "tier"),
+        (json!({"display_name": "B", "tier": "free", "country": "XX"}), "country"),
+        (json!({"display_name": "B", "tier": "free", "country": "SE", "id": "a/b"}), "id"),
         (json!({"display_name": "B", "tier": "free"}), "country"),
     ] {
-        let resp = admin_post("/v1/admin/users", Some(ADMIN_TOKEN), body.clone())
-            .await
-            .unwrap();
+        let resp = admin_post("/v1/admin/users", Some(ADMIN_TOKEN), body.clone()).await.unwrap();
         let msg = expect_error(resp, 400, "invalid_request").await;
         assert!(msg.contains(field), "{body}: {msg}");
     }
 
     // Admin auth: none → 401, a user's token or a wrong one → 403.
     let body = json!({"display_name": "B", "tier": "free", "country": "SE"});
-    let resp = admin_post("/v1/admin/users", None, body.clone())
-        .await
-        .unwrap();
+    let resp = admin_post("/v1/admin/users", None, body.clone()).await.unwrap();
     assert!(resp.headers().contains_key("www-authenticate"));
     expect_error(resp, 401, "unauthorized").await;
     for token in [ana.token.as_str(), "test-admin-token-012345678X"] {
-        let resp = admin_post("/v1/admin/users", Some(token), body.clone())
-            .await
-            .unwrap();
+        let resp = admin_post("/v1/admin/users", Some(token), body.clone()).await.unwrap();
         expect_error(resp, 403, "forbidden").await;
-        let resp = admin_post("/v1/admin/import", Some(token), json!({}))
-            .await
-            .unwrap();
+        let resp = admin_post("/v1/admin/import", Some(token), json!({})).await.unwrap();
         expect_error(resp, 403, "forbidden").await;
     }
 
     // User auth: none, unknown, malformed → 401 with a challenge.
     let resp = s.http.get(s.url("/v1/tracks/t1")).send().await.unwrap();
-    assert_eq!(
-        resp.headers()["www-authenticate"],
-        r#"Bearer realm="cadenza""#
-    );
+    assert_eq!(resp.headers()["www-authenticate"], r#"Bearer realm="cadenza""#);
     expect_error(resp, 401, "unauthorized").await;
     let resp = get_track(&s, "not-a-real-token", "t1").await;
-    assert!(
-        resp.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
+    assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
     expect_error(resp, 401, "unauthorized").await;
     let resp = s
         .http
@@ -315,10 +235,7 @@ async fn track_view_etag_and_errors_on(db: &TestDb) {
     let resp = get_track(&s, &user.token, "t1").await;
     assert_eq!(resp.status(), 200, "{db:?}");
     let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(
-        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
-        "{etag}"
-    );
+    assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34, "{etag}");
     let t: TrackResponse = resp.json().await.unwrap();
     assert_eq!(t.id.as_str(), "t1");
     assert_eq!(t.title, "Song t1");
@@ -332,15 +249,8 @@ async fn track_view_etag_and_errors_on(db: &TestDb) {
     assert_eq!(t.album.album_type.as_str(), "album");
     assert_eq!(t.album.release_date.as_deref(), Some("2024-02-29"));
     assert_eq!(t.album.release_at, None);
-    let artists: Vec<(&str, &str)> = t
-        .artists
-        .iter()
-        .map(|a| (a.id.as_str(), a.name.as_str()))
-        .collect();
-    assert_eq!(
-        artists,
-        vec![("ar2", "Björk Byte"), ("ar1", "Ada Lovelace Trio")]
-    );
+    let artists: Vec<(&str, &str)> = t.artists.iter().map(|a| (a.id.as_str(), a.name.as_str())).collect();
+    assert_eq!(artists, vec![("ar2", "Björk Byte"), ("ar1", "Ada Lovelace Trio")]);
     assert_eq!(t.qualities, vec![24, 96, 160, 320]);
     assert_eq!(t.loudness.integrated_lufs, -19.5);
     assert_eq!(t.loudness.true_peak_dbtp, -2.25);
@@ -374,26 +284,11 @@ async fn track_view_etag_and_errors_on(db: &TestDb) {
     let t3: TrackResponse = get_track(&s, &user.token, "t3").await.json().await.unwrap();
     assert!(t3.album.release_at.is_some());
 
-    let msg = expect_error(
-        get_track(&s, &user.token, "nope").await,
-        404,
-        "track_not_found",
-    )
-    .await;
+    let msg = expect_error(get_track(&s, &user.token, "nope").await, 404, "track_not_found").await;
     assert!(msg.contains("nope"), "{msg}");
-    let msg = expect_error(
-        get_track(&s, &user.token, "a.b").await,
-        400,
-        "invalid_request",
-    )
-    .await;
+    let msg = expect_error(get_track(&s, &user.token, "a.b").await, 400, "invalid_request").await;
     assert!(msg.starts_with("id:"), "{msg}");
-    let msg = expect_error(
-        get_track(&s, &user.token, "a%2Fb").await,
-        400,
-        "invalid_request",
-    )
-    .await;
+    let msg = expect_error(get_track(&s, &user.token, "a%2Fb").await, 400, "invalid_request").await;
     assert!(msg.contains("a/b"), "{msg}");
     s.stop().await.unwrap();
 }

@@ -36,23 +36,11 @@ async fn stream_quality_rules_on(db: &TestDb) {
         (&premium, json!({"track_id": "t1"}), 320),
         (&free, json!({"track_id": "t1"}), 160),
         (&free, json!({"track_id": "t1", "quality": 320}), 160),
-        (
-            &premium,
-            json!({"track_id": "t1", "quality": 320, "data_saver": true}),
-            24,
-        ),
+        (&premium, json!({"track_id": "t1", "quality": 320, "data_saver": true}), 24),
         (&free, json!({"track_id": "t1", "data_saver": true}), 24),
         (&premium, json!({"track_id": "t1", "quality": 96}), 96),
-        (
-            &premium,
-            json!({"track_id": "t1", "connection": "cellular"}),
-            96,
-        ),
-        (
-            &premium,
-            json!({"track_id": "t1", "connection": "wifi"}),
-            320,
-        ),
+        (&premium, json!({"track_id": "t1", "connection": "cellular"}), 96),
+        (&premium, json!({"track_id": "t1", "connection": "wifi"}), 320),
         // t2 has only 96 and 160: highest published at or below the target,
         (&premium, json!({"track_id": "t2"}), 160),
         // else the lowest published.
@@ -91,9 +79,7 @@ async fn stream_quality_rules_on(db: &TestDb) {
             let rest = u.url.strip_prefix(&edge.url).expect("edge base");
             let (path, query) = rest.split_once('?').expect("query");
             assert_eq!(path, format!("/a/{}.ogg", r.file.file_id));
-            let v = verifier
-                .verify(path, Some(query), cadenza_config::unix_now())
-                .expect("verifies");
+            let v = verifier.verify(path, Some(query), cadenza_config::unix_now()).expect("verifies");
             assert_eq!(v.uid, user.id);
             assert_eq!(v.kid.as_str(), "k-old", "signed with the current key");
             assert_eq!(v.exp, r.expires_at);
@@ -113,10 +99,7 @@ async fn stream_quality_rules_on(db: &TestDb) {
         data_saver: None,
     };
     let resp = stream(&s, &premium.token, &serde_json::to_value(&typed).unwrap()).await;
-    assert_eq!(
-        resp.json::<StreamResponse>().await.unwrap().quality_kbps,
-        160
-    );
+    assert_eq!(resp.json::<StreamResponse>().await.unwrap().quality_kbps, 160);
     s.stop().await.unwrap();
 }
 
@@ -132,19 +115,10 @@ async fn stream_errors_on(db: &TestDb) {
     assert_eq!(s.import(&support::catalog()).await.status(), 200);
     let user = s.user(Tier::Premium).await;
 
-    let msg = expect_error(
-        stream(&s, &user.token, &json!({"track_id": "t3"})).await,
-        403,
-        "not_released",
-    )
-    .await;
+    let msg =
+        expect_error(stream(&s, &user.token, &json!({"track_id": "t3"})).await, 403, "not_released").await;
     assert!(msg.contains("t3"), "{msg}");
-    expect_error(
-        stream(&s, &user.token, &json!({"track_id": "ghost"})).await,
-        404,
-        "track_not_found",
-    )
-    .await;
+    expect_error(stream(&s, &user.token, &json!({"track_id": "ghost"})).await, 404, "track_not_found").await;
     let msg = expect_error(
         stream(&s, &user.token, &json!({"track_id": "t1", "quality": 128})).await,
         400,
@@ -197,35 +171,19 @@ async fn stream_errors_on(db: &TestDb) {
     expect_error(resp, 413, "payload_too_large").await;
 
     // Auth comes before the body.
-    let resp = s
-        .http
-        .post(s.url("/v1/playback/stream"))
-        .body("garbage")
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.post(s.url("/v1/playback/stream")).body("garbage").send().await.unwrap();
     expect_error(resp, 401, "unauthorized").await;
 
     // A track whose files were withdrawn.
     support::sql_exec(&db.url, "DELETE FROM track_files WHERE track_id = 't2'").await;
-    expect_error(
-        stream(&s, &user.token, &json!({"track_id": "t2"})).await,
-        409,
-        "no_audio",
-    )
-    .await;
+    expect_error(stream(&s, &user.token, &json!({"track_id": "t2"})).await, 409, "no_audio").await;
     s.stop().await.unwrap();
 
     // No edges configured.
     let mut config = support::config(&db.url);
     config.edges.clear();
     let s = Server::start_with(config).await;
-    expect_error(
-        stream(&s, &user.token, &json!({"track_id": "t1"})).await,
-        503,
-        "no_edges",
-    )
-    .await;
+    expect_error(stream(&s, &user.token, &json!({"track_id": "t1"})).await, 503, "no_edges").await;
     s.stop().await.unwrap();
 }
 
@@ -260,12 +218,9 @@ async fn concurrent_on(db: &TestDb) {
             let s = s.clone();
             let token = user.token.clone();
             let track = if i % 2 == 0 { "t1" } else { "t2" };
-            tasks.spawn(async move {
-                stream(&s, &token, &json!({"track_id": track}))
-                    .await
-                    .status()
-                    .as_u16()
-            });
+            tasks.spawn(
+                async move { stream(&s, &token, &json!({"track_id": track})).await.status().as_u16() },
+            );
         }
     }
     while let Some(status) = tasks.join_next().await {

@@ -31,12 +31,7 @@ async fn health_readiness_and_metrics_on(db: &TestDb) {
     // Unknown routes and methods answer JSON too.
     let resp = s.http.get(s.url("/v1/nothing/here")).send().await.unwrap();
     expect_error(resp, 404, "not_found").await;
-    let resp = s
-        .http
-        .delete(s.url("/v1/playback/stream"))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.delete(s.url("/v1/playback/stream")).send().await.unwrap();
     expect_error(resp, 405, "method_not_allowed").await;
 
     let resp = s.http.get(s.url("/v1/tracks/t1")).send().await.unwrap();
@@ -44,12 +39,7 @@ async fn health_readiness_and_metrics_on(db: &TestDb) {
 
     let resp = s.http.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = resp.text().await.unwrap();
     for needle in [
         r#"cadenza_control_http_requests_total{route="/healthz",status="200"} 1"#,
@@ -77,9 +67,7 @@ async fn migrations_on(db: &TestDb) {
     let config = support::config(&db.url);
     // Migrate alone first (as `cadenza control migrate` does), twice.
     cadenza_control::migrate(&config).await.expect("migrate");
-    cadenza_control::migrate(&config)
-        .await
-        .expect("migrate again");
+    cadenza_control::migrate(&config).await.expect("migrate again");
 
     let s = Server::start_with(config.clone()).await;
     assert_eq!(s.import(&support::catalog()).await.status(), 200);
@@ -88,33 +76,20 @@ async fn migrations_on(db: &TestDb) {
 
     // Restart on the same database: migrations are a no-op, data remains,
     // and the token still works.
-    cadenza_control::migrate(&config)
-        .await
-        .expect("migrate after use");
+    cadenza_control::migrate(&config).await.expect("migrate after use");
     let s = Server::start_with(config).await;
-    let resp = s
-        .http
-        .get(s.url("/v1/tracks/t2"))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.get(s.url("/v1/tracks/t2")).bearer_auth(&user.token).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{db:?}");
     let t: TrackResponse = resp.json().await.unwrap();
     assert_eq!(t.qualities, vec![96, 160]);
-    assert_eq!(
-        support::sql_i64(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await,
-        Some(1)
-    );
+    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, Some(1));
     s.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn bad_database_urls_are_clear_errors() {
     let mut config = support::config("mysql://localhost/x");
-    let err = cadenza_control::ControlServer::bind(config.clone())
-        .await
-        .unwrap_err();
+    let err = cadenza_control::ControlServer::bind(config.clone()).await.unwrap_err();
     assert!(err.to_string().contains("database.url"), "{err}");
     config.database.url = "sqlite:///proc/definitely/not/writable.db".into();
     let err = cadenza_control::migrate(&config).await.unwrap_err();
@@ -148,25 +123,17 @@ async fn header_read_timeout_closes_slow_connections() {
     let mut silent = TcpStream::connect(&addr).await.unwrap();
     // Starts a request head and stalls.
     let mut partial = TcpStream::connect(&addr).await.unwrap();
-    partial
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     // Starts the HTTP/2 preface and stalls.
     let mut h2 = TcpStream::connect(&addr).await.unwrap();
     h2.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    assert!(
-        closed_by_server(&mut silent).await,
-        "silent connection kept"
-    );
+    assert!(closed_by_server(&mut silent).await, "silent connection kept");
     assert!(closed_by_server(&mut partial).await, "partial head kept");
     assert!(closed_by_server(&mut h2).await, "partial preface kept");
 
     // A well-behaved client is unaffected.
     let mut ok = TcpStream::connect(&addr).await.unwrap();
-    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut response = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), ok.read_to_end(&mut response))
         .await
@@ -181,10 +148,7 @@ async fn header_read_timeout_closes_slow_connections() {
 async fn http2_prior_knowledge_is_served() {
     let db = support::sqlite();
     let s = Server::start(&db.url).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let resp = client.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
@@ -198,9 +162,7 @@ async fn graceful_shutdown_closes_idle_keep_alive_connections() {
     // Hold an idle keep-alive connection open across the shutdown.
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut conn = TcpStream::connect(&addr).await.unwrap();
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 512];
     let n = conn.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));

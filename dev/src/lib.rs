@@ -1,1 +1,334 @@
+//! `cadenza dev`: the whole system in one process on loopback.
+//!
+//! Starts an origin (a `file://` store under the data dir, served over HTTP),
+//! one or more edges filling from it, and the control plane on SQLite; on
+//! first start synthesises a demo album, transcodes it into the ladder,
+//! publishes it and registers it in the catalog with a premium demo user;
+//! then writes `<data-dir>/stack.json` (see [`stack::StackFile`]). A second
+//! start reuses the data dir: same keys, same tokens, nothing re-encoded.
+//!
+//! Each service also gets a config file under `<data-dir>/config/`, so any
+//! of them can be run alone with `cadenza <service> --config …`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cadenza_dev::DevError> {
+//! let mut config = cadenza_config::service::DevConfig::default();
+//! config.base_port = 0; // free ports
+//! let stack = cadenza_dev::start(config).await?;
+//! println!("control plane at {}", stack.stack().control.url);
+//! stack.shutdown().await
+//! # }
+//! ```
 
+mod demo;
+mod secrets;
+pub mod stack;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use cadenza_config::ServiceConfig as _;
+use cadenza_config::service::{
+    AdminConfig, ControlConfig, DatabaseConfig, DevConfig, EdgeConfig, EdgeEndpoint as ControlEdge,
+    OriginConfig, SigningConfig, TranscoderConfig, UpstreamConfig,
+};
+use cadenza_config::units::Secret;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::secrets::Secrets;
+use crate::stack::{ControlEndpoint, EdgeEndpoint, OriginEndpoint, SigningInfo, StackFile};
+
+/// Why the dev stack could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Config(#[from] cadenza_config::ConfigError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("origin: {0}")]
+    Origin(#[from] cadenza_origin::OriginError),
+    #[error("store: {0}")]
+    Store(#[from] cadenza_origin::StoreError),
+    #[error("edge: {0}")]
+    Edge(#[from] cadenza_edge::EdgeError),
+    #[error("control plane: {0}")]
+    Control(#[from] cadenza_control::ControlError),
+    #[error("demo album: {0}")]
+    Demo(String),
+    #[error("{0}")]
+    Http(String),
+    #[error("a service stopped: {0}")]
+    Stopped(String),
+}
+
+/// A running dev stack.
+#[derive(Debug)]
+pub struct DevStack {
+    stack: StackFile,
+    stack_path: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
+}
+
+impl DevStack {
+    /// Endpoints, tokens and demo ids (what `stack.json` holds).
+    pub fn stack(&self) -> &StackFile {
+        &self.stack
+    }
+
+    /// Where `stack.json` was written.
+    pub fn stack_path(&self) -> &Path {
+        &self.stack_path
+    }
+
+    /// Stop every service, draining in-flight requests.
+    pub async fn shutdown(self) -> Result<(), DevError> {
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        for (name, task) in self.tasks {
+            let outcome = match task.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("{name}: {e}"),
+                Err(e) => format!("{name}: {e}"),
+            };
+            first_error.get_or_insert(DevError::Stopped(outcome));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn port(config: &DevConfig, offset: u16) -> SocketAddr {
+    let p = if config.base_port == 0 { 0 } else { config.base_port + offset };
+    SocketAddr::new(config.host, p)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
+    move |source| DevError::Io { path: path.to_owned(), source }
+}
+
+/// Start the stack; returns once every listener is bound and the demo album
+/// is published, registered and playable.
+pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+    let data_dir = std::fs::canonicalize(&config.data_dir).map_err(io(&config.data_dir))?;
+    let edges = usize::from(config.edges);
+    let (secrets, current_kid) = Secrets::load_or_create(&data_dir, edges).map_err(io(&data_dir))?;
+    let keys_file = data_dir.join("keys.toml");
+    let store_url = format!("file://{}", data_dir.join("store").display());
+    let store = cadenza_origin::open_store(&store_url)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks: Vec<(String, JoinHandle<Result<(), String>>)> = Vec::new();
+
+    // Origin.
+    let origin_config =
+        OriginConfig { listen: port(&config, 1), store: store_url.clone(), ..OriginConfig::default() };
+    let origin = cadenza_origin::OriginServer::bind_store(origin_config.clone(), store.clone()).await?;
+    let origin_url = format!("http://{}", origin.local_addr());
+    tasks.push((
+        "origin".into(),
+        tokio::spawn({
+            let s = stopped();
+            async move { origin.serve(s).await.map_err(|e| e.to_string()) }
+        }),
+    ));
+
+    // Edges.
+    let mut edge_configs = Vec::with_capacity(edges);
+    let mut edge_endpoints = Vec::with_capacity(edges);
+    for i in 0..edges {
+        let defaults = EdgeConfig::default();
+        let mut c = EdgeConfig {
+            name: format!("edge-{}", i + 1),
+            listen: port(&config, 10 + 2 * i as u16),
+            admin: AdminConfig {
+                listen: port(&config, 11 + 2 * i as u16),
+                token: Secret::new(secrets.edge_admin_tokens[i].clone()),
+            },
+            origin: UpstreamConfig { url: origin_url.clone(), ..defaults.origin },
+            signing: SigningConfig { keys_file: Some(keys_file.clone()), ..defaults.signing },
+            ..defaults
+        };
+        let edge = cadenza_edge::EdgeServer::bind(c.clone()).await?;
+        edge_endpoints.push(EdgeEndpoint {
+            name: c.name.clone(),
+            url: format!("http://{}", edge.local_addr()),
+            admin_url: format!("http://{}", edge.admin_addr()),
+            admin_token: secrets.edge_admin_tokens[i].clone(),
+        });
+        c.listen = edge.local_addr();
+        c.admin.listen = edge.admin_addr();
+        edge_configs.push(c);
+        tasks.push((
+            edge.name().to_owned(),
+            tokio::spawn({
+                let s = stopped();
+                async move { edge.serve(s).await.map_err(|e| e.to_string()) }
+            }),
+        ));
+    }
+
+    // Control plane.
+    let defaults = ControlConfig::default();
+    let mut control_config = ControlConfig {
+        listen: port(&config, 0),
+        admin_token: Secret::new(secrets.control_admin_token.clone()),
+        database: DatabaseConfig {
+            url: format!("sqlite://{}", data_dir.join("control.db").display()),
+            ..defaults.database
+        },
+        signing: SigningConfig { keys_file: Some(keys_file.clone()), ..defaults.signing },
+        edges: edge_endpoints
+            .iter()
+            .map(|e| ControlEdge { name: e.name.clone(), url: e.url.clone() })
+            .collect(),
+        ..defaults
+    };
+    let control = cadenza_control::ControlServer::bind(control_config.clone()).await?;
+    let control_url = format!("http://{}", control.local_addr());
+    control_config.listen = control.local_addr();
+    tasks.push((
+        "control".into(),
+        tokio::spawn({
+            let s = stopped();
+            async move { control.serve(s).await.map_err(|e| e.to_string()) }
+        }),
+    ));
+
+    let mut stack = DevStack {
+        stack: StackFile {
+            version: stack::STACK_VERSION,
+            data_dir: data_dir.clone(),
+            control: ControlEndpoint {
+                url: control_url.clone(),
+                admin_token: secrets.control_admin_token.clone(),
+                database_url: control_config.database.url.clone(),
+            },
+            origin: OriginEndpoint { url: origin_url, store: store_url.clone() },
+            edges: edge_endpoints,
+            signing: SigningInfo { keys_file, current_kid },
+            demo: stack::DemoInfo {
+                user_id: String::new(),
+                user_token: String::new(),
+                artist_id: String::new(),
+                album_id: String::new(),
+                track_ids: Vec::new(),
+            },
+        },
+        stack_path: data_dir.join("stack.json"),
+        stop,
+        tasks,
+    };
+
+    let previous = StackFile::read(&stack.stack_path).map(|s| s.demo);
+    let demo = demo::ensure(
+        &data_dir,
+        &config.demo,
+        &store,
+        &control_url,
+        &secrets.control_admin_token,
+        previous.as_ref(),
+    )
+    .await;
+    match demo {
+        Ok(d) => stack.stack.demo = d,
+        Err(e) => {
+            let _ = stack.shutdown().await;
+            return Err(e);
+        }
+    }
+    write_service_configs(&data_dir, &control_config, &origin_config, &edge_configs, &store_url)?;
+    stack.stack.write(&stack.stack_path).map_err(io(&stack.stack_path))?;
+    Ok(stack)
+}
+
+/// `<data-dir>/config/*.toml`: each service's config as the dev stack runs
+/// it, for `cadenza <service> --config …`.
+fn write_service_configs(
+    data_dir: &Path,
+    control: &ControlConfig,
+    origin: &OriginConfig,
+    edges: &[EdgeConfig],
+    store_url: &str,
+) -> Result<(), DevError> {
+    let dir = data_dir.join("config");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let transcoder = TranscoderConfig { store: store_url.to_owned(), ..TranscoderConfig::default() };
+    let mut files = vec![
+        ("control.toml".to_owned(), toml::to_string(control)),
+        ("origin.toml".to_owned(), toml::to_string(origin)),
+        ("transcoder.toml".to_owned(), toml::to_string(&transcoder)),
+    ];
+    for e in edges {
+        files.push((format!("{}.toml", e.name), toml::to_string(e)));
+    }
+    for (name, text) in files {
+        let path = dir.join(name);
+        let text = text.expect("service configs serialise to TOML");
+        secrets::write_private(&path, text.as_bytes()).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// `cadenza dev`: start, print how to use the stack, run until SIGINT/SIGTERM.
+pub async fn run(config: DevConfig) -> Result<(), DevError> {
+    let stack = start(config).await?;
+    print_summary(&stack).await;
+    cadenza_net::shutdown_signal().await;
+    stack.shutdown().await
+}
+
+async fn print_summary(stack: &DevStack) {
+    let s = stack.stack();
+    println!();
+    println!("cadenza dev stack is up (data in {})", s.data_dir.display());
+    println!("  control plane  {}", s.control.url);
+    println!("  origin         {}", s.origin.url);
+    for e in &s.edges {
+        println!("  {:<14} {}  (admin {})", e.name, e.url, e.admin_url);
+    }
+    println!("  stack file     {}", stack.stack_path().display());
+    let first = &s.demo.track_ids[0];
+    let url = demo::client()
+        .post(format!("{}/v1/playback/stream", s.control.url))
+        .bearer_auth(&s.demo.user_token)
+        .json(&serde_json::json!({ "track_id": first }))
+        .send()
+        .await;
+    let url = match url {
+        Ok(resp) => match demo::check(resp, "stream url").await {
+            Ok(resp) => resp
+                .json::<cadenza_control::types::StreamResponse>()
+                .await
+                .ok()
+                .and_then(|r| r.urls.into_iter().next())
+                .map(|u| u.url),
+            Err(_) => None,
+        },
+        Err(_) => None,
+    };
+    println!();
+    match url {
+        Some(url) => {
+            println!("The first 64 KiB of demo track {first}, signed for the demo user (valid 1 h):");
+            println!("  curl -sS -D - -o first-64k.ogg -H 'Range: bytes=0-65535' '{url}'");
+            println!("The whole track, to listen to:");
+            println!("  curl -sS -o {first}.ogg '{url}' && ffplay -autoexit {first}.ogg");
+        }
+        None => println!("(could not fetch a stream URL for {first}; see the log)"),
+    }
+    println!("A fresh URL for any quality:");
+    println!(
+        "  curl -sS -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n       -d '{{\"track_id\":\"{first}\",\"quality\":96}}' {}/v1/playback/stream",
+        s.demo.user_token, s.control.url
+    );
+    println!();
+    println!("Ctrl-C stops the stack; the next start reuses {}.", s.data_dir.display());
+}

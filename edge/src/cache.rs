@@ -84,14 +84,7 @@ impl SliceCache {
             .max_capacity(memory_bytes)
             .weigher(|_k: &SliceKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
             .build();
-        Self {
-            slices,
-            lengths: Cache::new(LENGTH_ENTRIES),
-            slice_size,
-            store,
-            timeout,
-            metrics,
-        }
+        Self { slices, lengths: Cache::new(LENGTH_ENTRIES), slice_size, store, timeout, metrics }
     }
 
     pub(crate) fn slice_size(&self) -> u64 {
@@ -107,9 +100,7 @@ impl SliceCache {
             .lengths
             .entry(file)
             .or_try_insert_with(async {
-                let head = self
-                    .upstream("head", self.store.head(&audio_path(&file)))
-                    .await?;
+                let head = self.upstream("head", self.store.head(&audio_path(&file))).await?;
                 Ok::<_, FetchError>(head.size)
             })
             .await
@@ -136,15 +127,8 @@ impl SliceCache {
             .or_try_insert_with(self.fetch(file, range))
             .await
             .map_err(|e| (*e).clone())?;
-        let source = if entry.is_fresh() {
-            Source::Miss
-        } else {
-            Source::Coalesced
-        };
-        self.metrics
-            .slices
-            .with_label_values(&[source.label()])
-            .inc();
+        let source = if entry.is_fresh() { Source::Miss } else { Source::Coalesced };
+        self.metrics.slices.with_label_values(&[source.label()]).inc();
         Ok((entry.into_value(), source))
     }
 
@@ -156,16 +140,11 @@ impl SliceCache {
 
     async fn fetch(&self, file: FileId, range: Range<u64>) -> Result<Bytes, FetchError> {
         let expected = range.end - range.start;
-        let bytes = self
-            .upstream("range", self.store.get_range(&audio_path(&file), range))
-            .await?;
+        let bytes = self.upstream("range", self.store.get_range(&audio_path(&file), range)).await?;
         self.metrics.origin_bytes.inc_by(bytes.len() as u64);
         if bytes.len() as u64 != expected {
             // Never cache a short read: it would be wrong forever.
-            return Err(FetchError::Short {
-                expected,
-                got: bytes.len() as u64,
-            });
+            return Err(FetchError::Short { expected, got: bytes.len() as u64 });
         }
         Ok(bytes)
     }
@@ -187,10 +166,7 @@ impl SliceCache {
             Err(FetchError::Timeout(_)) => "timeout",
             Err(_) => "error",
         };
-        self.metrics
-            .origin_requests
-            .with_label_values(&[kind, label])
-            .inc();
+        self.metrics.origin_requests.with_label_values(&[kind, label]).inc();
         result
     }
 
@@ -198,12 +174,8 @@ impl SliceCache {
     /// lazily, so settle its pending bookkeeping first.
     pub(crate) async fn update_gauges(&self) {
         self.slices.run_pending_tasks().await;
-        self.metrics
-            .memory_bytes
-            .set(i64::try_from(self.slices.weighted_size()).unwrap_or(i64::MAX));
-        self.metrics
-            .memory_entries
-            .set(i64::try_from(self.slices.entry_count()).unwrap_or(i64::MAX));
+        self.metrics.memory_bytes.set(i64::try_from(self.slices.weighted_size()).unwrap_or(i64::MAX));
+        self.metrics.memory_entries.set(i64::try_from(self.slices.entry_count()).unwrap_or(i64::MAX));
     }
 }
 

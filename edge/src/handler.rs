@@ -32,15 +32,8 @@ pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body
         Ok(resp) => resp,
         Err(refusal) => {
             if let Refusal::Token(e) = &refusal {
-                edge.metrics
-                    .token_rejections
-                    .with_label_values(&[e.reason()])
-                    .inc();
-                tracing::debug!(
-                    reason = e.reason(),
-                    path = req.uri().path(),
-                    "token refused"
-                );
+                edge.metrics.token_rejections.with_label_values(&[e.reason()]).inc();
+                tracing::debug!(reason = e.reason(), path = req.uri().path(), "token refused");
             }
             refusal.into_response()
         }
@@ -51,10 +44,7 @@ pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    edge.metrics
-        .requests
-        .with_label_values(&[method, resp.status().as_str()])
-        .inc();
+    edge.metrics.requests.with_label_values(&[method, resp.status().as_str()]).inc();
     resp
 }
 
@@ -68,9 +58,7 @@ async fn answer<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, Refu
     }
     // The token covers the canonical path; the cache key below is derived
     // from that same verified path, never from the query.
-    edge.verifier
-        .verify(path, req.uri().query(), cadenza_config::unix_now())
-        .map_err(Refusal::Token)?;
+    edge.verifier.verify(path, req.uri().query(), cadenza_config::unix_now()).map_err(Refusal::Token)?;
 
     let len = edge.cache.len(file).await.map_err(Refusal::Upstream)?;
     let etag = format!("\"{file}\"");
@@ -93,10 +81,7 @@ async fn answer<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, Refu
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     reply::audio_headers(h, &etag);
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(
             header::CONTENT_RANGE,
@@ -112,11 +97,7 @@ async fn answer<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, Refu
     let size = edge.cache.slice_size();
     let first = range.start / size;
     let last = (range.end - 1) / size;
-    let (bytes, source) = edge
-        .cache
-        .slice(file, first, len)
-        .await
-        .map_err(Refusal::Upstream)?;
+    let (bytes, source) = edge.cache.slice(file, first, len).await.map_err(Refusal::Upstream)?;
     resp.headers_mut().insert(
         X_CACHE,
         HeaderValue::from_static(match source {
@@ -139,40 +120,30 @@ fn cut(bytes: &Bytes, slice: Range<u64>, want: &Range<u64>) -> Bytes {
 }
 
 /// The response body: `head`, then each remaining slice as it is fetched.
-fn body(
-    edge: &Edge,
-    file: FileId,
-    len: u64,
-    want: Range<u64>,
-    head: Bytes,
-    rest: Range<u64>,
-) -> Body {
+fn body(edge: &Edge, file: FileId, len: u64, want: Range<u64>, head: Bytes, rest: Range<u64>) -> Body {
     let cache = edge.cache.clone();
     let metrics = edge.metrics.clone();
     let first = stream::once(async move { Ok::<_, BodyError>(Frame::data(head)) });
-    let others = stream::unfold(
-        (rest, cache, metrics),
-        move |(mut indices, cache, metrics)| {
-            let want = want.clone();
-            async move {
-                let index = indices.next()?;
-                let item = match cache.slice(file, index, len).await {
-                    Ok((bytes, _)) => {
-                        let part = cut(&bytes, cache.slice_range(index, len), &want);
-                        metrics.response_bytes.inc_by(part.len() as u64);
-                        Ok(Frame::data(part))
-                    }
-                    Err(e) => {
-                        tracing::warn!(%file, slice = index, error = %e, "fill failed mid-response; aborting");
-                        // End the stream after the error.
-                        indices = u64::MAX..u64::MAX;
-                        Err(BodyError(e))
-                    }
-                };
-                Some((item, (indices, cache, metrics)))
-            }
-        },
-    );
+    let others = stream::unfold((rest, cache, metrics), move |(mut indices, cache, metrics)| {
+        let want = want.clone();
+        async move {
+            let index = indices.next()?;
+            let item = match cache.slice(file, index, len).await {
+                Ok((bytes, _)) => {
+                    let part = cut(&bytes, cache.slice_range(index, len), &want);
+                    metrics.response_bytes.inc_by(part.len() as u64);
+                    Ok(Frame::data(part))
+                }
+                Err(e) => {
+                    tracing::warn!(%file, slice = index, error = %e, "fill failed mid-response; aborting");
+                    // End the stream after the error.
+                    indices = u64::MAX..u64::MAX;
+                    Err(BodyError(e))
+                }
+            };
+            Some((item, (indices, cache, metrics)))
+        }
+    });
     use futures_util::StreamExt as _;
     StreamBody::new(first.chain(others)).boxed_unsync()
 }
@@ -181,28 +152,22 @@ fn body(
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
         v.to_str().is_ok_and(|list| {
-            list.split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+            list.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
         })
     })
 }
 
 /// The single range to serve, `None` for the whole object, or a 416.
-fn requested_range(
-    headers: &HeaderMap,
-    etag: &str,
-    len: u64,
-) -> Result<Option<Range<u64>>, Refusal> {
+fn requested_range(headers: &HeaderMap, etag: &str, len: u64) -> Result<Option<Range<u64>>, Refusal> {
     let Some(range) = headers.get(header::RANGE) else {
         return Ok(None);
     };
     // If-Range (RFC 9110 §13.1.5): strong comparison only; a date or a
     // different tag means "send the whole thing".
-    if let Some(if_range) = headers.get(header::IF_RANGE) {
-        if if_range.as_bytes() != etag.as_bytes() {
-            return Ok(None);
-        }
+    if let Some(if_range) = headers.get(header::IF_RANGE)
+        && if_range.as_bytes() != etag.as_bytes()
+    {
+        return Ok(None);
     }
     match range::select(range.as_bytes(), len) {
         Selection::Full => Ok(None),
@@ -216,22 +181,13 @@ fn preflight() -> Response<Body> {
     let mut resp = Response::new(reply::empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Range, If-Range, If-None-Match"),
     );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
 }
 
@@ -253,10 +209,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let tag = "\"abc\"";
         assert!(!if_none_match(&h, tag));
-        h.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_static("\"x\", W/\"abc\""),
-        );
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"abc\""));
         assert!(if_none_match(&h, tag));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(if_none_match(&h, tag));

@@ -47,10 +47,7 @@ pub enum EdgeError {
     #[error("origin: {0}")]
     Origin(#[from] cadenza_origin::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("listener failed: {0}")]
     Serve(std::io::Error),
 }
@@ -83,32 +80,18 @@ impl EdgeServer {
         );
         let public = bind(config.listen).await?;
         let admin = bind(config.admin.listen).await?;
-        let edge = Arc::new(Edge {
-            verifier,
-            cache: Arc::new(cache),
-            metrics,
-        });
-        Ok(Self {
-            name: config.name.clone(),
-            public,
-            admin,
-            config,
-            edge,
-        })
+        let edge = Arc::new(Edge { verifier, cache: Arc::new(cache), metrics });
+        Ok(Self { name: config.name.clone(), public, admin, config, edge })
     }
 
     /// The public (audio) listener's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.public
-            .local_addr()
-            .expect("bound listener has an address")
+        self.public.local_addr().expect("bound listener has an address")
     }
 
     /// The admin listener's address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin
-            .local_addr()
-            .expect("bound listener has an address")
+        self.admin.local_addr().expect("bound listener has an address")
     }
 
     pub fn name(&self) -> &str {
@@ -116,10 +99,7 @@ impl EdgeServer {
     }
 
     /// Serve until `shutdown` completes, then drain both listeners.
-    pub async fn serve(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), EdgeError> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), EdgeError> {
         let limits = cadenza_net::Limits::from(&self.config.http);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -150,15 +130,10 @@ impl EdgeServer {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EdgeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| EdgeError::Bind { addr, source })
+    TcpListener::bind(addr).await.map_err(|source| EdgeError::Bind { addr, source })
 }
 
 /// `cadenza edge`: bind and serve until SIGINT/SIGTERM.
 pub async fn run(config: EdgeConfig) -> Result<(), EdgeError> {
-    EdgeServer::bind(config)
-        .await?
-        .serve(cadenza_net::shutdown_signal())
-        .await
+    EdgeServer::bind(config).await?.serve(cadenza_net::shutdown_signal()).await
 }

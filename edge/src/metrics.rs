@@ -22,28 +22,21 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn new(edge: &str) -> Self {
-        let registry =
-            Registry::new_custom(None, Some([("edge".to_owned(), edge.to_owned())].into()))
-                .expect("valid registry labels");
+        let registry = Registry::new_custom(None, Some([("edge".to_owned(), edge.to_owned())].into()))
+            .expect("valid registry labels");
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
+            registry.register(Box::new(c.clone())).expect("metric registered once");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
+            registry.register(Box::new(c.clone())).expect("metric registered once");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
             g
         };
         let m = Self {
@@ -67,22 +60,13 @@ impl Metrics {
                 "Upstream requests by kind and result.",
                 &["kind", "result"],
             ),
-            origin_bytes: counter(
-                "cadenza_edge_origin_bytes_total",
-                "Bytes fetched from upstream.",
-            ),
+            origin_bytes: counter("cadenza_edge_origin_bytes_total", "Bytes fetched from upstream."),
             response_bytes: counter(
                 "cadenza_edge_response_body_bytes_total",
                 "Audio bytes queued to clients.",
             ),
-            memory_bytes: gauge(
-                "cadenza_edge_cache_memory_bytes",
-                "Bytes held by the memory tier.",
-            ),
-            memory_entries: gauge(
-                "cadenza_edge_cache_memory_entries",
-                "Slices held by the memory tier.",
-            ),
+            memory_bytes: gauge("cadenza_edge_cache_memory_bytes", "Bytes held by the memory tier."),
+            memory_entries: gauge("cadenza_edge_cache_memory_entries", "Slices held by the memory tier."),
             registry,
         };
         for reason in cadenza_config::token::TokenError::REASONS {

@@ -23,9 +23,7 @@ pub(crate) const REASON_HEADER: &str = "x-cadenza-reason";
 pub(crate) const X_CACHE: &str = "x-cache";
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 pub(crate) fn empty() -> Body {
@@ -53,9 +51,7 @@ impl Refusal {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             Refusal::Upstream(FetchError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
-            Refusal::Upstream(FetchError::Timeout(_)) => {
-                (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
-            }
+            Refusal::Upstream(FetchError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             Refusal::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
         }
     }
@@ -83,29 +79,17 @@ impl Refusal {
         let mut resp = Response::new(full(body.to_string()));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(REASON_HEADER, HeaderValue::from_static(code));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED),
-        );
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
         match self {
             Refusal::RangeNotSatisfiable { len } => {
                 h.insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
                 h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             }
             Refusal::MethodNotAllowed => {
-                h.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
-                );
+                h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             }
             _ => {}
         }
@@ -120,24 +104,12 @@ pub(crate) const EXPOSED: &str = "Content-Range, Content-Length, Accept-Ranges, 
 
 /// Headers of every successful audio response.
 pub(crate) fn audio_headers(h: &mut http::HeaderMap, etag: &str) {
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(cadenza_config::layout::AUDIO_CONTENT_TYPE),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(cadenza_config::layout::AUDIO_CONTENT_TYPE));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, value(etag.to_owned()));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSED),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
 }
 
 /// A header value from text we built ourselves (digits, hex, ASCII).

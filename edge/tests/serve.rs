@@ -12,23 +12,14 @@ const SLICE: u64 = 64 * 1024;
 
 async fn edge_over_file_store(len: usize) -> (TestStore, TestEdge) {
     let store = store_with_object(len).await;
-    let edge = start_edge(edge_config(
-        &store.url,
-        ByteSize(SLICE),
-        Duration::from_secs(5),
-    ))
-    .await;
+    let edge = start_edge(edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5))).await;
     (store, edge)
 }
 
 #[tokio::test]
 async fn full_get_returns_the_object_with_audio_headers() {
     let (store, edge) = edge_over_file_store(300_000).await;
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(edge.good_url(&store.file)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let h = resp.headers().clone();
     assert_eq!(h["content-type"], "audio/ogg");
@@ -54,27 +45,15 @@ async fn the_three_range_forms_and_their_content_range() {
         ("bytes=100-999999", 100, 300_000), // end clamps
         ("bytes=0-0", 0, 1),
     ] {
-        let resp = client()
-            .get(edge.good_url(&store.file))
-            .header("range", header)
-            .send()
-            .await
-            .unwrap();
+        let resp = client().get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
         assert_eq!(resp.status(), 206, "{header}");
         assert_eq!(
             resp.headers()["content-range"],
             format!("bytes {start}-{}/{len}", end - 1).as_str(),
             "{header}"
         );
-        assert_eq!(
-            resp.headers()["content-length"],
-            (end - start).to_string().as_str()
-        );
-        assert_eq!(
-            resp.bytes().await.unwrap(),
-            store.bytes.slice(start as usize..end as usize),
-            "{header}"
-        );
+        assert_eq!(resp.headers()["content-length"], (end - start).to_string().as_str());
+        assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(start as usize..end as usize), "{header}");
     }
     edge.stop().await;
 }
@@ -82,31 +61,14 @@ async fn the_three_range_forms_and_their_content_range() {
 #[tokio::test]
 async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
     let (store, edge) = edge_over_file_store(1000).await;
-    for header in [
-        "bytes=1000-",
-        "bytes=5000-6000",
-        "bytes=-0",
-        "bytes=abc",
-        "bytes=5-1",
-        "bytes=+1-2",
-    ] {
-        let resp = client()
-            .get(edge.good_url(&store.file))
-            .header("range", header)
-            .send()
-            .await
-            .unwrap();
+    for header in ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=abc", "bytes=5-1", "bytes=+1-2"] {
+        let resp = client().get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
         assert_eq!(resp.status(), 416, "{header}");
         assert_eq!(resp.headers()["content-range"], "bytes */1000", "{header}");
         assert_eq!(resp.headers()["x-cadenza-reason"], "range_not_satisfiable");
     }
     // Another unit is ignored: the whole object.
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "items=0-1")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(edge.good_url(&store.file)).header("range", "items=0-1").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     edge.stop().await;
 }
@@ -115,12 +77,7 @@ async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
 async fn conditionals_if_none_match_and_if_range() {
     let (store, edge) = edge_over_file_store(5000).await;
     let etag = format!("\"{}\"", store.file);
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(edge.good_url(&store.file)).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(resp.status(), 304);
     assert_eq!(resp.headers()["etag"], etag.as_str());
     assert!(resp.bytes().await.unwrap().is_empty());
@@ -156,32 +113,14 @@ async fn conditionals_if_none_match_and_if_range() {
 #[tokio::test]
 async fn head_and_options() {
     let (store, edge) = edge_over_file_store(5000).await;
-    let resp = client()
-        .head(edge.good_url(&store.file))
-        .header("range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().head(edge.good_url(&store.file)).header("range", "bytes=10-19").send().await.unwrap();
     assert_eq!(resp.status(), 206);
     assert_eq!(resp.headers()["content-length"], "10");
     assert_eq!(resp.headers()["content-range"], "bytes 10-19/5000");
-    let resp = client()
-        .request(reqwest::Method::OPTIONS, edge.good_url(&store.file))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().request(reqwest::Method::OPTIONS, edge.good_url(&store.file)).send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    assert!(
-        resp.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("Range")
-    );
-    let resp = client()
-        .post(edge.good_url(&store.file))
-        .send()
-        .await
-        .unwrap();
+    assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
+    let resp = client().post(edge.good_url(&store.file)).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
     edge.stop().await;
@@ -212,22 +151,10 @@ async fn token_failures_are_403_with_a_reason_and_counted() {
         assert_eq!(body["error"]["code"], reason);
         assert_eq!(body["error"]["status"], 403);
     }
-    assert_eq!(
-        edge.counter("cadenza_edge_token_rejections_total", &["token_expired"])
-            .await,
-        1
-    );
-    assert_eq!(
-        edge.counter("cadenza_edge_token_rejections_total", &[])
-            .await,
-        4
-    );
+    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &["token_expired"]).await, 1);
+    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &[]).await, 4);
     // None of them reached the origin.
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_requests_total", &[])
-            .await,
-        0
-    );
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &[]).await, 0);
     edge.stop().await;
 }
 
@@ -247,11 +174,7 @@ async fn a_token_for_one_file_does_not_open_another() {
 async fn unknown_paths_and_missing_objects_are_404() {
     let (store, edge) = edge_over_file_store(5000).await;
     for path in ["/", "/a/", "/a/nothex.ogg", "/a/../a/x.ogg", "/metrics"] {
-        let resp = client()
-            .get(format!("http://{}{path}", edge.addr))
-            .send()
-            .await
-            .unwrap();
+        let resp = client().get(format!("http://{}{path}", edge.addr)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
     }
     let missing = cadenza_config::ids::FileId::of_content(b"never stored");
@@ -266,43 +189,18 @@ async fn unknown_paths_and_missing_objects_are_404() {
 async fn a_small_range_costs_one_slice_and_a_repeat_is_a_memory_hit() {
     // 1 MiB object, 64 KiB slices: a 100-byte range must fetch one slice.
     let (store, edge) = edge_over_file_store(1 << 20).await;
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=500000-500099")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client().get(edge.good_url(&store.file)).header("range", "bytes=500000-500099").send().await.unwrap();
     assert_eq!(resp.headers()["x-cache"], "MISS");
-    assert_eq!(
-        resp.bytes().await.unwrap(),
-        store.bytes.slice(500_000..500_100)
-    );
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""])
-            .await,
-        1
-    );
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_bytes_total", &[]).await,
-        SLICE
-    );
+    assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(500_000..500_100));
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await, 1);
+    assert_eq!(edge.counter("cadenza_edge_origin_bytes_total", &[]).await, SLICE);
 
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=500100-500199")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client().get(edge.good_url(&store.file)).header("range", "bytes=500100-500199").send().await.unwrap();
     assert_eq!(resp.headers()["x-cache"], "HIT-MEM");
-    assert_eq!(
-        resp.bytes().await.unwrap(),
-        store.bytes.slice(500_100..500_200)
-    );
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""])
-            .await,
-        1
-    );
+    assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(500_100..500_200));
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await, 1);
     edge.stop().await;
 }
 
@@ -322,16 +220,8 @@ async fn concurrent_cold_misses_make_one_origin_request_per_slice() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), store.bytes);
     }
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""])
-            .await,
-        4
-    );
-    assert_eq!(
-        edge.counter("cadenza_edge_origin_requests_total", &["kind=\"head\""])
-            .await,
-        1
-    );
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await, 4);
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"head\""]).await, 1);
     edge.stop().await;
 }
 
@@ -339,17 +229,8 @@ async fn concurrent_cold_misses_make_one_origin_request_per_slice() {
 async fn http2_prior_knowledge_is_served() {
     let (store, edge) = edge_over_file_store(100_000).await;
     cadenza_origin::install_crypto_provider();
-    let h2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let resp = h2
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=10-20")
-        .send()
-        .await
-        .unwrap();
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let resp = h2.get(edge.good_url(&store.file)).header("range", "bytes=10-20").send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 206);
     assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(10..21));
@@ -359,9 +240,11 @@ async fn http2_prior_knowledge_is_served() {
 #[tokio::test]
 async fn through_a_cadenza_origin_over_http() {
     let store = store_with_object(200_000).await;
-    let mut oc = cadenza_config::service::OriginConfig::default();
-    oc.listen = "127.0.0.1:0".parse().unwrap();
-    oc.store = store.url.clone();
+    let oc = cadenza_config::service::OriginConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: store.url.clone(),
+        ..Default::default()
+    };
     let origin = cadenza_origin::OriginServer::bind(oc).await.unwrap();
     let origin_url = format!("http://{}", origin.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -369,25 +252,11 @@ async fn through_a_cadenza_origin_over_http() {
         let _ = stopped.await;
     }));
 
-    let edge = start_edge(edge_config(
-        &origin_url,
-        ByteSize(SLICE),
-        Duration::from_secs(5),
-    ))
-    .await;
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .send()
-        .await
-        .unwrap();
+    let edge = start_edge(edge_config(&origin_url, ByteSize(SLICE), Duration::from_secs(5))).await;
+    let resp = client().get(edge.good_url(&store.file)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap(), store.bytes);
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=-5")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(edge.good_url(&store.file)).header("range", "bytes=-5").send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(199_995..));
     edge.stop().await;
     let _ = stop.send(());
@@ -398,28 +267,15 @@ async fn through_a_cadenza_origin_over_http() {
 async fn a_truncating_origin_gives_502_and_nothing_is_cached() {
     let file = cadenza_config::ids::FileId::of_content(b"x");
     let (addr, origin) = faulty_origin(file, 200_000, Fault::Truncate).await;
-    let edge = start_edge(edge_config(
-        &format!("http://{addr}"),
-        ByteSize(SLICE),
-        Duration::from_secs(5),
-    ))
-    .await;
+    let edge =
+        start_edge(edge_config(&format!("http://{addr}"), ByteSize(SLICE), Duration::from_secs(5))).await;
     for _ in 0..2 {
-        let resp = client()
-            .get(edge.good_url(&file))
-            .header("range", "bytes=0-99")
-            .send()
-            .await
-            .unwrap();
+        let resp = client().get(edge.good_url(&file)).header("range", "bytes=0-99").send().await.unwrap();
         assert_eq!(resp.status(), 502);
         assert_eq!(resp.headers()["x-cadenza-reason"], "upstream_error");
     }
     // The short slice was not cached: the second request went upstream again.
-    assert!(
-        edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""])
-            .await
-            >= 2
-    );
+    assert!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await >= 2);
     edge.stop().await;
     origin.abort();
 }
@@ -428,18 +284,9 @@ async fn a_truncating_origin_gives_502_and_nothing_is_cached() {
 async fn a_resetting_origin_gives_502() {
     let file = cadenza_config::ids::FileId::of_content(b"y");
     let (addr, origin) = faulty_origin(file, 200_000, Fault::Reset).await;
-    let edge = start_edge(edge_config(
-        &format!("http://{addr}"),
-        ByteSize(SLICE),
-        Duration::from_secs(5),
-    ))
-    .await;
-    let resp = client()
-        .get(edge.good_url(&file))
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let edge =
+        start_edge(edge_config(&format!("http://{addr}"), ByteSize(SLICE), Duration::from_secs(5))).await;
+    let resp = client().get(edge.good_url(&file)).header("range", "bytes=0-99").send().await.unwrap();
     assert_eq!(resp.status(), 502);
     edge.stop().await;
     origin.abort();
@@ -449,18 +296,9 @@ async fn a_resetting_origin_gives_502() {
 async fn a_stalled_origin_gives_504_within_the_deadline() {
     let file = cadenza_config::ids::FileId::of_content(b"z");
     let (addr, origin) = faulty_origin(file, 200_000, Fault::Stall).await;
-    let edge = start_edge(edge_config(
-        &format!("http://{addr}"),
-        ByteSize(SLICE),
-        Duration::from_millis(300),
-    ))
-    .await;
-    let resp = client()
-        .get(edge.good_url(&file))
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let edge =
+        start_edge(edge_config(&format!("http://{addr}"), ByteSize(SLICE), Duration::from_millis(300))).await;
+    let resp = client().get(edge.good_url(&file)).header("range", "bytes=0-99").send().await.unwrap();
     assert_eq!(resp.status(), 504);
     assert_eq!(resp.headers()["x-cadenza-reason"], "upstream_timeout");
     edge.stop().await;
@@ -471,41 +309,14 @@ async fn a_stalled_origin_gives_504_within_the_deadline() {
 async fn admin_listener_health_and_metrics() {
     let (store, edge) = edge_over_file_store(1000).await;
     let c = client();
+    assert_eq!(c.get(format!("http://{}/healthz", edge.admin)).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(format!("http://{}/readyz", edge.admin)).send().await.unwrap().status(), 200);
+    let _ = c.get(edge.good_url(&store.file)).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(
-        c.get(format!("http://{}/healthz", edge.admin))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("http://{}/readyz", edge.admin))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let _ = c
-        .get(edge.good_url(&store.file))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(
-        edge.counter(
-            "cadenza_edge_requests_total",
-            &["method=\"GET\"", "status=\"200\"", "edge=\"edge-1\""]
-        )
-        .await,
+        edge.counter("cadenza_edge_requests_total", &["method=\"GET\"", "status=\"200\"", "edge=\"edge-1\""])
+            .await,
         1
     );
-    assert_eq!(
-        edge.counter("cadenza_edge_cache_memory_bytes", &[]).await,
-        1000
-    );
+    assert_eq!(edge.counter("cadenza_edge_cache_memory_bytes", &[]).await, 1000);
     edge.stop().await;
 }

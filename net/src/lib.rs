@@ -95,11 +95,7 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -142,8 +138,7 @@ where
                 // Closed, failed or silent before saying which protocol.
                 Ok(Err(_)) | Err(_) => return,
             };
-            let conn =
-                conn.serve_connection_with_upgrades(TokioIo::new(stream), HyperService(service));
+            let conn = conn.serve_connection_with_upgrades(TokioIo::new(stream), HyperService(service));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
@@ -154,10 +149,7 @@ where
 
     drop(listener);
     tracing::info!(%local, connections = graceful.count(), "draining");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(%local, remaining = tasks.len(), "drain deadline passed; closing connections");
         tasks.abort_all();
     }

@@ -141,10 +141,7 @@ pub fn fuzz_logic(header: &[u8], len: u64) {
     if let Parsed::Bytes(specs) = parse(header) {
         for s in specs {
             if let Some(r) = s.resolve(len) {
-                assert!(
-                    r.start < r.end && r.end <= len,
-                    "{s:?} resolved to {r:?} for len {len}"
-                );
+                assert!(r.start < r.end && r.end <= len, "{s:?} resolved to {r:?} for len {len}");
             }
         }
     }
@@ -173,16 +170,8 @@ mod tests {
     fn resolution_against_length() {
         let len = 1000;
         assert_eq!(Spec::Closed(0, 99).resolve(len), Some(0..100));
-        assert_eq!(
-            Spec::Closed(990, 5000).resolve(len),
-            Some(990..1000),
-            "end clamps to the object"
-        );
-        assert_eq!(
-            Spec::Closed(1000, 1001).resolve(len),
-            None,
-            "start past the end is unsatisfiable"
-        );
+        assert_eq!(Spec::Closed(990, 5000).resolve(len), Some(990..1000), "end clamps to the object");
+        assert_eq!(Spec::Closed(1000, 1001).resolve(len), None, "start past the end is unsatisfiable");
         assert_eq!(Spec::From(999).resolve(len), Some(999..1000));
         assert_eq!(Spec::From(1000).resolve(len), None);
         assert_eq!(Spec::Suffix(10).resolve(len), Some(990..1000));
@@ -192,15 +181,8 @@ mod tests {
             "suffix longer than the object is all of it"
         );
         assert_eq!(Spec::Suffix(0).resolve(len), None, "-0 selects nothing");
-        assert_eq!(
-            Spec::From(0).resolve(0),
-            None,
-            "nothing is satisfiable in an empty object"
-        );
-        assert_eq!(
-            Spec::Closed(u64::MAX - 1, u64::MAX).resolve(u64::MAX),
-            Some(u64::MAX - 1..u64::MAX)
-        );
+        assert_eq!(Spec::From(0).resolve(0), None, "nothing is satisfiable in an empty object");
+        assert_eq!(Spec::Closed(u64::MAX - 1, u64::MAX).resolve(u64::MAX), Some(u64::MAX - 1..u64::MAX));
     }
 
     #[test]
@@ -239,10 +221,7 @@ mod tests {
         ] {
             assert_eq!(parse(bad.as_bytes()), Parsed::Malformed, "{bad:?}");
         }
-        assert_eq!(
-            parse(format!("bytes=0-1{}", ",0-1".repeat(300)).as_bytes()),
-            Parsed::Malformed
-        );
+        assert_eq!(parse(format!("bytes=0-1{}", ",0-1".repeat(300)).as_bytes()), Parsed::Malformed);
         assert_eq!(parse(b"bytes=\xff-1"), Parsed::Malformed);
     }
 
@@ -258,14 +237,7 @@ mod tests {
 
     #[test]
     fn fuzz_logic_holds_on_samples() {
-        for h in [
-            "bytes=0-",
-            "bytes=-1",
-            "bytes=5-1000000",
-            "bytes=0-0,-0",
-            "x",
-            "",
-        ] {
+        for h in ["bytes=0-", "bytes=-1", "bytes=5-1000000", "bytes=0-0,-0", "x", ""] {
             for len in [0, 1, 7, 1 << 20] {
                 fuzz_logic(h.as_bytes(), len);
             }

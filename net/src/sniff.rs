@@ -28,12 +28,7 @@ pub(crate) async fn sniff(mut stream: TcpStream) -> io::Result<Prefixed> {
         }
         n += read;
         if n == buf.len() || buf[..n] != H2_PREFACE[..n] {
-            return Ok(Prefixed {
-                prefix: buf,
-                len: n,
-                pos: 0,
-                inner: stream,
-            });
+            return Ok(Prefixed { prefix: buf, len: n, pos: 0, inner: stream });
         }
     }
 }
@@ -48,11 +43,7 @@ pub(crate) struct Prefixed {
 }
 
 impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.pos < this.len {
             let n = buf.remaining().min(this.len - this.pos);
@@ -65,11 +56,7 @@ impl AsyncRead for Prefixed {
 }
 
 impl AsyncWrite for Prefixed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 

@@ -51,14 +51,9 @@ async fn header_read_timeout_closes_a_silent_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cadenza_net::serve(
-        listener,
-        slow_service(),
-        limits(200, 16, 1000),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), limits(200, 16, 1000), async {
+        let _ = stop_rx.await;
+    }));
 
     // Send half a request line and go quiet: the server must hang up (with a
     // 408 or a bare close) instead of holding the connection forever.
@@ -66,15 +61,9 @@ async fn header_read_timeout_closes_a_silent_connection() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    assert!(
-        closed.is_ok(),
-        "connection still open after 5 s with a 200 ms header timeout"
-    );
+    assert!(closed.is_ok(), "connection still open after 5 s with a 200 ms header timeout");
     let text = String::from_utf8_lossy(&buf);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "unexpected reply {text:?}"
-    );
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "unexpected reply {text:?}");
 
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
@@ -85,29 +74,19 @@ async fn a_client_that_never_speaks_or_stalls_in_the_h2_preface_is_closed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cadenza_net::serve(
-        listener,
-        slow_service(),
-        limits(200, 16, 1000),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), limits(200, 16, 1000), async {
+        let _ = stop_rx.await;
+    }));
     for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(opening).await.unwrap();
         let mut buf = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-        assert!(
-            closed.is_ok(),
-            "connection opened with {opening:?} still open after 5 s"
-        );
+        assert!(closed.is_ok(), "connection opened with {opening:?} still open after 5 s");
     }
     // A real client after them is still served.
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     assert!(read_all(&mut s).await.starts_with("HTTP/1.1 200"));
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
@@ -118,32 +97,19 @@ async fn graceful_shutdown_finishes_in_flight_responses() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cadenza_net::serve(
-        listener,
-        slow_service(),
-        limits(5000, 16, 5000),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), limits(5000, 16, 5000), async {
+        let _ = stop_rx.await;
+    }));
 
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 300\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 300\r\n\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = stop_tx.send(());
     let reply = read_all(&mut s).await;
-    assert!(
-        reply.starts_with("HTTP/1.1 200"),
-        "in-flight request was cut: {reply:?}"
-    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "in-flight request was cut: {reply:?}");
     assert!(reply.ends_with("done"), "{reply:?}");
     server.await.unwrap().unwrap();
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "listener still accepting after shutdown"
-    );
+    assert!(TcpStream::connect(addr).await.is_err(), "listener still accepting after shutdown");
 }
 
 #[tokio::test]
@@ -151,30 +117,16 @@ async fn drain_deadline_closes_stragglers() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cadenza_net::serve(
-        listener,
-        slow_service(),
-        limits(5000, 16, 200),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), limits(5000, 16, 200), async {
+        let _ = stop_rx.await;
+    }));
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 60000\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-delay-ms: 60000\r\n\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = stop_tx.send(());
     let finished = tokio::time::timeout(Duration::from_secs(10), server).await;
-    assert!(
-        finished.is_ok(),
-        "server did not stop after its 200 ms drain deadline"
-    );
-    assert_eq!(
-        read_all(&mut s).await,
-        "",
-        "the straggler got a response it should not have"
-    );
+    assert!(finished.is_ok(), "server did not stop after its 200 ms drain deadline");
+    assert_eq!(read_all(&mut s).await, "", "the straggler got a response it should not have");
 }
 
 #[tokio::test]
@@ -182,14 +134,9 @@ async fn connection_cap_holds_extra_connections_until_a_slot_frees() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cadenza_net::serve(
-        listener,
-        slow_service(),
-        limits(5000, 1, 1000),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), limits(5000, 1, 1000), async {
+        let _ = stop_rx.await;
+    }));
 
     // The first connection holds the only slot for 500 ms.
     let mut first = TcpStream::connect(addr).await.unwrap();
@@ -200,16 +147,10 @@ async fn connection_cap_holds_extra_connections_until_a_slot_frees() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The second is accepted by the kernel but not served until the first ends.
     let mut second = TcpStream::connect(addr).await.unwrap();
-    second
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    second.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(200), second.read(&mut byte)).await;
-    assert!(
-        early.is_err(),
-        "second connection was served while the cap was full"
-    );
+    assert!(early.is_err(), "second connection was served while the cap was full");
     let first_reply = read_all(&mut first).await;
     assert!(first_reply.starts_with("HTTP/1.1 200"), "{first_reply:?}");
     let rest = read_all(&mut second).await;

@@ -34,10 +34,7 @@ pub enum OriginError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("listener failed: {0}")]
     Serve(std::io::Error),
 }
@@ -60,24 +57,14 @@ impl OriginServer {
 
     /// Serve an already opened store (the dev stack shares one).
     pub async fn bind_store(config: OriginConfig, store: Store) -> Result<Self, OriginError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| OriginError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        Ok(Self {
-            listener,
-            store,
-            config,
-        })
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| OriginError::Bind { addr: config.listen, source })?;
+        Ok(Self { listener, store, config })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// Serve until `shutdown` completes, then drain.
@@ -88,23 +75,15 @@ impl OriginServer {
             let store = store.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(&store, req).await) }
         });
-        cadenza_net::serve(
-            self.listener,
-            service,
-            cadenza_net::Limits::from(&self.config.http),
-            shutdown,
-        )
-        .await
-        .map_err(OriginError::Serve)
+        cadenza_net::serve(self.listener, service, cadenza_net::Limits::from(&self.config.http), shutdown)
+            .await
+            .map_err(OriginError::Serve)
     }
 }
 
 /// `cadenza origin`: bind and serve until SIGINT/SIGTERM.
 pub async fn run(config: OriginConfig) -> Result<(), OriginError> {
-    OriginServer::bind(config)
-        .await?
-        .serve(cadenza_net::shutdown_signal())
-        .await
+    OriginServer::bind(config).await?.serve(cadenza_net::shutdown_signal()).await
 }
 
 /// Is `key` one of the two kinds of object we publish?
@@ -148,43 +127,26 @@ async fn handle<B>(store: &Store, req: Request<B>) -> Response<Body> {
         cadenza_net::range::Selection::Full => (StatusCode::OK, 0..meta.size),
         cadenza_net::range::Selection::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
         cadenza_net::range::Selection::Unsatisfiable => {
-            let mut resp = error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                "range not satisfiable",
-            );
-            resp.headers_mut().insert(
-                header::CONTENT_RANGE,
-                value(format!("bytes */{}", meta.size)),
-            );
+            let mut resp =
+                error(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", "range not satisfiable");
+            resp.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{}", meta.size)));
             return resp;
         }
     };
     let mut resp = Response::new(empty());
     *resp.status_mut() = status;
     object_headers(resp.headers_mut(), &meta, key);
-    resp.headers_mut().insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
     if status == StatusCode::PARTIAL_CONTENT {
         resp.headers_mut().insert(
             header::CONTENT_RANGE,
-            value(format!(
-                "bytes {}-{}/{}",
-                range.start,
-                range.end - 1,
-                meta.size
-            )),
+            value(format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size)),
         );
     }
     if head_only || range.is_empty() {
         return resp;
     }
-    let options = GetOptions {
-        range: Some(GetRange::Bounded(range)),
-        ..GetOptions::default()
-    };
+    let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
     match store.get_opts(&path, options).await {
         Ok(got) => {
             let frames = got.into_stream().map_ok(Frame::data);
@@ -196,17 +158,11 @@ async fn handle<B>(store: &Store, req: Request<B>) -> Response<Body> {
 }
 
 fn object_headers(h: &mut http::HeaderMap, meta: &ObjectMeta, key: &str) {
-    let content_type = if key.ends_with(".json") {
-        "application/json"
-    } else {
-        cadenza_config::layout::AUDIO_CONTENT_TYPE
-    };
+    let content_type =
+        if key.ends_with(".json") { "application/json" } else { cadenza_config::layout::AUDIO_CONTENT_TYPE };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::LAST_MODIFIED,
-        value(httpdate(meta.last_modified.timestamp())),
-    );
+    h.insert(header::LAST_MODIFIED, value(httpdate(meta.last_modified.timestamp())));
     if let Some(tag) = meta.e_tag.as_deref() {
         let tag = tag.trim_matches('"');
         if tag.bytes().all(|c| c.is_ascii_graphic() && c != b'"') {
@@ -217,9 +173,7 @@ fn object_headers(h: &mut http::HeaderMap, meta: &ObjectMeta, key: &str) {
 
 fn store_error(e: &object_store::Error) -> Response<Body> {
     match e {
-        object_store::Error::NotFound { .. } => {
-            error(StatusCode::NOT_FOUND, "not_found", "no such object")
-        }
+        object_store::Error::NotFound { .. } => error(StatusCode::NOT_FOUND, "not_found", "no such object"),
         other => {
             tracing::warn!(error = %other, "store read failed");
             error(StatusCode::BAD_GATEWAY, "store_error", "store read failed")
@@ -228,29 +182,17 @@ fn store_error(e: &object_store::Error) -> Response<Body> {
 }
 
 fn error(status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
-    let body = format!(
-        r#"{{"error":{{"status":{},"code":"{code}","message":"{message}"}}}}"#,
-        status.as_u16()
-    );
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let body =
+        format!(r#"{{"error":{{"status":{},"code":"{code}","message":"{message}"}}}}"#, status.as_u16());
+    let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert("x-cadenza-reason", HeaderValue::from_static(code));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert("x-cadenza-reason", HeaderValue::from_static(code));
     resp
 }
 
 fn empty() -> Body {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()
 }
 
 fn value(s: String) -> HeaderValue {
@@ -260,9 +202,8 @@ fn value(s: String) -> HeaderValue {
 /// RFC 9110 §5.6.7 IMF-fixdate for a unix time.
 fn httpdate(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).

@@ -8,9 +8,7 @@ use cadenza_config::ids::{FileId, TrackId};
 use cadenza_config::layout;
 use cadenza_config::manifest::{MANIFEST_VERSION, Manifest};
 use object_store::path::Path as StorePath;
-use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig,
-};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
 
 /// A shared handle to any object store backend.
 pub type Store = Arc<dyn ObjectStore>;
@@ -29,26 +27,14 @@ pub enum StoreError {
     },
     #[error("manifest {key} is not valid: {reason}")]
     BadManifest { key: String, reason: String },
-    #[error(
-        "audio object {key} exists with {found} bytes, expected {expected}: refusing to overwrite"
-    )]
-    Conflict {
-        key: String,
-        found: u64,
-        expected: u64,
-    },
+    #[error("audio object {key} exists with {found} bytes, expected {expected}: refusing to overwrite")]
+    Conflict { key: String, found: u64, expected: u64 },
 }
 
 impl StoreError {
     /// True when the object does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Backend {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }
-        )
+        matches!(self, StoreError::Backend { source: object_store::Error::NotFound { .. }, .. })
     }
 }
 
@@ -61,16 +47,11 @@ impl StoreError {
 ///
 /// Callers use only the [`ObjectStore`] trait, so nothing assumes local files.
 pub fn open_store(url: &str) -> Result<Store, StoreError> {
-    let bad = |reason: &str| StoreError::Url {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let bad = |reason: &str| StoreError::Url { url: url.to_owned(), reason: reason.to_owned() };
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     match parsed.scheme() {
         "file" => {
-            let dir = parsed
-                .to_file_path()
-                .map_err(|()| bad("not an absolute file path"))?;
+            let dir = parsed.to_file_path().map_err(|()| bad("not an absolute file path"))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
             let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
@@ -89,9 +70,7 @@ pub fn open_store(url: &str) -> Result<Store, StoreError> {
             Ok(Arc::new(store))
         }
         "memory" => Ok(Arc::new(object_store::memory::InMemory::new())),
-        other => Err(bad(&format!(
-            "unsupported scheme {other:?} (use file, http, https or memory)"
-        ))),
+        other => Err(bad(&format!("unsupported scheme {other:?} (use file, http, https or memory)"))),
     }
 }
 
@@ -124,11 +103,7 @@ pub fn manifest_path(track: &TrackId) -> StorePath {
 /// Store an audio object under its content address. Returns `false` when an
 /// object of the same size was already there (content addressing makes it
 /// the same bytes), `true` when written.
-pub async fn put_audio(
-    store: &dyn ObjectStore,
-    id: &FileId,
-    bytes: Bytes,
-) -> Result<bool, StoreError> {
+pub async fn put_audio(store: &dyn ObjectStore, id: &FileId, bytes: Bytes) -> Result<bool, StoreError> {
     let path = audio_path(id);
     match store.head(&path).await {
         Ok(meta) if meta.size == bytes.len() as u64 => return Ok(false),
@@ -141,48 +116,32 @@ pub async fn put_audio(
         }
         Err(object_store::Error::NotFound { .. }) => {}
         Err(source) => {
-            return Err(StoreError::Backend {
-                op: "head",
-                key: path.to_string(),
-                source,
-            });
+            return Err(StoreError::Backend { op: "head", key: path.to_string(), source });
         }
     }
-    store
-        .put(&path, PutPayload::from_bytes(bytes))
-        .await
-        .map_err(|source| StoreError::Backend {
-            op: "put",
-            key: path.to_string(),
-            source,
-        })?;
+    store.put(&path, PutPayload::from_bytes(bytes)).await.map_err(|source| StoreError::Backend {
+        op: "put",
+        key: path.to_string(),
+        source,
+    })?;
     Ok(true)
 }
 
 /// Write a manifest. Call only after every audio object it names is stored:
 /// a reader that finds the manifest must find its files.
-pub async fn write_manifest(
-    store: &dyn ObjectStore,
-    manifest: &Manifest,
-) -> Result<(), StoreError> {
+pub async fn write_manifest(store: &dyn ObjectStore, manifest: &Manifest) -> Result<(), StoreError> {
     let path = manifest_path(&manifest.track_id);
     let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
-    store
-        .put(&path, PutPayload::from(json))
-        .await
-        .map_err(|source| StoreError::Backend {
-            op: "put",
-            key: path.to_string(),
-            source,
-        })?;
+    store.put(&path, PutPayload::from(json)).await.map_err(|source| StoreError::Backend {
+        op: "put",
+        key: path.to_string(),
+        source,
+    })?;
     Ok(())
 }
 
 /// Read a track's manifest; `Ok(None)` when the track is not published.
-pub async fn read_manifest(
-    store: &dyn ObjectStore,
-    track: &TrackId,
-) -> Result<Option<Manifest>, StoreError> {
+pub async fn read_manifest(store: &dyn ObjectStore, track: &TrackId) -> Result<Option<Manifest>, StoreError> {
     let path = manifest_path(track);
     let bytes = match store.get(&path).await {
         Ok(r) => r.bytes().await.map_err(|source| StoreError::Backend {
@@ -192,25 +151,15 @@ pub async fn read_manifest(
         })?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(source) => {
-            return Err(StoreError::Backend {
-                op: "get",
-                key: path.to_string(),
-                source,
-            });
+            return Err(StoreError::Backend { op: "get", key: path.to_string(), source });
         }
     };
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
-            key: path.to_string(),
-            reason: e.to_string(),
-        })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::BadManifest { key: path.to_string(), reason: e.to_string() })?;
     if manifest.version != MANIFEST_VERSION || &manifest.track_id != track {
         return Err(StoreError::BadManifest {
             key: path.to_string(),
-            reason: format!(
-                "version {} for track {}",
-                manifest.version, manifest.track_id
-            ),
+            reason: format!("version {} for track {}", manifest.version, manifest.track_id),
         });
     }
     Ok(Some(manifest))
@@ -219,17 +168,10 @@ pub async fn read_manifest(
 /// Read a whole audio object.
 pub async fn read_audio(store: &dyn ObjectStore, id: &FileId) -> Result<Bytes, StoreError> {
     let path = audio_path(id);
-    let get = store
-        .get(&path)
-        .await
-        .map_err(|source| StoreError::Backend {
-            op: "get",
-            key: path.to_string(),
-            source,
-        })?;
-    get.bytes().await.map_err(|source| StoreError::Backend {
+    let get = store.get(&path).await.map_err(|source| StoreError::Backend {
         op: "get",
         key: path.to_string(),
         source,
-    })
+    })?;
+    get.bytes().await.map_err(|source| StoreError::Backend { op: "get", key: path.to_string(), source })
 }

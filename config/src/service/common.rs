@@ -50,10 +50,7 @@ pub struct KeyFile {
 impl KeySpec {
     /// The config form of a key.
     pub fn from_key(key: &SigningKey) -> Self {
-        Self {
-            id: key.id().to_string(),
-            secret: Secret::new(key.secret_base64()),
-        }
+        Self { id: key.id().to_string(), secret: Secret::new(key.secret_base64()) }
     }
 }
 
@@ -80,33 +77,17 @@ impl SigningConfig {
     /// Build the key ring: inline keys, then the keys file. Errors name the
     /// key (`signing.keys[1].secret`) or the file.
     pub fn key_ring(&self) -> Result<KeyRing, ConfigError> {
-        let mut specs: Vec<(String, &KeySpec)> = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (format!("signing.keys[{i}]"), k))
-            .collect();
+        let mut specs: Vec<(String, &KeySpec)> =
+            self.keys.iter().enumerate().map(|(i, k)| (format!("signing.keys[{i}]"), k)).collect();
         let from_file;
         // An empty path means "no file", so an override can unset it.
-        if let Some(path) = self
-            .keys_file
-            .as_ref()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            from_file = toml::from_str::<KeyFile>(&text).map_err(|e| ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        if let Some(path) = self.keys_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            from_file = toml::from_str::<KeyFile>(&text)
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
             specs.extend(
-                from_file
-                    .keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| (format!("{}: keys[{i}]", path.display()), k)),
+                from_file.keys.iter().enumerate().map(|(i, k)| (format!("{}: keys[{i}]", path.display()), k)),
             );
         }
         let mut keys = Vec::with_capacity(specs.len());
@@ -114,16 +95,14 @@ impl SigningConfig {
             let id: KeyId = spec.id.parse().map_err(|e: crate::ids::IdError| {
                 ConfigError::invalid(format!("{at}.id"), &spec.id, e.to_string())
             })?;
-            let key = SigningKey::from_base64(id, spec.secret.expose()).map_err(|e| {
-                ConfigError::invalid(format!("{at}.secret"), "<redacted>", e.to_string())
-            })?;
+            let key = SigningKey::from_base64(id, spec.secret.expose())
+                .map_err(|e| ConfigError::invalid(format!("{at}.secret"), "<redacted>", e.to_string()))?;
             keys.push(key);
         }
         let current = match &self.current {
             None => None,
             Some(c) => Some(
-                c.parse::<KeyId>()
-                    .map_err(|e| ConfigError::invalid("signing.current", c, e.to_string()))?,
+                c.parse::<KeyId>().map_err(|e| ConfigError::invalid("signing.current", c, e.to_string()))?,
             ),
         };
         KeyRing::new(keys, current.as_ref()).map_err(|e| {
@@ -136,10 +115,7 @@ impl SigningConfig {
     }
 
     pub fn policy(&self) -> TokenPolicy {
-        TokenPolicy {
-            leeway: self.leeway.get(),
-            max_lifetime: self.max_lifetime.get(),
-        }
+        TokenPolicy { leeway: self.leeway.get(), max_lifetime: self.max_lifetime.get() }
     }
 
     /// A verifier over [`Self::key_ring`] with [`Self::policy`].
@@ -204,12 +180,7 @@ impl HttpServerConfig {
             self.idle_timeout.to_string(),
             "must be positive",
         )?;
-        ensure(
-            self.max_connections >= 1,
-            "http.max_connections",
-            self.max_connections,
-            "must be at least 1",
-        )
+        ensure(self.max_connections >= 1, "http.max_connections", self.max_connections, "must be at least 1")
     }
 }
 
@@ -231,10 +202,7 @@ impl Default for AdminConfig {
 
 impl AdminConfig {
     pub(crate) fn with_listen(listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            token: Secret::default(),
-        }
+        Self { listen, token: Secret::default() }
     }
 
     pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
@@ -246,11 +214,7 @@ pub(crate) fn validate_admin_token(token: &Secret, key: &str) -> Result<(), Conf
     ensure(
         token.expose().len() >= MIN_ADMIN_TOKEN_LEN,
         key,
-        if token.is_empty() {
-            "<empty>"
-        } else {
-            "<redacted>"
-        },
+        if token.is_empty() { "<empty>" } else { "<redacted>" },
         "must be set to at least 16 characters (try `cadenza keys token`)",
     )
 }

@@ -68,18 +68,13 @@ impl Default for ControlConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: "sqlite://cadenza-control.db".into(),
-            max_connections: 10,
-        }
+        Self { url: "sqlite://cadenza-control.db".into(), max_connections: 10 }
     }
 }
 
 impl Default for PlaybackConfig {
     fn default() -> Self {
-        Self {
-            url_ttl: HumanDuration::secs(3600),
-        }
+        Self { url_ttl: HumanDuration::secs(3600) }
     }
 }
 
@@ -90,9 +85,7 @@ impl ServiceConfig for ControlConfig {
         validate_admin_token(&self.admin_token, "admin_token")?;
         let db = &self.database.url;
         ensure(
-            db.starts_with("sqlite:")
-                || db.starts_with("postgres://")
-                || db.starts_with("postgresql://"),
+            db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"),
             "database.url",
             db,
             "must start with sqlite:, postgres:// or postgresql://",
@@ -125,18 +118,13 @@ impl ServiceConfig for ControlConfig {
                 "must be 1-64 characters of [A-Za-z0-9_-]",
             )?;
             ensure(
-                (e.url.starts_with("http://") || e.url.starts_with("https://"))
-                    && !e.url.ends_with('/'),
+                (e.url.starts_with("http://") || e.url.starts_with("https://")) && !e.url.ends_with('/'),
                 &format!("edges[{i}].url"),
                 &e.url,
                 "must be an http(s) base URL without a trailing slash",
             )?;
             if self.edges[..i].iter().any(|o| o.name == e.name) {
-                return Err(ConfigError::invalid(
-                    format!("edges[{i}].name"),
-                    &e.name,
-                    "appears twice",
-                ));
+                return Err(ConfigError::invalid(format!("edges[{i}].name"), &e.name, "appears twice"));
             }
         }
         self.http.validate()
@@ -157,13 +145,8 @@ pub fn redact_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
-    let authority_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end]
-        .rfind('@')
-        .map(|i| scheme_end + i)
-    else {
+    let authority_end = url[scheme_end..].find('/').map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end].rfind('@').map(|i| scheme_end + i) else {
         return url.to_owned();
     };
     match url[scheme_end..at].find(':') {
@@ -184,21 +167,9 @@ mod tests {
         };
         let shown = format!("{db:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(
-            shown.contains("postgres://app:***@db.internal:5432/cadenza"),
-            "{shown}"
-        );
-        assert_eq!(
-            redact_url_password("postgres://app@db/x"),
-            "postgres://app@db/x"
-        );
-        assert_eq!(
-            redact_url_password("sqlite://data/x.db"),
-            "sqlite://data/x.db"
-        );
-        assert_eq!(
-            redact_url_password("postgres://u:p@h/db?x=a@b"),
-            "postgres://u:***@h/db?x=a@b"
-        );
+        assert!(shown.contains("postgres://app:***@db.internal:5432/cadenza"), "{shown}");
+        assert_eq!(redact_url_password("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(redact_url_password("postgres://u:p@h/db?x=a@b"), "postgres://u:***@h/db?x=a@b");
     }
 }

@@ -49,11 +49,7 @@ impl Default for DevConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self {
-            tracks: 3,
-            first_seconds: 24,
-            step_seconds: 8,
-        }
+        Self { tracks: 3, first_seconds: 24, step_seconds: 8 }
     }
 }
 
@@ -61,18 +57,8 @@ impl ServiceConfig for DevConfig {
     const ENV_PREFIX: &'static str = "CADENZA_DEV";
 
     fn validate(&self) -> Result<(), ConfigError> {
-        ensure(
-            self.host.is_loopback(),
-            "host",
-            self.host,
-            "the dev stack binds loopback only",
-        )?;
-        ensure(
-            (1..=16).contains(&self.edges),
-            "edges",
-            self.edges,
-            "must be between 1 and 16",
-        )?;
+        ensure(self.host.is_loopback(), "host", self.host, "the dev stack binds loopback only")?;
+        ensure((1..=16).contains(&self.edges), "edges", self.edges, "must be between 1 and 16")?;
         ensure(
             self.base_port == 0 || self.base_port <= u16::MAX - 10 - 2 * self.edges,
             "base_port",

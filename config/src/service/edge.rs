@@ -61,19 +61,13 @@ impl Default for EdgeConfig {
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
-        Self {
-            url: String::new(),
-            timeout: HumanDuration::secs(10),
-        }
+        Self { url: String::new(), timeout: HumanDuration::secs(10) }
     }
 }
 
 impl Default for EdgeCacheConfig {
     fn default() -> Self {
-        Self {
-            memory: ByteSize::mib(256),
-            slice: ByteSize::kib(256),
-        }
+        Self { memory: ByteSize::mib(256), slice: ByteSize::kib(256) }
     }
 }
 
@@ -81,12 +75,7 @@ impl ServiceConfig for EdgeConfig {
     const ENV_PREFIX: &'static str = "CADENZA_EDGE";
 
     fn validate(&self) -> Result<(), ConfigError> {
-        ensure(
-            is_opaque_id(&self.name, 64),
-            "name",
-            &self.name,
-            "must be 1-64 characters of [A-Za-z0-9_-]",
-        )?;
+        ensure(is_opaque_id(&self.name, 64), "name", &self.name, "must be 1-64 characters of [A-Za-z0-9_-]")?;
         self.admin.validate("admin.token")?;
         validate_store_url(&self.origin.url, "origin.url")?;
         ensure(

@@ -18,11 +18,6 @@ impl ServiceConfig for TranscoderConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_store_url(&self.store, "store")?;
-        ensure(
-            self.threads <= 64,
-            "threads",
-            self.threads,
-            "must be at most 64",
-        )
+        ensure(self.threads <= 64, "threads", self.threads, "must be at most 64")
     }
 }

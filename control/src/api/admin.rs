@@ -45,9 +45,7 @@ pub(crate) async fn create_user(
     let country = validate::country("country", &req.country)?;
     let id = match req.id {
         Some(id) => id,
-        None => random_id(22)
-            .parse::<UserId>()
-            .map_err(|e| ApiError::internal("user id", &e))?,
+        None => random_id(22).parse::<UserId>().map_err(|e| ApiError::internal("user id", &e))?,
     };
     let token = new_token();
     users::create(

@@ -34,10 +34,7 @@ where
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorKind::PayloadTooLarge, "body: too large for this route")
             } else {
-                ApiError::invalid(format!(
-                    "body: cannot read: {}",
-                    lower_first(&rejection.body_text())
-                ))
+                ApiError::invalid(format!("body: cannot read: {}", lower_first(&rejection.body_text())))
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -53,8 +50,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let at = if path == "." { "body".to_owned() } else { path };
         ApiError::invalid(format!("{at}: {}", e.into_inner()))
     })?;
-    de.end()
-        .map_err(|e| ApiError::invalid(format!("body: {e}")))?;
+    de.end().map_err(|e| ApiError::invalid(format!("body: {e}")))?;
     Ok(value)
 }
 
@@ -63,12 +59,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(Ok(value)) = headers.get(CONTENT_TYPE).map(|v| v.to_str()) else {
         return false;
     };
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -84,12 +75,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|rejection: PathRejection| {
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| ApiPath(v)).map_err(
+            |rejection: PathRejection| {
                 ApiError::invalid(format!("path: {}", lower_first(&rejection.body_text())))
-            })
+            },
+        )
     }
 }
 

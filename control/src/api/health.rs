@@ -20,18 +20,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
         Ok(()) => Ok(Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(
-                ErrorKind::Unavailable,
-                "database: not reachable",
-            ))
+            Err(ApiError::new(ErrorKind::Unavailable, "database: not reachable"))
         }
     }
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics().render(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render())
 }

@@ -66,12 +66,7 @@ impl std::fmt::Debug for Inner {
 
 impl AppState {
     pub(crate) fn new(db: Db, config: ControlConfig, keys: KeyRing) -> Self {
-        Self(Arc::new(Inner {
-            db,
-            config,
-            keys,
-            metrics: Metrics::new(),
-        }))
+        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new() }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -99,10 +94,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/tracks/{id}", get(tracks::get_track))
         .route("/v1/playback/stream", post(playback::stream))
-        .route(
-            "/v1/admin/import",
-            post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
-        )
+        .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/users", post(admin::create_user))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -112,20 +104,13 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route for path {}", echo(uri.path())),
-    )
+    ApiError::new(ErrorKind::NotFound, format!("no route for path {}", echo(uri.path())))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         ErrorKind::MethodNotAllowed,
-        format!(
-            "method {} is not allowed on path {}",
-            echo(method.as_str()),
-            echo(uri.path())
-        ),
+        format!("method {} is not allowed on path {}", echo(method.as_str()), echo(uri.path())),
     )
 }
 
@@ -140,9 +125,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let response = next.run(req).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    state
-        .metrics()
-        .observe_request(&route, status, elapsed.as_secs_f64());
+    state.metrics().observe_request(&route, status, elapsed.as_secs_f64());
     tracing::debug!(%method, route, status, elapsed_ms = elapsed.as_millis(), "request");
     response
 }

@@ -35,17 +35,11 @@ pub(crate) async fn stream(
             })
         })
         .transpose()?;
-    let pref = Preference {
-        quality,
-        connection: req.connection,
-        data_saver: req.data_saver.unwrap_or(false),
-    };
+    let pref =
+        Preference { quality, connection: req.connection, data_saver: req.data_saver.unwrap_or(false) };
     let id = &req.track_id;
     let playable = catalog::playable(state.db(), id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::TrackNotFound,
-            format!("track_id: no track {}", echo(id.as_str())),
-        )
+        ApiError::new(ErrorKind::TrackNotFound, format!("track_id: no track {}", echo(id.as_str())))
     })?;
     if let Some(at) = playable.release_at_ms
         && at > now_ms()
@@ -63,10 +57,7 @@ pub(crate) async fn stream(
     let rung = pick(target(user.tier, pref), &published).ok_or_else(|| {
         ApiError::new(
             ErrorKind::NoAudio,
-            format!(
-                "track_id: track {} has no published audio",
-                echo(id.as_str())
-            ),
+            format!("track_id: track {} has no published audio", echo(id.as_str())),
         )
     })?;
     let Some(chosen) = playable.files.into_iter().find(|f| f.rung == rung) else {
@@ -74,19 +65,10 @@ pub(crate) async fn stream(
     };
     let config = state.config();
     if config.edges.is_empty() {
-        return Err(ApiError::new(
-            ErrorKind::NoEdges,
-            "edges: no edge pops are configured",
-        ));
+        return Err(ApiError::new(ErrorKind::NoEdges, "edges: no edge pops are configured"));
     }
     let exp = cadenza_config::unix_now().saturating_add(config.playback.url_ttl.get().as_secs());
-    let urls = signed_urls(
-        &config.edges,
-        state.keys().current(),
-        &chosen.file.file_id,
-        &user.id,
-        exp,
-    );
+    let urls = signed_urls(&config.edges, state.keys().current(), &chosen.file.file_id, &user.id, exp);
     state.metrics().stream_answer(rung.kbps());
     // Never log the URLs: they are credentials until they expire.
     tracing::info!(track = %id, user = %user.id, quality_kbps = rung.kbps(), "stream issued");
@@ -97,9 +79,5 @@ pub(crate) async fn stream(
         urls,
         file: chosen.file,
     };
-    Ok((
-        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(body),
-    )
-        .into_response())
+    Ok(([(CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response())
 }

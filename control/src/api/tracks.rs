@@ -26,25 +26,16 @@ pub(crate) async fn get_track(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id: TrackId = id
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("id: {e}")))?;
+    let id: TrackId = id.parse().map_err(|e| ApiError::invalid(format!("id: {e}")))?;
     let track = catalog::track(state.db(), &id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::TrackNotFound,
-            format!("id: no track {}", echo(id.as_str())),
-        )
+        ApiError::new(ErrorKind::TrackNotFound, format!("id: no track {}", echo(id.as_str())))
     })?;
     let body = serde_json::to_vec(&track).map_err(|e| ApiError::internal("track json", &e))?;
     let etag = etag_of(&body);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal("etag", &e))?;
     let cache = HeaderValue::from_static(CACHE_CONTROL_VALUE);
     if if_none_match(&headers, &etag) {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(ETAG, etag_value), (CACHE_CONTROL, cache)],
-        )
-            .into_response());
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_value), (CACHE_CONTROL, cache)]).into_response());
     }
     Ok((
         [

@@ -12,8 +12,7 @@ use super::{Db, get_bool, get_unsigned, now_ms};
 use crate::catalog::{AlbumRow, ArtistRow, Batch, RefTable, TrackRow};
 use crate::error::{ApiError, ErrorKind};
 use crate::types::{
-    AlbumSummary, AlbumType, ArtistSummary, ImportResponse, StreamFile, TrackLoudness,
-    TrackResponse,
+    AlbumSummary, AlbumType, ArtistSummary, ImportResponse, StreamFile, TrackLoudness, TrackResponse,
 };
 use crate::validate::echo;
 
@@ -25,9 +24,7 @@ pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, Api
     let now = now_ms();
     let mut tx = db.begin_write().await?;
     for a in &batch.artists {
-        upsert_artist(&mut tx, a, now)
-            .await
-            .map_err(constraint_error)?;
+        upsert_artist(&mut tx, a, now).await.map_err(constraint_error)?;
     }
     // Everything the batch names but does not carry must already exist.
     for r in batch.external_refs() {
@@ -35,10 +32,7 @@ pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, Api
             RefTable::Artist => "SELECT id FROM artists WHERE id = $1",
             RefTable::Album => "SELECT id FROM albums WHERE id = $1",
         };
-        let found = sqlx::query(sql)
-            .bind(&r.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let found = sqlx::query(sql).bind(&r.id).fetch_optional(&mut *tx).await?;
         if found.is_none() {
             let what = match r.table {
                 RefTable::Artist => "artist",
@@ -52,14 +46,10 @@ pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, Api
         }
     }
     for a in &batch.albums {
-        upsert_album(&mut tx, a, now)
-            .await
-            .map_err(constraint_error)?;
+        upsert_album(&mut tx, a, now).await.map_err(constraint_error)?;
     }
     for t in &batch.tracks {
-        upsert_track(&mut tx, t, now)
-            .await
-            .map_err(constraint_error)?;
+        upsert_track(&mut tx, t, now).await.map_err(constraint_error)?;
     }
     tx.commit().await?;
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -88,11 +78,7 @@ async fn upsert_artist(
     Ok(())
 }
 
-async fn upsert_album(
-    tx: &mut Transaction<'static, Any>,
-    a: &AlbumRow,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+async fn upsert_album(tx: &mut Transaction<'static, Any>, a: &AlbumRow, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO albums (id, title, album_type, release_date, release_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -113,28 +99,19 @@ async fn upsert_album(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM album_artists WHERE album_id = $1")
-        .bind(&a.id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM album_artists WHERE album_id = $1").bind(&a.id).execute(&mut **tx).await?;
     for (position, artist) in (0_i64..).zip(&a.artist_ids) {
-        sqlx::query(
-            "INSERT INTO album_artists (album_id, artist_id, position) VALUES ($1, $2, $3)",
-        )
-        .bind(&a.id)
-        .bind(artist)
-        .bind(position)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO album_artists (album_id, artist_id, position) VALUES ($1, $2, $3)")
+            .bind(&a.id)
+            .bind(artist)
+            .bind(position)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
-async fn upsert_track(
-    tx: &mut Transaction<'static, Any>,
-    t: &TrackRow,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO tracks (id, album_id, title, track_number, disc_number, duration_ms,
              explicit, isrc, audio_features, loudness_integrated_lufs, loudness_true_peak_dbtp,
@@ -184,21 +161,16 @@ async fn upsert_track(
         .execute(&mut **tx)
         .await?;
     for (position, artist) in (0_i64..).zip(&t.artist_ids) {
-        sqlx::query(
-            "INSERT INTO track_artists (track_id, artist_id, position) VALUES ($1, $2, $3)",
-        )
-        .bind(t.id.as_str())
-        .bind(artist)
-        .bind(position)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO track_artists (track_id, artist_id, position) VALUES ($1, $2, $3)")
+            .bind(t.id.as_str())
+            .bind(artist)
+            .bind(position)
+            .execute(&mut **tx)
+            .await?;
     }
 
     // The manifest is the whole ladder: renditions it no longer lists go.
-    sqlx::query("DELETE FROM track_files WHERE track_id = $1")
-        .bind(t.id.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM track_files WHERE track_id = $1").bind(t.id.as_str()).execute(&mut **tx).await?;
     for f in &t.files {
         sqlx::query(
             "INSERT INTO track_files (track_id, bitrate_kbps, file_id, size, duration_ms,
@@ -249,10 +221,7 @@ pub(crate) async fn playable(db: &Db, id: &TrackId) -> Result<Option<Playable>, 
     .await?;
     let Some(row) = row else { return Ok(None) };
     let release_at_ms: Option<i64> = row.try_get("release_at")?;
-    Ok(Some(Playable {
-        release_at_ms,
-        files: files(db, id).await?,
-    }))
+    Ok(Some(Playable { release_at_ms, files: files(db, id).await? }))
 }
 
 async fn files(db: &Db, id: &TrackId) -> Result<Vec<TrackFile>, ApiError> {
@@ -311,12 +280,7 @@ pub(crate) async fn track(db: &Db, id: &TrackId) -> Result<Option<TrackResponse>
     .fetch_all(db.pool())
     .await?
     .iter()
-    .map(|r| {
-        Ok(ArtistSummary {
-            id: r.try_get("id")?,
-            name: r.try_get("name")?,
-        })
-    })
+    .map(|r| Ok(ArtistSummary { id: r.try_get("id")?, name: r.try_get("name")? }))
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
 
     let qualities = files(db, id).await?.iter().map(|f| f.rung.kbps()).collect();
@@ -357,10 +321,7 @@ fn constraint_error(e: sqlx::Error) -> ApiError {
     match &e {
         sqlx::Error::Database(db) if db.is_check_violation() || db.is_foreign_key_violation() => {
             tracing::warn!(error = %e, "import refused by a database constraint");
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "batch violates a catalog constraint",
-            )
+            ApiError::new(ErrorKind::InvalidRequest, "batch violates a catalog constraint")
         }
         _ => e.into(),
     }

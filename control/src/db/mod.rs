@@ -92,9 +92,8 @@ impl Db {
             Backend::Sqlite => sqlite_url(&config.url),
             Backend::Postgres => config.url.clone(),
         };
-        let mut options = AnyPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT);
+        let mut options =
+            AnyPoolOptions::new().max_connections(config.max_connections).acquire_timeout(ACQUIRE_TIMEOUT);
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -106,15 +105,8 @@ impl Db {
         let pool = options
             .connect(&url)
             .await
-            .map_err(|source| ControlError::Database {
-                url: redacted.clone(),
-                source,
-            })?;
-        Ok(Self {
-            pool,
-            backend,
-            url: redacted,
-        })
+            .map_err(|source| ControlError::Database { url: redacted.clone(), source })?;
+        Ok(Self { pool, backend, url: redacted })
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -127,10 +119,7 @@ impl Db {
             .migrator()
             .run(&self.pool)
             .await
-            .map_err(|source| ControlError::Migrate {
-                url: self.url.clone(),
-                source,
-            })
+            .map_err(|source| ControlError::Migrate { url: self.url.clone(), source })
     }
 
     /// `SELECT 1`: is the database reachable?
@@ -157,10 +146,7 @@ impl Db {
 /// A `sqlite:` URL with `mode=rwc` (create if missing) unless it names a
 /// mode, and with the file's directory created.
 fn sqlite_url(url: &str) -> String {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -227,15 +213,9 @@ mod tests {
     #[test]
     fn sqlite_urls_create_the_file() {
         assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
-        assert_eq!(
-            sqlite_url("sqlite:///tmp/a.db"),
-            "sqlite:///tmp/a.db?mode=rwc"
-        );
+        assert_eq!(sqlite_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db?mode=rwc");
         assert_eq!(sqlite_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
-        assert_eq!(
-            sqlite_url("sqlite://a.db?cache=shared"),
-            "sqlite://a.db?cache=shared&mode=rwc"
-        );
+        assert_eq!(sqlite_url("sqlite://a.db?cache=shared"), "sqlite://a.db?cache=shared&mode=rwc");
         assert_eq!(sqlite_url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
     }
 
@@ -244,10 +224,7 @@ mod tests {
         assert_eq!(Backend::of_url("sqlite://x.db"), Some(Backend::Sqlite));
         assert_eq!(Backend::of_url("sqlite::memory:"), Some(Backend::Sqlite));
         assert_eq!(Backend::of_url("postgres://u@h/d"), Some(Backend::Postgres));
-        assert_eq!(
-            Backend::of_url("postgresql://u@h/d"),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(Backend::of_url("postgresql://u@h/d"), Some(Backend::Postgres));
         assert_eq!(Backend::of_url("mysql://u@h/d"), None);
     }
 }

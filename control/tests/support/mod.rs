@@ -13,12 +13,9 @@ use std::time::Duration;
 
 use cadenza_config::ids::{FileId, random_id};
 use cadenza_config::ladder::Rung;
-use cadenza_config::manifest::{
-    Loudness, MANIFEST_VERSION, Manifest, Rendition, SeekPoint, Source,
-};
+use cadenza_config::manifest::{Loudness, MANIFEST_VERSION, Manifest, Rendition, SeekPoint, Source};
 use cadenza_config::service::{
-    ControlConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, KeySpec, PlaybackConfig,
-    SigningConfig,
+    ControlConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, KeySpec, PlaybackConfig, SigningConfig,
 };
 use cadenza_config::token::{KeyRing, SigningKey, TokenPolicy, Verifier};
 use cadenza_config::units::{HumanDuration, Secret};
@@ -66,21 +63,12 @@ pub(crate) async fn databases() -> Vec<TestDb> {
 pub(crate) fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("data").join("control.db");
-    TestDb {
-        url: format!("sqlite://{}", path.display()),
-        kind: "sqlite",
-        _dir: Some(dir),
-        drop_pg: None,
-    }
+    TestDb { url: format!("sqlite://{}", path.display()), kind: "sqlite", _dir: Some(dir), drop_pg: None }
 }
 
 async fn postgres(server_url: &str) -> TestDb {
     let (base, db_name) = split_db(server_url);
-    let name = format!(
-        "{}_{}",
-        db_name.unwrap_or("cadenza"),
-        random_id(12).to_ascii_lowercase()
-    );
+    let name = format!("{}_{}", db_name.unwrap_or("cadenza"), random_id(12).to_ascii_lowercase());
     let mut conn = sqlx::PgConnection::connect(server_url)
         .await
         .unwrap_or_else(|e| panic!("{ENV_DATABASE_URL}: cannot connect: {e}"));
@@ -131,17 +119,11 @@ impl Drop for TestDb {
         // Drop may run inside a runtime (or while panicking): use a thread
         // with its own small runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await
-                    {
+                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
                         eprintln!("drop database {name}: {e}");
                     }
                     let _ = conn.close().await;
@@ -166,10 +148,7 @@ pub(crate) fn verifier() -> Verifier {
     let (a, b) = signing_keys();
     Verifier::new(
         KeyRing::new(vec![a, b], None).unwrap(),
-        TokenPolicy {
-            leeway: Duration::from_secs(30),
-            max_lifetime: Duration::from_secs(24 * 3600),
-        },
+        TokenPolicy { leeway: Duration::from_secs(30), max_lifetime: Duration::from_secs(24 * 3600) },
     )
 }
 
@@ -182,32 +161,18 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
     ControlConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         admin_token: Secret::new(ADMIN_TOKEN),
-        database: DatabaseConfig {
-            url: db_url.to_owned(),
-            max_connections: 4,
-        },
+        database: DatabaseConfig { url: db_url.to_owned(), max_connections: 4 },
         signing: SigningConfig {
             keys: vec![KeySpec::from_key(&old), KeySpec::from_key(&new)],
             current: Some("k-old".into()),
             ..defaults.signing
         },
-        playback: PlaybackConfig {
-            url_ttl: HumanDuration::secs(TTL_SECS),
-        },
+        playback: PlaybackConfig { url_ttl: HumanDuration::secs(TTL_SECS) },
         edges: vec![
-            EdgeEndpoint {
-                name: "pop-a".into(),
-                url: "http://127.0.0.1:18410".into(),
-            },
-            EdgeEndpoint {
-                name: "pop-b".into(),
-                url: "https://edge-b.example.net".into(),
-            },
+            EdgeEndpoint { name: "pop-a".into(), url: "http://127.0.0.1:18410".into() },
+            EdgeEndpoint { name: "pop-b".into(), url: "https://edge-b.example.net".into() },
         ],
-        http: HttpServerConfig {
-            shutdown_grace: HumanDuration::secs(5),
-            ..defaults.http
-        },
+        http: HttpServerConfig { shutdown_grace: HumanDuration::secs(5), ..defaults.http },
     }
 }
 
@@ -226,9 +191,7 @@ impl Server {
 
     pub(crate) async fn start_with(config: ControlConfig) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let server = ControlServer::bind(config)
-            .await
-            .expect("bind control server");
+        let server = ControlServer::bind(config).await.expect("bind control server");
         let base = format!("http://{}", server.local_addr());
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(server.serve(async {
@@ -236,10 +199,7 @@ impl Server {
         }));
         Self {
             base,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
             shutdown: Some(tx),
             handle,
         }
@@ -291,12 +251,7 @@ impl Server {
 /// and return its message.
 pub(crate) async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     assert!(ct.starts_with("application/json"), "content-type {ct:?}");
     let body: ErrorResponse = resp.json().await.expect("error json");
     assert_eq!(body.error.status, status);
@@ -318,11 +273,7 @@ pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
             frames: 44_100 * 30,
             duration_ms: 30_000,
         },
-        loudness: Loudness {
-            integrated_lufs: -19.5,
-            true_peak_dbtp: -2.25,
-            gain_db: 5.5,
-        },
+        loudness: Loudness { integrated_lufs: -19.5, true_peak_dbtp: -2.25, gain_db: 5.5 },
         encoder: "test-encoder".into(),
         renditions: rungs
             .iter()
@@ -336,10 +287,7 @@ pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
                 sample_rate: r.output_rate(44_100),
                 channels: r.channels(),
                 mime: "audio/ogg; codecs=vorbis".into(),
-                seek: vec![SeekPoint {
-                    ms: 0,
-                    offset: 4_000,
-                }],
+                seek: vec![SeekPoint { ms: 0, offset: 4_000 }],
             })
             .collect(),
     }
@@ -350,13 +298,7 @@ pub(crate) fn file_id(track: &str, rung: Rung) -> FileId {
     FileId::of_content(format!("{track}@{rung}").as_bytes())
 }
 
-pub(crate) fn track(
-    id: &str,
-    album: &str,
-    number: u32,
-    artists: &[&str],
-    rungs: &[Rung],
-) -> ImportTrack {
+pub(crate) fn track(id: &str, album: &str, number: u32, artists: &[&str], rungs: &[Rung]) -> ImportTrack {
     ImportTrack {
         id: id.parse().unwrap(),
         album_id: album.into(),
@@ -377,31 +319,14 @@ pub(crate) fn track(
 /// - `al2` "Tomorrow" embargoed for a day: `t3`.
 pub(crate) fn catalog() -> ImportRequest {
     let tomorrow = i64::try_from(cadenza_config::unix_now()).unwrap() + 86_400;
-    let mut t1 = track(
-        "t1",
-        "al1",
-        1,
-        &["ar2", "ar1"],
-        &cadenza_config::ladder::LADDER,
-    );
+    let mut t1 = track("t1", "al1", 1, &["ar2", "ar1"], &cadenza_config::ladder::LADDER);
     t1.explicit = Some(true);
     t1.isrc = Some("se-xyz-24-00001".into());
-    t1.audio_features = Some(
-        serde_json::json!({"tempo": 120.5, "energy": 0.8})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
+    t1.audio_features = Some(serde_json::json!({"tempo": 120.5, "energy": 0.8}).as_object().unwrap().clone());
     ImportRequest {
         artists: vec![
-            ImportArtist {
-                id: "ar1".into(),
-                name: "Ada Lovelace Trio".into(),
-            },
-            ImportArtist {
-                id: "ar2".into(),
-                name: "Björk Byte".into(),
-            },
+            ImportArtist { id: "ar1".into(), name: "Ada Lovelace Trio".into() },
+            ImportArtist { id: "ar2".into(), name: "Björk Byte".into() },
         ],
         albums: vec![
             ImportAlbum {
@@ -434,27 +359,16 @@ pub(crate) fn catalog() -> ImportRequest {
 pub(crate) async fn sql_i64(db_url: &str, sql: &'static str) -> Option<i64> {
     use sqlx::Row as _;
     sqlx::any::install_default_drivers();
-    let url = if db_url.starts_with("sqlite:") {
-        format!("{db_url}?mode=rw")
-    } else {
-        db_url.to_owned()
-    };
+    let url = if db_url.starts_with("sqlite:") { format!("{db_url}?mode=rw") } else { db_url.to_owned() };
     let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
-    let row = sqlx::query(sql)
-        .fetch_optional(&mut conn)
-        .await
-        .expect("sql");
+    let row = sqlx::query(sql).fetch_optional(&mut conn).await.expect("sql");
     let _ = conn.close().await;
     row.map(|r| r.try_get::<i64, _>(0).expect("i64 column"))
 }
 
 pub(crate) async fn sql_exec(db_url: &str, sql: &'static str) {
     sqlx::any::install_default_drivers();
-    let url = if db_url.starts_with("sqlite:") {
-        format!("{db_url}?mode=rw")
-    } else {
-        db_url.to_owned()
-    };
+    let url = if db_url.starts_with("sqlite:") { format!("{db_url}?mode=rw") } else { db_url.to_owned() };
     let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
     sqlx::query(sql).execute(&mut conn).await.expect("sql");
     let _ = conn.close().await;

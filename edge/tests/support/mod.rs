@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cadenza_config::ids::FileId;
-use cadenza_config::service::{EdgeConfig, KeySpec};
+use cadenza_config::service::{
+    AdminConfig, EdgeCacheConfig, EdgeConfig, KeySpec, SigningConfig, UpstreamConfig,
+};
 use cadenza_config::token::{SigningKey, sign_query};
 use cadenza_config::units::{ByteSize, HumanDuration, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,11 +30,7 @@ pub struct TestEdge {
 impl TestEdge {
     pub fn url(&self, file: &FileId, uid: &str, exp: u64) -> String {
         let path = cadenza_config::layout::edge_path(file);
-        format!(
-            "http://{}{path}?{}",
-            self.addr,
-            sign_query(&self.key, &path, &uid.parse().unwrap(), exp)
-        )
+        format!("http://{}{path}?{}", self.addr, sign_query(&self.key, &path, &uid.parse().unwrap(), exp))
     }
 
     pub fn good_url(&self, file: &FileId) -> String {
@@ -40,14 +38,7 @@ impl TestEdge {
     }
 
     pub async fn metrics(&self) -> String {
-        client()
-            .get(format!("http://{}/metrics", self.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        client().get(format!("http://{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
     }
 
     /// Sum of a counter's samples whose labels contain every `label`.
@@ -65,21 +56,14 @@ impl TestEdge {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("edge stops")
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(10), task).await.expect("edge stops").unwrap();
         }
     }
 }
 
 pub fn client() -> reqwest::Client {
     cadenza_origin::install_crypto_provider();
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 pub fn key() -> SigningKey {
@@ -87,16 +71,15 @@ pub fn key() -> SigningKey {
 }
 
 pub fn edge_config(origin_url: &str, slice: ByteSize, timeout: Duration) -> EdgeConfig {
-    let mut c = EdgeConfig::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.admin.listen = "127.0.0.1:0".parse().unwrap();
-    c.admin.token = Secret::new(ADMIN_TOKEN);
-    c.origin.url = origin_url.to_owned();
-    c.origin.timeout = HumanDuration(timeout);
-    c.cache.slice = slice;
-    c.cache.memory = ByteSize::mib(64);
-    c.signing.keys = vec![KeySpec::from_key(&key())];
-    c
+    let defaults = EdgeConfig::default();
+    EdgeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), token: Secret::new(ADMIN_TOKEN) },
+        origin: UpstreamConfig { url: origin_url.to_owned(), timeout: HumanDuration(timeout) },
+        cache: EdgeCacheConfig { slice, memory: ByteSize::mib(64) },
+        signing: SigningConfig { keys: vec![KeySpec::from_key(&key())], ..defaults.signing },
+        ..defaults
+    }
 }
 
 pub async fn start_edge(config: EdgeConfig) -> TestEdge {
@@ -111,13 +94,7 @@ pub async fn start_edge(config: EdgeConfig) -> TestEdge {
             .await
             .unwrap();
     });
-    TestEdge {
-        addr,
-        admin,
-        key: key(),
-        stop: Some(tx),
-        task: Some(task),
-    }
+    TestEdge { addr, admin, key: key(), stop: Some(tx), task: Some(task) }
 }
 
 /// A file:// store in a temp dir holding one audio object of `len`
@@ -144,15 +121,8 @@ pub async fn store_with_object(len: usize) -> TestStore {
         .into();
     let file = FileId::of_content(&bytes);
     let store = cadenza_origin::open_store(&url).unwrap();
-    cadenza_origin::put_audio(store.as_ref(), &file, bytes.clone())
-        .await
-        .unwrap();
-    TestStore {
-        dir,
-        url,
-        file,
-        bytes,
-    }
+    cadenza_origin::put_audio(store.as_ref(), &file, bytes.clone()).await.unwrap();
+    TestStore { dir, url, file, bytes }
 }
 
 pub fn store_dir(s: &TestStore) -> PathBuf {
@@ -205,14 +175,17 @@ pub async fn faulty_origin(
                 let req = String::from_utf8_lossy(&buf[..got]).to_string();
                 let expected_path = format!("/audio/{file}.ogg");
                 if !req.lines().next().unwrap_or("").contains(&expected_path) {
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
-                        .await;
+                    let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
                     return;
                 }
                 if req.starts_with("HEAD ") {
                     let _ = sock
-                        .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\naccept-ranges: bytes\r\n\r\n").as_bytes())
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\naccept-ranges: bytes\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        )
                         .await;
                     return;
                 }
@@ -236,9 +209,7 @@ pub async fn faulty_origin(
 }
 
 fn range_of(req: &str) -> Option<(u64, u64)> {
-    let line = req
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
+    let line = req.lines().find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
     let spec = line.split_once('=')?.1.trim();
     let (a, b) = spec.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
