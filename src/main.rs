@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cadenza: {e:#}");
+            eprintln!("cadenza: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -234,4 +234,20 @@ fn sign(args: SignArgs) -> Result<()> {
     let base = args.edge.as_deref().unwrap_or("").trim_end_matches('/');
     println!("{base}{path}?{query}");
     Ok(())
+}
+
+/// The error and its causes, each once: our error types already quote their
+/// source in their message, anyhow contexts do not.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -1,0 +1,129 @@
+//! The `cadenza` binary as an operator meets it: real processes, real files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cadenza_config::service::{KeyFile, SigningConfig};
+use cadenza_config::token::{TokenPolicy, Verifier};
+
+fn cadenza(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cadenza"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("CADENZA_EDGE__ORIGIN__URL")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn keys_generate_then_sign_gives_a_url_an_edge_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cadenza(&["keys", "generate", "--id", "k1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys_path = dir.path().join("keys.toml");
+    std::fs::write(&keys_path, &out.stdout).unwrap();
+    let file: KeyFile = toml::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(file.keys[0].id, "k1");
+
+    let file_id = cadenza_config::ids::FileId::of_content(b"some audio");
+    let out = cadenza(&[
+        "sign",
+        "--keys-file",
+        keys_path.to_str().unwrap(),
+        "--file-id",
+        file_id.as_str(),
+        "--user",
+        "u1",
+        "--ttl",
+        "10m",
+        "--edge",
+        "http://127.0.0.1:8410/",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let url = text(&out.stdout).trim().to_owned();
+    let path = cadenza_config::layout::edge_path(&file_id);
+    let (base, query) = url.split_once('?').unwrap();
+    assert_eq!(base, format!("http://127.0.0.1:8410{path}"));
+
+    let signing = SigningConfig { keys_file: Some(keys_path), ..SigningConfig::default() };
+    let verifier = Verifier::new(
+        signing.key_ring().unwrap(),
+        TokenPolicy { leeway: Duration::from_secs(30), max_lifetime: Duration::from_secs(3600) },
+    );
+    let ok = verifier.verify(&path, Some(query), cadenza_config::unix_now()).unwrap();
+    assert_eq!(ok.uid.as_str(), "u1");
+    let ttl = ok.exp - cadenza_config::unix_now();
+    assert!((590..=600).contains(&ttl), "ttl {ttl}");
+}
+
+#[test]
+fn keys_token_prints_a_long_random_token() {
+    let a = text(&cadenza(&["keys", "token"]).stdout);
+    let b = text(&cadenza(&["keys", "token"]).stdout);
+    assert_eq!(a.trim().len(), 32);
+    assert_ne!(a, b);
+}
+
+#[test]
+fn bad_config_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "name = \"e1\"\n[cache]\nmemroy = \"1GiB\"\n").unwrap();
+    let out = cadenza(&["edge", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("cache") && err.contains("memroy"), "{err}");
+
+    std::fs::write(&config, "[admin]\ntoken = \"0123456789abcdefXYZ\"\n[origin]\nurl = \"memory://\"\n")
+        .unwrap();
+    let out = cadenza(&["edge", "--config", config.to_str().unwrap(), "--set", "cache.slice=1KiB"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("`cache.slice` = \"1KiB\""), "{err}");
+
+    let out = cadenza(&["sign", "--keys-file", "/nonexistent/keys.toml", "--file-id", "x"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent/keys.toml"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn transcode_names_a_bad_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("notes.txt");
+    std::fs::write(&master, "these are not audio samples").unwrap();
+    let store = format!("file://{}", dir.path().join("store").display());
+    let out = cadenza(&["transcode", "--store", &store, "t1", master.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(!Path::new(&dir.path().join("store/tracks")).exists(), "a bad master published something");
+}
+
+#[test]
+fn control_migrate_applies_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(&keys, cadenza(&["keys", "generate"]).stdout).unwrap();
+    let db = format!("database.url=sqlite://{}", dir.path().join("c.db").display());
+    let keys_set = format!("signing.keys_file={}", keys.display());
+    for _ in 0..2 {
+        let out = cadenza(&[
+            "control",
+            "--set",
+            "admin_token=0123456789abcdefXYZ",
+            "--set",
+            &db,
+            "--set",
+            &keys_set,
+            "migrate",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("migrations applied"));
+    }
+    assert!(dir.path().join("c.db").is_file());
+}
