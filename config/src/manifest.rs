@@ -92,6 +92,48 @@ pub struct SeekPoint {
 }
 
 impl Manifest {
+    /// Check what the type cannot: the version, at least one rendition,
+    /// rungs unique and ascending, finite numbers (JSON has no NaN: a
+    /// non-finite value would be written as `null` and never read back),
+    /// and each seek index ascending in both fields. The error names the
+    /// field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.version != MANIFEST_VERSION {
+            return Err(format!("version: {} is not {MANIFEST_VERSION}", self.version));
+        }
+        if self.renditions.is_empty() {
+            return Err("renditions: empty".into());
+        }
+        let l = &self.loudness;
+        for (name, v) in [
+            ("integrated_lufs", l.integrated_lufs),
+            ("true_peak_dbtp", l.true_peak_dbtp),
+            ("gain_db", l.gain_db),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("loudness.{name}: {v} is not finite"));
+            }
+        }
+        for (i, r) in self.renditions.iter().enumerate() {
+            if i > 0 && self.renditions[i - 1].bitrate_kbps >= r.bitrate_kbps {
+                return Err(format!("renditions[{i}].bitrate_kbps: rungs must be unique and ascending"));
+            }
+            if !r.achieved_kbps.is_finite() {
+                return Err(format!("renditions[{i}].achieved_kbps: {} is not finite", r.achieved_kbps));
+            }
+            if r.size == 0 || r.sample_rate == 0 || r.channels == 0 {
+                return Err(format!("renditions[{i}]: size, sample_rate and channels must be positive"));
+            }
+            if r.seek.windows(2).any(|w| w[0].ms >= w[1].ms || w[0].offset >= w[1].offset) {
+                return Err(format!("renditions[{i}].seek: not ascending"));
+            }
+            if r.seek.last().is_some_and(|p| p.offset >= r.size) {
+                return Err(format!("renditions[{i}].seek: offset past the end of the file"));
+            }
+        }
+        Ok(())
+    }
+
     /// The rendition for `rung`, if published.
     pub fn rendition(&self, rung: Rung) -> Option<&Rendition> {
         self.renditions.iter().find(|r| r.bitrate_kbps == rung)
@@ -136,5 +178,19 @@ mod tests {
         assert!(m.rendition(Rung::K320).is_none());
         let extra = json.replacen("{", "{\"surprise\":1,", 1);
         assert!(serde_json::from_str::<Manifest>(&extra).is_err());
+
+        assert_eq!(m.check(), Ok(()));
+        let mut bad = m.clone();
+        bad.loudness.gain_db = f64::NAN;
+        assert!(bad.check().unwrap_err().starts_with("loudness.gain_db"));
+        let mut bad = m.clone();
+        bad.renditions.push(bad.renditions[0].clone());
+        assert!(bad.check().unwrap_err().contains("ascending"));
+        let mut bad = m.clone();
+        bad.renditions[0].seek.push(SeekPoint { ms: 500, offset: 100 });
+        assert!(bad.check().unwrap_err().contains("seek"));
+        let mut bad = m;
+        bad.renditions.clear();
+        assert!(bad.check().is_err());
     }
 }

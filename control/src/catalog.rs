@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use cadenza_config::ids::TrackId;
-use cadenza_config::manifest::{Loudness, MANIFEST_VERSION, Manifest};
+use cadenza_config::manifest::{Loudness, Manifest};
 
 use crate::error::ApiError;
 use crate::types::{AlbumType, ImportAlbum, ImportArtist, ImportRequest, ImportTrack};
@@ -259,12 +259,6 @@ fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
 }
 
 fn check_manifest(path: &str, id: &TrackId, m: &Manifest) -> Result<(), ApiError> {
-    if m.version != MANIFEST_VERSION {
-        return Err(ApiError::invalid(format!(
-            "{path}.version: unsupported manifest version {}, expected {MANIFEST_VERSION}",
-            m.version
-        )));
-    }
     if &m.track_id != id {
         return Err(ApiError::invalid(format!(
             "{path}.track_id: {} does not match the track id {}",
@@ -272,21 +266,7 @@ fn check_manifest(path: &str, id: &TrackId, m: &Manifest) -> Result<(), ApiError
             echo(id.as_str())
         )));
     }
-    if m.renditions.is_empty() {
-        return Err(ApiError::invalid(format!("{path}.renditions: must list at least one rendition")));
-    }
-    for (i, r) in m.renditions.iter().enumerate() {
-        if m.renditions[..i].iter().any(|o| o.bitrate_kbps == r.bitrate_kbps) {
-            return Err(ApiError::invalid(format!(
-                "{path}.renditions[{i}].bitrate_kbps: {} appears twice",
-                r.bitrate_kbps
-            )));
-        }
-    }
-    finite(&format!("{path}.loudness.integrated_lufs"), m.loudness.integrated_lufs)?;
-    finite(&format!("{path}.loudness.true_peak_dbtp"), m.loudness.true_peak_dbtp)?;
-    finite(&format!("{path}.loudness.gain_db"), m.loudness.gain_db)?;
-    Ok(())
+    m.check().map_err(|reason| ApiError::invalid(format!("{path}.{reason}")))
 }
 
 fn checked_i64(path: &str, v: u64, min: u64) -> Result<i64, ApiError> {
@@ -308,7 +288,7 @@ fn finite(path: &str, v: f64) -> Result<f64, ApiError> {
 pub(crate) mod tests {
     use cadenza_config::ids::FileId;
     use cadenza_config::ladder::Rung;
-    use cadenza_config::manifest::{Rendition, Source};
+    use cadenza_config::manifest::{MANIFEST_VERSION, Rendition, Source};
 
     use super::*;
 

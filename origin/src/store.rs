@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cadenza_config::ids::{FileId, TrackId};
 use cadenza_config::layout;
-use cadenza_config::manifest::{MANIFEST_VERSION, Manifest};
+use cadenza_config::manifest::Manifest;
 use object_store::path::Path as StorePath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
 
@@ -131,6 +131,7 @@ pub async fn put_audio(store: &dyn ObjectStore, id: &FileId, bytes: Bytes) -> Re
 /// a reader that finds the manifest must find its files.
 pub async fn write_manifest(store: &dyn ObjectStore, manifest: &Manifest) -> Result<(), StoreError> {
     let path = manifest_path(&manifest.track_id);
+    manifest.check().map_err(|reason| StoreError::BadManifest { key: path.to_string(), reason })?;
     let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
     store.put(&path, PutPayload::from(json)).await.map_err(|source| StoreError::Backend {
         op: "put",
@@ -156,12 +157,13 @@ pub async fn read_manifest(store: &dyn ObjectStore, track: &TrackId) -> Result<O
     };
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::BadManifest { key: path.to_string(), reason: e.to_string() })?;
-    if manifest.version != MANIFEST_VERSION || &manifest.track_id != track {
+    if &manifest.track_id != track {
         return Err(StoreError::BadManifest {
             key: path.to_string(),
-            reason: format!("version {} for track {}", manifest.version, manifest.track_id),
+            reason: format!("names track {}", manifest.track_id),
         });
     }
+    manifest.check().map_err(|reason| StoreError::BadManifest { key: path.to_string(), reason })?;
     Ok(Some(manifest))
 }
 
