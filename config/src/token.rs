@@ -103,9 +103,10 @@ impl SigningKey {
         URL_SAFE_NO_PAD.encode(&self.secret)
     }
 
-    fn mac(&self, canonical: &[u8]) -> HmacSha256 {
+    /// The keyed HMAC over the canonical string of these fields.
+    fn mac(&self, path: &str, exp: u64, uid: &str, kid: &str) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        mac.update(canonical);
+        write_canonical(path, exp, uid, kid, |piece| mac.update(piece));
         mac
     }
 }
@@ -163,21 +164,42 @@ impl KeyRing {
 
 /// The canonical string the MAC covers (see the module docs).
 pub fn canonical(path: &str, exp: u64, uid: &str, kid: &str) -> Vec<u8> {
-    let exp = exp.to_string();
     let mut out = Vec::with_capacity(CANONICAL_TAG.len() + path.len() + uid.len() + kid.len() + 40);
-    out.extend_from_slice(CANONICAL_TAG.as_bytes());
-    for field in [kid, path, exp.as_str(), uid] {
-        out.extend_from_slice(field.len().to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(field.as_bytes());
-    }
+    write_canonical(path, exp, uid, kid, |piece| out.extend_from_slice(piece));
     out
+}
+
+/// Feed the canonical string to `sink` piece by piece, without allocating:
+/// the verifier streams it straight into the HMAC on every request.
+fn write_canonical(path: &str, exp: u64, uid: &str, kid: &str, mut sink: impl FnMut(&[u8])) {
+    let mut exp_buf = [0u8; 20];
+    let exp = decimal(exp, &mut exp_buf);
+    sink(CANONICAL_TAG.as_bytes());
+    for field in [kid.as_bytes(), path.as_bytes(), exp, uid.as_bytes()] {
+        let mut len_buf = [0u8; 20];
+        sink(decimal(field.len() as u64, &mut len_buf));
+        sink(b":");
+        sink(field);
+    }
+}
+
+/// `n` in decimal ASCII, written into the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// The query string (without `?`) that authorises `uid` to GET `path` until
 /// `exp` (unix seconds), signed with `key`.
 pub fn sign_query(key: &SigningKey, path: &str, uid: &UserId, exp: u64) -> String {
-    let tag = key.mac(&canonical(path, exp, uid.as_str(), key.id.as_str())).finalize().into_bytes();
+    let tag = key.mac(path, exp, uid.as_str(), key.id.as_str()).finalize().into_bytes();
     format!("exp={exp}&uid={uid}&kid={}&sig={}", key.id, URL_SAFE_NO_PAD.encode(tag))
 }
 
@@ -261,9 +283,7 @@ impl Verifier {
     pub fn verify(&self, path: &str, query: Option<&str>, now: u64) -> Result<Verified, TokenError> {
         let q = parse_query(query.unwrap_or(""))?;
         let key = self.ring.get(q.kid).ok_or(TokenError::UnknownKey)?;
-        key.mac(&canonical(path, q.exp, q.uid, q.kid))
-            .verify_slice(&q.sig)
-            .map_err(|_| TokenError::BadSignature)?;
+        key.mac(path, q.exp, q.uid, q.kid).verify_slice(&q.sig).map_err(|_| TokenError::BadSignature)?;
         let leeway = self.policy.leeway.as_secs();
         if now > q.exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
@@ -489,6 +509,14 @@ mod tests {
         assert_ne!(canonical("/a/x", 1, "ab", "k"), canonical("/a/x", 1, "a", "bk"));
         assert_ne!(canonical("/a/x1", 1, "u", "k"), canonical("/a/x", 11, "u", "k"));
         assert!(canonical("/p", 5, "u", "k").starts_with(CANONICAL_TAG.as_bytes()));
+        // The exact bytes, so a change to the format cannot slip by.
+        assert_eq!(
+            canonical("/a/x.ogg", 1_800_000_000, "u1", "k2"),
+            b"cadenza-url-v12:k28:/a/x.ogg10:18000000002:u1"
+        );
+        assert_eq!(canonical("/p", 0, "u", "k"), b"cadenza-url-v11:k2:/p1:01:u");
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
     }
 
     #[test]

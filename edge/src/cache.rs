@@ -43,16 +43,6 @@ pub(crate) enum Source {
     Coalesced,
 }
 
-impl Source {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Source::Hit => "hit",
-            Source::Miss => "miss",
-            Source::Coalesced => "coalesced",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SliceKey {
     file: FileId,
@@ -117,7 +107,7 @@ impl SliceCache {
     ) -> Result<(Bytes, Source), FetchError> {
         let key = SliceKey { file, index };
         if let Some(bytes) = self.slices.get(&key).await {
-            self.metrics.slices.with_label_values(&["hit"]).inc();
+            self.metrics.slice_hits.inc();
             return Ok((bytes, Source::Hit));
         }
         let range = self.slice_range(index, len);
@@ -128,7 +118,10 @@ impl SliceCache {
             .await
             .map_err(|e| (*e).clone())?;
         let source = if entry.is_fresh() { Source::Miss } else { Source::Coalesced };
-        self.metrics.slices.with_label_values(&[source.label()]).inc();
+        match source {
+            Source::Miss => self.metrics.slice_misses.inc(),
+            _ => self.metrics.slice_coalesced.inc(),
+        }
         Ok((entry.into_value(), source))
     }
 

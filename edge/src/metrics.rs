@@ -10,8 +10,11 @@ pub(crate) struct Metrics {
     pub(crate) requests: IntCounterVec,
     /// By reason code (`token_expired`, …).
     pub(crate) token_rejections: IntCounterVec,
-    /// Slice lookups by result: `hit`, `miss`, `coalesced`.
-    pub(crate) slices: IntCounterVec,
+    /// Slice lookups by result (`hit`, `miss`, `coalesced`), resolved once so
+    /// the hit path does no label lookup.
+    pub(crate) slice_hits: IntCounter,
+    pub(crate) slice_misses: IntCounter,
+    pub(crate) slice_coalesced: IntCounter,
     /// Upstream requests by kind (`head`, `range`) and result.
     pub(crate) origin_requests: IntCounterVec,
     pub(crate) origin_bytes: IntCounter,
@@ -39,6 +42,11 @@ impl Metrics {
             registry.register(Box::new(g.clone())).expect("metric registered once");
             g
         };
+        let slices = counter_vec(
+            "cadenza_edge_slice_lookups_total",
+            "Slice lookups by result (hit, miss, coalesced).",
+            &["result"],
+        );
         let m = Self {
             requests: counter_vec(
                 "cadenza_edge_requests_total",
@@ -50,11 +58,9 @@ impl Metrics {
                 "Requests refused for their URL token, by reason.",
                 &["reason"],
             ),
-            slices: counter_vec(
-                "cadenza_edge_slice_lookups_total",
-                "Slice lookups by result (hit, miss, coalesced).",
-                &["result"],
-            ),
+            slice_hits: slices.with_label_values(&["hit"]),
+            slice_misses: slices.with_label_values(&["miss"]),
+            slice_coalesced: slices.with_label_values(&["coalesced"]),
             origin_requests: counter_vec(
                 "cadenza_edge_origin_requests_total",
                 "Upstream requests by kind and result.",
@@ -71,9 +77,6 @@ impl Metrics {
         };
         for reason in cadenza_config::token::TokenError::REASONS {
             m.token_rejections.with_label_values(&[reason]);
-        }
-        for result in ["hit", "miss", "coalesced"] {
-            m.slices.with_label_values(&[result]);
         }
         m
     }
