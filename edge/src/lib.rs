@@ -27,6 +27,7 @@ mod cache;
 mod handler;
 mod metrics;
 mod reply;
+pub mod tier;
 
 use std::future::Future;
 use std::net::SocketAddr;
