@@ -121,6 +121,14 @@ fn set_key(root: &mut toml::Table, defaults: &toml::Value, key: &str, raw: &str)
             _ => return Err(format!("{raw:?} is not a boolean")),
         }),
         Some(toml::Value::Table(_)) => return Err("is a section; set one of its keys".into()),
+        // A list: a TOML array, or comma-separated strings (`a,b`).
+        Some(toml::Value::Array(_)) if !raw.trim_start().starts_with('[') => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
         _ => parse_literal(raw),
     };
     let (last, parents) = parts.split_last().expect("split yields at least one part");
@@ -216,6 +224,9 @@ mod tests {
         assert_eq!(got.cache.label.as_deref(), Some("hot"));
         assert_eq!(got.tags, vec!["a", "b"]);
         assert!(got.verbose);
+
+        let got: Demo = load_from(None, env(&[("CADENZA_DEMO__TAGS", "x, y,")]), &[]).unwrap();
+        assert_eq!(got.tags, vec!["x", "y"], "a list from the environment is comma-separated");
     }
 
     #[test]

@@ -114,7 +114,8 @@ fn every_key_is_documented() {
     keys("", &toml::Value::try_from(TranscoderConfig::default()).unwrap(), &mut all);
     keys("", &toml::Value::try_from(DevConfig::default()).unwrap(), &mut all);
     all.extend(["signing.keys_file", "signing.current"].map(String::from));
-    let sections = ["admin", "origin", "cache", "signing", "http", "database", "playback", "demo"];
+    let sections =
+        ["admin", "origin", "cache", "cors", "access_log", "signing", "http", "database", "playback", "demo"];
     for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {
         assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md does not table `{key}`");
     }

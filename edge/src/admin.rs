@@ -14,7 +14,7 @@ pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body
         (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET | &Method::HEAD, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
         (&Method::GET, "/metrics") => {
-            edge.cache.update_gauges().await;
+            edge.cache.update_gauges();
             (StatusCode::OK, "text/plain; version=0.0.4", edge.metrics.render())
         }
         (_, "/healthz" | "/readyz" | "/metrics") => (

@@ -1,25 +1,39 @@
-//! The memory tier: objects cut into fixed-size slices, cached in moka by
-//! (file id, slice index), filled from upstream on a miss.
+//! Slices and fills: objects cut into fixed-size slices, served from the
+//! memory tier, filled from upstream on a miss.
 //!
-//! A range request costs the origin only the slices that cover it, never the
-//! whole object. Concurrent misses of one slice make one upstream request
-//! (moka's entry API runs one initialiser per key; the others wait for it).
-//! Objects are immutable and content-addressed, so a cached slice is right
-//! forever and nothing is ever revalidated.
+//! - A range costs upstream only the slices that cover it, never the whole
+//!   object.
+//! - **Single flight, read while write.** The first miss of a slice starts
+//!   one *fill*: a task of its own that streams the slice from upstream
+//!   into a shared buffer. Every request for that slice while the fill runs
+//!   — the first one included — reads the buffer as it grows, so each gets
+//!   its first byte when upstream sends it, not when the slice completes.
+//!   The fill does not belong to any request: a requester that disconnects
+//!   does not cancel it, and the waiters never restart it.
+//! - A fill that ends short, long, late or failed is never put in the tier;
+//!   its readers get the error (the handler turns it into a status before
+//!   the headers, or an aborted body after).
+//! - Objects are immutable and content-addressed, so a cached slice is right
+//!   forever and nothing is revalidated. Lengths are remembered the same
+//!   way; a 404 is remembered for `cache.not_found_ttl`.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cadenza_config::ids::FileId;
 use cadenza_origin::{Store, audio_path};
+use futures_util::StreamExt as _;
 use moka::future::Cache;
-use object_store::ObjectStoreExt as _;
+use object_store::{GetOptions, ObjectStoreExt as _};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::metrics::Metrics;
+use crate::tier::{MemoryTier, SliceKey};
 
-/// Why a fill failed. Cloned to every waiter of a coalesced fill.
+/// Why a fill failed. Cloned to every reader of the fill.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum FetchError {
     #[error("object not found upstream")]
@@ -28,8 +42,23 @@ pub(crate) enum FetchError {
     Timeout(Duration),
     #[error("upstream failed: {0}")]
     Failed(String),
-    #[error("upstream returned {got} bytes for a {expected}-byte slice")]
+    #[error("upstream sent {got} bytes of a {expected}-byte slice")]
     Short { expected: u64, got: u64 },
+    #[error("upstream sent more than the {expected} bytes asked for")]
+    Long { expected: u64 },
+}
+
+impl FetchError {
+    /// Metric label of the upstream result.
+    fn label(&self) -> &'static str {
+        match self {
+            FetchError::NotFound => "not_found",
+            FetchError::Timeout(_) => "timeout",
+            FetchError::Failed(_) => "error",
+            FetchError::Short { .. } => "truncated",
+            FetchError::Long { .. } => "oversize",
+        }
+    }
 }
 
 /// How a slice was obtained, for `X-Cache` and metrics.
@@ -37,92 +66,146 @@ pub(crate) enum FetchError {
 pub(crate) enum Source {
     /// Already in memory.
     Hit,
-    /// This request fetched it.
+    /// This request started the fill.
     Miss,
-    /// Another request was fetching it; this one waited for that fetch.
+    /// Another request's fill was running; this one reads along.
     Coalesced,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct SliceKey {
-    file: FileId,
-    index: u64,
+impl Source {
+    pub(crate) fn x_cache(self) -> &'static str {
+        match self {
+            Source::Hit => "HIT-MEM",
+            Source::Miss => "MISS",
+            Source::Coalesced => "COALESCED",
+        }
+    }
+}
+
+/// A slice being read: whole from the tier, or chunk by chunk from a fill.
+#[derive(Debug)]
+pub(crate) enum SliceRead {
+    Ready(Bytes),
+    Filling(FillReader),
 }
 
 /// Lengths of objects we have seen: 8 bytes each, so many fit.
 const LENGTH_ENTRIES: u64 = 1_000_000;
+/// Objects remembered as missing at once.
+const MISSING_ENTRIES: u64 = 100_000;
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct SliceCache {
-    slices: Cache<SliceKey, Bytes>,
+    tier: MemoryTier,
     lengths: Cache<FileId, u64>,
+    /// Objects upstream said it does not have; `None` when not remembered.
+    missing: Option<Cache<FileId, ()>>,
+    fills: Mutex<HashMap<SliceKey, Arc<Fill>>>,
     slice_size: u64,
     store: Store,
     timeout: Duration,
+    /// Upstream requests in flight.
+    permits: Semaphore,
     metrics: Metrics,
 }
 
+/// What a [`SliceCache`] is built from.
+#[derive(Debug)]
+pub(crate) struct CacheSettings {
+    pub(crate) memory_bytes: u64,
+    pub(crate) slice_size: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) max_concurrent: usize,
+    pub(crate) not_found_ttl: Duration,
+}
+
 impl SliceCache {
-    pub(crate) fn new(
-        store: Store,
-        memory_bytes: u64,
-        slice_size: u64,
-        timeout: Duration,
-        metrics: Metrics,
-    ) -> Self {
-        let slices = Cache::builder()
-            .max_capacity(memory_bytes)
-            .weigher(|_k: &SliceKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
-            .build();
-        Self { slices, lengths: Cache::new(LENGTH_ENTRIES), slice_size, store, timeout, metrics }
+    pub(crate) fn new(store: Store, settings: &CacheSettings, metrics: Metrics) -> Self {
+        let missing = (!settings.not_found_ttl.is_zero()).then(|| {
+            Cache::builder().max_capacity(MISSING_ENTRIES).time_to_live(settings.not_found_ttl).build()
+        });
+        Self {
+            tier: MemoryTier::new(settings.memory_bytes),
+            lengths: Cache::new(LENGTH_ENTRIES),
+            missing,
+            fills: Mutex::default(),
+            slice_size: settings.slice_size,
+            store,
+            timeout: settings.timeout,
+            permits: Semaphore::new(settings.max_concurrent.max(1)),
+            metrics,
+        }
     }
 
     pub(crate) fn slice_size(&self) -> u64 {
         self.slice_size
     }
 
-    /// The object's length (one upstream HEAD the first time).
+    /// The object's length (one upstream HEAD the first time; concurrent
+    /// first lookups share it).
     pub(crate) async fn len(&self, file: FileId) -> Result<u64, FetchError> {
         if let Some(n) = self.lengths.get(&file).await {
             return Ok(n);
         }
-        let entry = self
+        if let Some(missing) = &self.missing
+            && missing.contains_key(&file)
+        {
+            self.metrics.negative_hits.inc();
+            return Err(FetchError::NotFound);
+        }
+        let result = self
             .lengths
             .entry(file)
             .or_try_insert_with(async {
-                let head = self.upstream("head", self.store.head(&audio_path(&file))).await?;
+                let head = self
+                    .upstream("head", async {
+                        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+                        self.store.head(&audio_path(&file)).await.map_err(classify)
+                    })
+                    .await?;
                 Ok::<_, FetchError>(head.size)
             })
-            .await
-            .map_err(|e| (*e).clone())?;
-        Ok(entry.into_value())
+            .await;
+        match result {
+            Ok(entry) => Ok(entry.into_value()),
+            Err(e) => {
+                if let (FetchError::NotFound, Some(missing)) = (&*e, &self.missing) {
+                    missing.insert(file, ()).await;
+                }
+                Err((*e).clone())
+            }
+        }
     }
 
-    /// The bytes of slice `index` of `file` (whose length is `len`).
-    pub(crate) async fn slice(
-        &self,
-        file: FileId,
-        index: u64,
-        len: u64,
-    ) -> Result<(Bytes, Source), FetchError> {
+    /// Open slice `index` of `file` (whose length is `len`): from the tier,
+    /// or by reading along a fill — joining the running one, or starting it.
+    pub(crate) fn open(self: &Arc<Self>, file: FileId, index: u64, len: u64) -> (SliceRead, Source) {
         let key = SliceKey { file, index };
-        if let Some(bytes) = self.slices.get(&key).await {
+        if let Some(bytes) = self.tier.get(&key) {
             self.metrics.slice_hits.inc();
-            return Ok((bytes, Source::Hit));
+            return (SliceRead::Ready(bytes), Source::Hit);
         }
+        let mut fills = self.lock_fills();
+        if let Some(fill) = fills.get(&key) {
+            self.metrics.slice_coalesced.inc();
+            return (SliceRead::Filling(FillReader::new(fill.clone())), Source::Coalesced);
+        }
+        // A fill finishes by putting its slice in the tier and only then
+        // leaving `fills`; look again so one that finished between the first
+        // look and the lock is not fetched twice.
+        if self.tier.contains(&key)
+            && let Some(bytes) = self.tier.get(&key)
+        {
+            self.metrics.slice_hits.inc();
+            return (SliceRead::Ready(bytes), Source::Hit);
+        }
+        let fill = Arc::new(Fill::default());
+        fills.insert(key, fill.clone());
+        drop(fills);
+        self.metrics.slice_misses.inc();
         let range = self.slice_range(index, len);
-        let entry = self
-            .slices
-            .entry(key)
-            .or_try_insert_with(self.fetch(file, range))
-            .await
-            .map_err(|e| (*e).clone())?;
-        let source = if entry.is_fresh() { Source::Miss } else { Source::Coalesced };
-        match source {
-            Source::Miss => self.metrics.slice_misses.inc(),
-            _ => self.metrics.slice_coalesced.inc(),
-        }
-        Ok((entry.into_value(), source))
+        tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
+        (SliceRead::Filling(FillReader::new(fill)), Source::Miss)
     }
 
     /// Byte range of slice `index` in an object of `len` bytes.
@@ -131,46 +214,217 @@ impl SliceCache {
         start..start.saturating_add(self.slice_size).min(len)
     }
 
-    async fn fetch(&self, file: FileId, range: Range<u64>) -> Result<Bytes, FetchError> {
-        let expected = range.end - range.start;
-        let bytes = self.upstream("range", self.store.get_range(&audio_path(&file), range)).await?;
-        self.metrics.origin_bytes.inc_by(bytes.len() as u64);
-        if bytes.len() as u64 != expected {
-            // Never cache a short read: it would be wrong forever.
-            return Err(FetchError::Short { expected, got: bytes.len() as u64 });
-        }
-        Ok(bytes)
+    fn lock_fills(&self) -> MutexGuard<'_, HashMap<SliceKey, Arc<Fill>>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single inserts and removes), so a poisoned lock is still usable.
+        self.fills.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    async fn run_fill(self: Arc<Self>, key: SliceKey, range: Range<u64>, fill: Arc<Fill>) {
+        self.metrics.fills_in_flight.inc();
+        let result = self.upstream("range", self.stream_slice(key.file, range, &fill)).await;
+        if let Ok(bytes) = &result {
+            self.tier.insert(key, bytes.clone());
+        }
+        fill.finish(result.map(drop));
+        self.lock_fills().remove(&key);
+        self.metrics.fills_in_flight.dec();
+    }
+
+    /// Stream one slice from upstream into `fill`; the whole slice on success.
+    async fn stream_slice(&self, file: FileId, range: Range<u64>, fill: &Fill) -> Result<Bytes, FetchError> {
+        let expected = range.end - range.start;
+        let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+        let started = Instant::now();
+        let options = GetOptions { range: Some(range.clone().into()), ..GetOptions::default() };
+        let got = self.store.get_opts(&audio_path(&file), options).await.map_err(classify)?;
+        if got.range != range {
+            return Err(FetchError::Failed(format!("asked for bytes {range:?}, upstream sent {:?}", got.range)));
+        }
+        let mut stream = got.into_stream();
+        let mut whole = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(classify)?;
+            if whole.is_empty() {
+                self.metrics.origin_first_byte.observe(started.elapsed().as_secs_f64());
+            }
+            if (whole.len() + chunk.len()) as u64 > expected {
+                return Err(FetchError::Long { expected });
+            }
+            self.metrics.origin_bytes.inc_by(chunk.len() as u64);
+            whole.extend_from_slice(&chunk);
+            fill.push(chunk);
+        }
+        if (whole.len() as u64) < expected {
+            // Never cache a short read: it would be wrong forever.
+            return Err(FetchError::Short { expected, got: whole.len() as u64 });
+        }
+        Ok(whole.freeze())
+    }
+
+    /// Run one upstream call under the deadline, counting and timing it.
     async fn upstream<T>(
         &self,
         kind: &'static str,
-        call: impl Future<Output = object_store::Result<T>>,
+        call: impl Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
+        let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(FetchError::Timeout(self.timeout)),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(object_store::Error::NotFound { .. })) => Err(FetchError::NotFound),
-            Ok(Err(e)) => Err(FetchError::Failed(e.to_string())),
+            Ok(r) => r,
         };
-        let label = match &result {
-            Ok(_) => "ok",
-            Err(FetchError::NotFound) => "not_found",
-            Err(FetchError::Timeout(_)) => "timeout",
-            Err(_) => "error",
-        };
+        let label = result.as_ref().map_or_else(FetchError::label, |_| "ok");
         self.metrics.origin_requests.with_label_values(&[kind, label]).inc();
+        self.metrics.origin_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
         result
     }
 
-    /// Refresh the size gauges (called on each metrics scrape). moka counts
-    /// lazily, so settle its pending bookkeeping first.
-    pub(crate) async fn update_gauges(&self) {
-        self.slices.run_pending_tasks().await;
-        self.metrics.memory_bytes.set(i64::try_from(self.slices.weighted_size()).unwrap_or(i64::MAX));
-        self.metrics.memory_entries.set(i64::try_from(self.slices.entry_count()).unwrap_or(i64::MAX));
+    /// Refresh the size gauges (called on each metrics scrape).
+    pub(crate) fn update_gauges(&self) {
+        self.tier.run_pending_tasks();
+        self.metrics.memory_bytes.set(i64::try_from(self.tier.weighted_size()).unwrap_or(i64::MAX));
+        self.metrics.memory_entries.set(i64::try_from(self.tier.entry_count()).unwrap_or(i64::MAX));
+        let evictions = self.tier.evictions();
+        let seen = self.metrics.memory_evictions.get();
+        self.metrics.memory_evictions.inc_by(evictions.saturating_sub(seen));
+    }
+}
+
+fn classify(e: object_store::Error) -> FetchError {
+    match e {
+        object_store::Error::NotFound { .. } => FetchError::NotFound,
+        e => FetchError::Failed(e.to_string()),
+    }
+}
+
+/// One slice on its way from upstream: the chunks so far and, once the fill
+/// ends, how it ended.
+#[derive(Debug, Default)]
+struct Fill {
+    state: Mutex<FillState>,
+    /// Woken on every chunk and at the end.
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct FillState {
+    chunks: Vec<Bytes>,
+    done: Option<Result<(), FetchError>>,
+}
+
+impl Fill {
+    fn lock(&self) -> MutexGuard<'_, FillState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, chunk: Bytes) {
+        self.lock().chunks.push(chunk);
+        self.changed.notify_waiters();
+    }
+
+    fn finish(&self, result: Result<(), FetchError>) {
+        self.lock().done = Some(result);
+        self.changed.notify_waiters();
+    }
+}
+
+/// One request's cursor over a fill's chunks.
+#[derive(Debug)]
+pub(crate) struct FillReader {
+    fill: Arc<Fill>,
+    next: usize,
+}
+
+impl FillReader {
+    fn new(fill: Arc<Fill>) -> Self {
+        Self { fill, next: 0 }
+    }
+
+    /// Wait until the fill has produced a byte or ended: `Err` if it ended
+    /// before producing anything usable (so the request can still answer
+    /// with a status instead of an aborted body).
+    pub(crate) async fn started(&self) -> Result<(), FetchError> {
+        loop {
+            let changed = self.fill.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.fill.lock();
+                if !state.chunks.is_empty() {
+                    return Ok(());
+                }
+                match &state.done {
+                    Some(Err(e)) => return Err(e.clone()),
+                    Some(Ok(())) => return Ok(()),
+                    None => {}
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// The next chunk, `None` at the end of a complete slice, or the error
+    /// that ended the fill.
+    pub(crate) async fn next_chunk(&mut self) -> Option<Result<Bytes, FetchError>> {
+        loop {
+            let changed = self.fill.changed.notified();
+            tokio::pin!(changed);
+            // Register before looking, so a chunk pushed between the look
+            // and the wait still wakes us.
+            changed.as_mut().enable();
+            {
+                let state = self.fill.lock();
+                if let Some(chunk) = state.chunks.get(self.next) {
+                    self.next += 1;
+                    return Some(Ok(chunk.clone()));
+                }
+                match &state.done {
+                    Some(Ok(())) => return None,
+                    Some(Err(e)) => return Some(Err(e.clone())),
+                    None => {}
+                }
+            }
+            changed.await;
+        }
     }
 }
 
 /// Shared handle.
 pub(crate) type SharedCache = Arc<SliceCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_see_chunks_as_they_arrive_and_the_end() {
+        let fill = Arc::new(Fill::default());
+        let mut early = FillReader::new(fill.clone());
+        fill.push(Bytes::from_static(b"ab"));
+        assert_eq!(early.next_chunk().await.unwrap().unwrap(), "ab");
+        let waiting = tokio::spawn(async move {
+            let chunk = early.next_chunk().await.unwrap().unwrap();
+            (chunk, early.next_chunk().await)
+        });
+        tokio::task::yield_now().await;
+        fill.push(Bytes::from_static(b"cd"));
+        fill.finish(Ok(()));
+        let (chunk, end) = waiting.await.unwrap();
+        assert_eq!(chunk, "cd");
+        assert!(end.is_none());
+        // A reader that joins late replays from the start.
+        let mut late = FillReader::new(fill);
+        assert_eq!(late.next_chunk().await.unwrap().unwrap(), "ab");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fill_reaches_every_reader() {
+        let fill = Arc::new(Fill::default());
+        let reader = FillReader::new(fill.clone());
+        let mut other = FillReader::new(fill.clone());
+        let started = tokio::spawn(async move { reader.started().await });
+        fill.finish(Err(FetchError::Short { expected: 4, got: 0 }));
+        assert_eq!(started.await.unwrap(), Err(FetchError::Short { expected: 4, got: 0 }));
+        assert_eq!(other.next_chunk().await, Some(Err(FetchError::Short { expected: 4, got: 0 })));
+    }
+}

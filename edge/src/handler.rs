@@ -1,21 +1,22 @@
-//! One audio request: path → token → length → conditionals → range → slices.
+//! One audio request: path → method → token → length → conditionals →
+//! range → body.
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
-use cadenza_config::ids::FileId;
-use cadenza_config::layout::parse_edge_path;
+use cadenza_config::layout::check_edge_path;
 use cadenza_config::token::Verifier;
-use futures_util::stream;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, StreamBody};
-use hyper::body::Frame;
 
-use crate::cache::{SharedCache, Source};
+use crate::body::{BodyPlan, Part};
+use crate::cache::{SharedCache, SliceRead, Source};
+use crate::cors::Cors;
 use crate::metrics::Metrics;
-use crate::reply::{self, Body, BodyError, Refusal, X_CACHE};
+use crate::reply::{self, Body, Refusal, X_CACHE};
 use cadenza_net::range::{self, Selection};
 
 /// Everything a request needs, shared by all connections.
@@ -24,36 +25,70 @@ pub(crate) struct Edge {
     pub(crate) verifier: Verifier,
     pub(crate) cache: SharedCache,
     pub(crate) metrics: Metrics,
+    pub(crate) cors: Cors,
+    pub(crate) max_ranges: usize,
+    pub(crate) access_log: Sampler,
 }
 
 /// Answer one request on the public listener.
 pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body> {
-    let resp = match answer(&edge, &req).await {
+    let started = Instant::now();
+    let mut source = None;
+    let mut resp = match answer(&edge, &req, &mut source).await {
         Ok(resp) => resp,
         Err(refusal) => {
-            if let Refusal::Token(e) = &refusal {
-                edge.metrics.token_rejections.with_label_values(&[e.reason()]).inc();
-                tracing::debug!(reason = e.reason(), path = req.uri().path(), "token refused");
+            match &refusal {
+                Refusal::Token(e) => {
+                    edge.metrics.token_rejections.with_label_values(&[e.reason()]).inc();
+                }
+                Refusal::Path(e) => {
+                    edge.metrics.path_rejections.with_label_values(&[e.reason()]).inc();
+                }
+                _ => {}
             }
             refusal.into_response()
         }
     };
+    edge.cors.decorate(req.headers(), resp.headers_mut());
     let method = match *req.method() {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    edge.metrics.requests.with_label_values(&[method, resp.status().as_str()]).inc();
+    let cache = source.map_or("none", |s: Source| s.x_cache());
+    let status = resp.status();
+    edge.metrics.requests.with_label_values(&[method, status.as_str(), cache]).inc();
+    if status.is_server_error() || edge.access_log.hit() {
+        // Never the query: it carries the signature.
+        tracing::info!(
+            target: "cadenza_edge::access",
+            method,
+            path = req.uri().path(),
+            version = ?req.version(),
+            status = status.as_u16(),
+            cache,
+            range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            bytes = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            reason = resp.headers().get(reply::REASON_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            ttfb_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request",
+        );
+    }
     resp
 }
 
-async fn answer<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, Refusal> {
+async fn answer<B>(
+    edge: &Edge,
+    req: &Request<B>,
+    source: &mut Option<Source>,
+) -> Result<Response<Body>, Refusal> {
+    // Path tricks are named before anything else is looked at.
     let path = req.uri().path();
-    let file = parse_edge_path(path).ok_or(Refusal::NotFound)?;
+    let file = check_edge_path(path).map_err(Refusal::Path)?;
     match *req.method() {
         Method::GET | Method::HEAD => {}
-        Method::OPTIONS => return Ok(preflight()),
+        Method::OPTIONS => return edge.cors.preflight(req.headers()),
         _ => return Err(Refusal::MethodNotAllowed),
     }
     // The token covers the canonical path; the cache key below is derived
@@ -72,80 +107,70 @@ async fn answer<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, Refu
         return Ok(resp);
     }
 
-    let wanted = requested_range(headers, &etag, len)?;
-    let (status, range) = match wanted {
-        Some(r) => (StatusCode::PARTIAL_CONTENT, r),
-        None => (StatusCode::OK, 0..len),
-    };
     let mut resp = Response::new(reply::empty());
+    reply::audio_headers(resp.headers_mut(), &etag);
+    let (status, parts) = match selection(headers, &etag, len, edge.max_ranges)? {
+        Selection::Partial(r) => {
+            let content_range = reply::value(format!("bytes {}-{}/{len}", r.start, r.end - 1));
+            resp.headers_mut().insert(header::CONTENT_RANGE, content_range);
+            (StatusCode::PARTIAL_CONTENT, vec![Part::Range(r)])
+        }
+        Selection::Multi(ranges) => {
+            let (content_type, parts) = multipart(&ranges, len);
+            resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
+            (StatusCode::PARTIAL_CONTENT, parts)
+        }
+        Selection::Full | Selection::Unsatisfiable => (StatusCode::OK, vec![Part::Range(0..len)]),
+    };
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    reply::audio_headers(h, &etag);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
-    if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(
-            header::CONTENT_RANGE,
-            reply::value(format!("bytes {}-{}/{len}", range.start, range.end - 1)),
-        );
-    }
-    if *req.method() == Method::HEAD || range.is_empty() {
+    let length: u64 = parts
+        .iter()
+        .map(|p| match p {
+            Part::Fixed(b) => b.len() as u64,
+            Part::Range(r) => r.end - r.start,
+        })
+        .sum();
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    let first = parts.iter().find_map(|p| match p {
+        Part::Range(r) if !r.is_empty() => Some(r.start),
+        _ => None,
+    });
+    let (Some(first), false) = (first, *req.method() == Method::HEAD) else {
         return Ok(resp);
-    }
+    };
 
-    // Fetch the first slice before answering, so an upstream failure becomes
-    // a status code rather than a truncated 200.
-    let size = edge.cache.slice_size();
-    let first = range.start / size;
-    let last = (range.end - 1) / size;
-    let (bytes, source) = edge.cache.slice(file, first, len).await.map_err(Refusal::Upstream)?;
-    resp.headers_mut().insert(
-        X_CACHE,
-        HeaderValue::from_static(match source {
-            Source::Hit => "HIT-MEM",
-            Source::Miss => "MISS",
-            Source::Coalesced => "COALESCED",
-        }),
-    );
-    let head = cut(&bytes, edge.cache.slice_range(first, len), &range);
-    edge.metrics.response_bytes.inc_by(head.len() as u64);
-    *resp.body_mut() = body(edge, file, len, range, head, first + 1..last + 1);
+    // Open the first slice and wait for its first byte before answering, so
+    // an upstream failure becomes a status code rather than a broken 200.
+    let index = first / edge.cache.slice_size();
+    let (read, got) = edge.cache.open(file, index, len);
+    if let SliceRead::Filling(reader) = &read {
+        reader.started().await.map_err(Refusal::Upstream)?;
+    }
+    *source = Some(got);
+    resp.headers_mut().insert(X_CACHE, HeaderValue::from_static(got.x_cache()));
+    let plan = BodyPlan::new(edge.cache.clone(), edge.metrics.clone(), file, len, parts).with_first(index, read);
+    *resp.body_mut() = plan.into_body();
     Ok(resp)
 }
 
-/// The part of slice `bytes` (covering `slice`) that lies inside `want`.
-fn cut(bytes: &Bytes, slice: Range<u64>, want: &Range<u64>) -> Bytes {
-    let from = want.start.max(slice.start) - slice.start;
-    let to = want.end.min(slice.end) - slice.start;
-    bytes.slice(from as usize..to as usize)
-}
-
-/// The response body: `head`, then each remaining slice as it is fetched.
-fn body(edge: &Edge, file: FileId, len: u64, want: Range<u64>, head: Bytes, rest: Range<u64>) -> Body {
-    let cache = edge.cache.clone();
-    let metrics = edge.metrics.clone();
-    let first = stream::once(async move { Ok::<_, BodyError>(Frame::data(head)) });
-    let others = stream::unfold((rest, cache, metrics), move |(mut indices, cache, metrics)| {
-        let want = want.clone();
-        async move {
-            let index = indices.next()?;
-            let item = match cache.slice(file, index, len).await {
-                Ok((bytes, _)) => {
-                    let part = cut(&bytes, cache.slice_range(index, len), &want);
-                    metrics.response_bytes.inc_by(part.len() as u64);
-                    Ok(Frame::data(part))
-                }
-                Err(e) => {
-                    tracing::warn!(%file, slice = index, error = %e, "fill failed mid-response; aborting");
-                    // End the stream after the error.
-                    indices = u64::MAX..u64::MAX;
-                    Err(BodyError(e))
-                }
-            };
-            Some((item, (indices, cache, metrics)))
-        }
-    });
-    use futures_util::StreamExt as _;
-    StreamBody::new(first.chain(others)).boxed_unsync()
+/// The parts of a `multipart/byteranges` body (RFC 9110 §14.6) and its
+/// `Content-Type`.
+fn multipart(ranges: &[Range<u64>], len: u64) -> (HeaderValue, Vec<Part>) {
+    let boundary = cadenza_config::ids::random_id(24);
+    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+    for (i, r) in ranges.iter().enumerate() {
+        let lead = if i == 0 { "" } else { "\r\n" };
+        let head = format!(
+            "{lead}--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n",
+            cadenza_config::layout::AUDIO_CONTENT_TYPE,
+            r.start,
+            r.end - 1,
+        );
+        parts.push(Part::Fixed(Bytes::from(head)));
+        parts.push(Part::Range(r.clone()));
+    }
+    parts.push(Part::Fixed(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    (reply::value(format!("multipart/byteranges; boundary={boundary}")), parts)
 }
 
 /// `If-None-Match` (RFC 9110 §13.1.2): weak comparison; `*` matches.
@@ -157,52 +182,46 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     })
 }
 
-/// The single range to serve, `None` for the whole object, or a 416.
-fn requested_range(headers: &HeaderMap, etag: &str, len: u64) -> Result<Option<Range<u64>>, Refusal> {
+/// What to send: `Full` without a usable `Range`, or a 416.
+fn selection(headers: &HeaderMap, etag: &str, len: u64, max_ranges: usize) -> Result<Selection, Refusal> {
     let Some(range) = headers.get(header::RANGE) else {
-        return Ok(None);
+        return Ok(Selection::Full);
     };
-    // If-Range (RFC 9110 §13.1.5): strong comparison only; a date or a
-    // different tag means "send the whole thing".
+    // If-Range (RFC 9110 §13.1.5): strong comparison only; a date, a weak
+    // tag or a different tag means "send the whole thing".
     if let Some(if_range) = headers.get(header::IF_RANGE)
         && if_range.as_bytes() != etag.as_bytes()
     {
-        return Ok(None);
+        return Ok(Selection::Full);
     }
-    match range::select(range.as_bytes(), len) {
-        Selection::Full => Ok(None),
-        Selection::Partial(r) => Ok(Some(r)),
+    match range::select(range.as_bytes(), len, max_ranges) {
         Selection::Unsatisfiable => Err(Refusal::RangeNotSatisfiable { len }),
+        other => Ok(other),
     }
 }
 
-/// CORS preflight for browser players.
-fn preflight() -> Response<Body> {
-    let mut resp = Response::new(reply::empty());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Range, If-Range, If-None-Match"),
-    );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-    resp
+/// Picks about one request in `1/fraction`, without locks or randomness on
+/// the hot path.
+#[derive(Debug)]
+pub(crate) struct Sampler {
+    every: u64,
+    seen: AtomicU64,
+}
+
+impl Sampler {
+    pub(crate) fn new(fraction: f64) -> Self {
+        let every = if fraction <= 0.0 { 0 } else { (1.0 / fraction.min(1.0)).round() as u64 };
+        Self { every, seen: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn hit(&self) -> bool {
+        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cut_takes_the_intersection() {
-        let b = Bytes::from_static(b"0123456789");
-        assert_eq!(&cut(&b, 10..20, &(12..15))[..], b"234");
-        assert_eq!(&cut(&b, 10..20, &(0..100))[..], b"0123456789");
-        assert_eq!(&cut(&b, 10..20, &(15..100))[..], b"56789");
-        assert_eq!(&cut(&b, 10..20, &(0..11))[..], b"0");
-    }
 
     #[test]
     fn if_none_match_forms() {
@@ -215,5 +234,38 @@ mod tests {
         assert!(if_none_match(&h, tag));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abcd\""));
         assert!(!if_none_match(&h, tag));
+    }
+
+    #[test]
+    fn sampler_rates() {
+        let count = |f: f64| {
+            let s = Sampler::new(f);
+            (0..1000).filter(|_| s.hit()).count()
+        };
+        assert_eq!(count(0.0), 0);
+        assert_eq!(count(1.0), 1000);
+        assert_eq!(count(0.01), 10);
+        assert_eq!(count(0.5), 500);
+    }
+
+    #[test]
+    fn multipart_lengths_add_up() {
+        let (ct, parts) = multipart(&[0..10, 20..25], 100);
+        let boundary = ct.to_str().unwrap().strip_prefix("multipart/byteranges; boundary=").unwrap().to_owned();
+        let mut text = String::new();
+        for p in &parts {
+            match p {
+                Part::Fixed(b) => text.push_str(std::str::from_utf8(b).unwrap()),
+                Part::Range(r) => text.push_str(&"x".repeat((r.end - r.start) as usize)),
+            }
+        }
+        assert_eq!(
+            text,
+            format!(
+                "--{boundary}\r\nContent-Type: audio/ogg\r\nContent-Range: bytes 0-9/100\r\n\r\nxxxxxxxxxx\r\n\
+                 --{boundary}\r\nContent-Type: audio/ogg\r\nContent-Range: bytes 20-24/100\r\n\r\nxxxxx\r\n\
+                 --{boundary}--\r\n"
+            )
+        );
     }
 }

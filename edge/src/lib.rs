@@ -23,7 +23,9 @@
 //! never logs a signature or a full signed URL.
 
 mod admin;
+mod body;
 mod cache;
+mod cors;
 mod handler;
 mod metrics;
 mod reply;
@@ -37,7 +39,7 @@ use cadenza_config::ConfigError;
 use cadenza_config::service::EdgeConfig;
 use tokio::net::TcpListener;
 
-use crate::cache::SliceCache;
+use crate::cache::{CacheSettings, SliceCache};
 use crate::handler::Edge;
 
 /// Why the edge could not start or stopped.
@@ -72,16 +74,24 @@ impl EdgeServer {
         let verifier = config.signing.verifier()?;
         let store = cadenza_origin::open_store(&config.origin.url)?;
         let metrics = metrics::Metrics::new(&config.name);
-        let cache = SliceCache::new(
-            store,
-            config.cache.memory.bytes(),
-            config.cache.slice.bytes(),
-            config.origin.timeout.get(),
-            metrics.clone(),
-        );
+        let settings = CacheSettings {
+            memory_bytes: config.cache.memory.bytes(),
+            slice_size: config.cache.slice.bytes(),
+            timeout: config.origin.timeout.get(),
+            max_concurrent: config.origin.max_concurrent as usize,
+            not_found_ttl: config.cache.not_found_ttl.get(),
+        };
+        let cache = SliceCache::new(store, &settings, metrics.clone());
         let public = bind(config.listen).await?;
         let admin = bind(config.admin.listen).await?;
-        let edge = Arc::new(Edge { verifier, cache: Arc::new(cache), metrics });
+        let edge = Arc::new(Edge {
+            verifier,
+            cache: Arc::new(cache),
+            metrics,
+            cors: cors::Cors::new(&config.cors),
+            max_ranges: config.max_ranges as usize,
+            access_log: handler::Sampler::new(config.access_log.sample),
+        });
         Ok(Self { name: config.name.clone(), public, admin, config, edge })
     }
 

@@ -1,15 +1,20 @@
 //! The edge's Prometheus metrics, one registry per edge instance (several
 //! edges can share a process, as in `cadenza dev`).
 
-use prometheus::{Encoder as _, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    /// By method and status code.
+    /// By method, status code and cache result of the first slice.
     pub(crate) requests: IntCounterVec,
     /// By reason code (`token_expired`, …).
     pub(crate) token_rejections: IntCounterVec,
+    /// By reason code (`path_dot_segment`, …).
+    pub(crate) path_rejections: IntCounterVec,
     /// Slice lookups by result (`hit`, `miss`, `coalesced`), resolved once so
     /// the hit path does no label lookup.
     pub(crate) slice_hits: IntCounter,
@@ -17,11 +22,22 @@ pub(crate) struct Metrics {
     pub(crate) slice_coalesced: IntCounter,
     /// Upstream requests by kind (`head`, `range`) and result.
     pub(crate) origin_requests: IntCounterVec,
+    /// Upstream request duration (body included) by kind.
+    pub(crate) origin_duration: HistogramVec,
+    /// Time from sending a slice request to its first body byte.
+    pub(crate) origin_first_byte: Histogram,
     pub(crate) origin_bytes: IntCounter,
     pub(crate) response_bytes: IntCounter,
+    pub(crate) fills_in_flight: IntGauge,
+    /// 404s answered from the negative cache.
+    pub(crate) negative_hits: IntCounter,
     pub(crate) memory_bytes: IntGauge,
     pub(crate) memory_entries: IntGauge,
+    pub(crate) memory_evictions: IntCounter,
 }
+
+/// Upstream latency buckets, seconds: 1 ms to 10 s.
+const ORIGIN_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
     pub(crate) fn new(edge: &str) -> Self {
@@ -42,6 +58,18 @@ impl Metrics {
             registry.register(Box::new(g.clone())).expect("metric registered once");
             g
         };
+        let histogram_vec = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(ORIGIN_BUCKETS.to_vec()), labels)
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("metric registered once");
+            h
+        };
+        let histogram = |name: &str, help: &str| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(ORIGIN_BUCKETS.to_vec()))
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("metric registered once");
+            h
+        };
         let slices = counter_vec(
             "cadenza_edge_slice_lookups_total",
             "Slice lookups by result (hit, miss, coalesced).",
@@ -50,12 +78,17 @@ impl Metrics {
         let m = Self {
             requests: counter_vec(
                 "cadenza_edge_requests_total",
-                "Audio requests answered, by method and status.",
-                &["method", "status"],
+                "Audio requests answered, by method, status and cache result of the first slice.",
+                &["method", "status", "cache"],
             ),
             token_rejections: counter_vec(
                 "cadenza_edge_token_rejections_total",
                 "Requests refused for their URL token, by reason.",
+                &["reason"],
+            ),
+            path_rejections: counter_vec(
+                "cadenza_edge_path_rejections_total",
+                "Requests refused for their path, by reason.",
                 &["reason"],
             ),
             slice_hits: slices.with_label_values(&["hit"]),
@@ -66,10 +99,28 @@ impl Metrics {
                 "Upstream requests by kind and result.",
                 &["kind", "result"],
             ),
+            origin_duration: histogram_vec(
+                "cadenza_edge_origin_duration_seconds",
+                "Upstream request duration, body and queueing included, by kind.",
+                &["kind"],
+            ),
+            origin_first_byte: histogram(
+                "cadenza_edge_origin_first_byte_seconds",
+                "Time from asking upstream for a slice to its first body byte.",
+            ),
             origin_bytes: counter("cadenza_edge_origin_bytes_total", "Bytes fetched from upstream."),
             response_bytes: counter(
                 "cadenza_edge_response_body_bytes_total",
                 "Audio bytes queued to clients.",
+            ),
+            fills_in_flight: gauge("cadenza_edge_fills_in_flight", "Slice fills running now."),
+            negative_hits: counter(
+                "cadenza_edge_not_found_cached_total",
+                "404s answered from the remembered-missing list without asking upstream.",
+            ),
+            memory_evictions: counter(
+                "cadenza_edge_cache_memory_evictions_total",
+                "Slices evicted from the memory tier to stay within its budget.",
             ),
             memory_bytes: gauge("cadenza_edge_cache_memory_bytes", "Bytes held by the memory tier."),
             memory_entries: gauge("cadenza_edge_cache_memory_entries", "Slices held by the memory tier."),
@@ -77,6 +128,9 @@ impl Metrics {
         };
         for reason in cadenza_config::token::TokenError::REASONS {
             m.token_rejections.with_label_values(&[reason]);
+        }
+        for reason in cadenza_config::layout::PathError::ALL {
+            m.path_rejections.with_label_values(&[reason.reason()]);
         }
         m
     }

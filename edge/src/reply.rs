@@ -34,7 +34,8 @@ pub(crate) fn empty() -> Body {
 /// and stable reason code. This is the only mapping from error to status.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    NotFound,
+    Path(cadenza_config::layout::PathError),
+    CorsOrigin,
     MethodNotAllowed,
     Token(cadenza_config::token::TokenError),
     RangeNotSatisfiable { len: u64 },
@@ -44,7 +45,9 @@ pub(crate) enum Refusal {
 impl Refusal {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Refusal::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Refusal::Path(e @ cadenza_config::layout::PathError::NotFound) => (StatusCode::NOT_FOUND, e.reason()),
+            Refusal::Path(e) => (StatusCode::BAD_REQUEST, e.reason()),
+            Refusal::CorsOrigin => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Refusal::Token(e) => (StatusCode::FORBIDDEN, e.reason()),
             Refusal::RangeNotSatisfiable { .. } => {
@@ -58,7 +61,8 @@ impl Refusal {
 
     fn message(&self) -> String {
         match self {
-            Refusal::NotFound => "no such audio object".into(),
+            Refusal::Path(e) => e.to_string(),
+            Refusal::CorsOrigin => "this origin may not read audio from here".into(),
             Refusal::MethodNotAllowed => "only GET, HEAD and OPTIONS are allowed".into(),
             // Token messages say what failed, never anything about the key.
             Refusal::Token(e) => e.to_string(),
@@ -81,8 +85,6 @@ impl Refusal {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(REASON_HEADER, HeaderValue::from_static(code));
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
         match self {
             Refusal::RangeNotSatisfiable { len } => {
                 h.insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
@@ -99,17 +101,12 @@ impl Refusal {
     }
 }
 
-/// Headers a browser player may read (CORS).
-pub(crate) const EXPOSED: &str = "Content-Range, Content-Length, Accept-Ranges, ETag, X-Cache";
-
 /// Headers of every successful audio response.
 pub(crate) fn audio_headers(h: &mut http::HeaderMap, etag: &str) {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(cadenza_config::layout::AUDIO_CONTENT_TYPE));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, value(etag.to_owned()));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
 }
 
 /// A header value from text we built ourselves (digits, hex, ASCII).

@@ -7,7 +7,9 @@
 //! it also closes idle keep-alive connections, as nginx's
 //! `client_header_timeout` + `keepalive_timeout` do), the same deadline on
 //! the bytes that tell HTTP/1 from HTTP/2 (which hyper-util reads without
-//! one), HTTP/2 keep-alive pings that drop dead peers, and a graceful drain
+//! one), an idle timeout and a write timeout for both protocols (see
+//! [`timed`](crate::timed) — they replace HTTP/2 keep-alive pings, which
+//! would keep an idle connection open forever), and a graceful drain
 //! on shutdown: stop accepting, let in-flight responses finish up to a
 //! deadline, then close the rest. A client that never completes its first
 //! request headers can hold a slot for at most twice the header timeout.
@@ -27,6 +29,7 @@
 
 pub mod range;
 mod sniff;
+mod timed;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -50,8 +53,12 @@ pub struct Limits {
     /// HTTP/1: time to receive a request's headers, counted from when the
     /// connection starts waiting for them (so it bounds idle keep-alive too).
     pub header_read_timeout: Duration,
-    /// HTTP/2: interval of keep-alive pings on quiet connections.
+    /// Either protocol: a connection waiting to read with no bytes moved
+    /// either way for this long is closed.
     pub idle_timeout: Duration,
+    /// A write the client does not accept within this long fails and the
+    /// connection is closed.
+    pub write_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
     /// How long a drain may take before remaining connections are closed.
@@ -63,6 +70,7 @@ impl From<&HttpServerConfig> for Limits {
         Self {
             header_read_timeout: c.header_read_timeout.get(),
             idle_timeout: c.idle_timeout.get(),
+            write_timeout: c.write_timeout.get(),
             max_connections: c.max_connections as usize,
             shutdown_grace: c.shutdown_grace.get(),
         }
@@ -71,8 +79,6 @@ impl From<&HttpServerConfig> for Limits {
 
 /// HTTP/2 streams per connection; nginx's `http2_max_concurrent_streams` default.
 const H2_MAX_STREAMS: u32 = 128;
-/// How long an HTTP/2 peer has to answer a keep-alive ping.
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after an accept error (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -96,12 +102,7 @@ where
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.idle_timeout)
-        .keep_alive_timeout(H2_PING_TIMEOUT)
-        .max_concurrent_streams(H2_MAX_STREAMS);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(None).max_concurrent_streams(H2_MAX_STREAMS);
 
     let local = listener.local_addr()?;
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -138,7 +139,8 @@ where
                 // Closed, failed or silent before saying which protocol.
                 Ok(Err(_)) | Err(_) => return,
             };
-            let conn = conn.serve_connection_with_upgrades(TokioIo::new(stream), HyperService(service));
+            let io = timed::TimedIo::new(stream, limits.idle_timeout, limits.write_timeout);
+            let conn = conn.serve_connection_with_upgrades(TokioIo::new(io), HyperService(service));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

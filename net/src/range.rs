@@ -10,8 +10,12 @@
 //!   nginx does, so a broken client hears about it instead of silently
 //!   downloading whole files.
 //! - A syntactically valid set where no range overlaps the object is 416.
-//! - More than one range: this version serves the whole object (200), which
-//!   RFC 9110 permits; multipart/byteranges comes with the edge's part 1.
+//! - Several ranges: the satisfiable ones are sorted and overlapping or
+//!   adjacent ones coalesced (RFC 9110 §14.2 allows both). One range left is
+//!   a plain 206; several are a `multipart/byteranges` 206 — unless more
+//!   than the caller's cap remain, in which case the whole object is sent
+//!   (200), as nginx's `max_ranges` does. The cap counts ranges after
+//!   coalescing, so `bytes=0-1,1-2,2-3,…` is one range, not a refusal.
 
 use std::ops::Range;
 
@@ -114,25 +118,43 @@ pub enum Selection {
     Full,
     /// One range, 206.
     Partial(Range<u64>),
+    /// Two or more disjoint, non-adjacent ranges in ascending order:
+    /// 206 `multipart/byteranges`.
+    Multi(Vec<Range<u64>>),
     /// 416 with `Content-Range: bytes */<len>`.
     Unsatisfiable,
 }
 
-/// Apply the policy above to a `Range` header value.
-pub fn select(header: &[u8], len: u64) -> Selection {
+/// Apply the policy above to a `Range` header value; at most `max_parts`
+/// ranges (after coalescing) are answered as ranges, more get the whole
+/// object. A `max_parts` of 1 turns multipart answers off.
+pub fn select(header: &[u8], len: u64, max_parts: usize) -> Selection {
     match parse(header) {
         Parsed::Ignore => Selection::Full,
         Parsed::Malformed => Selection::Unsatisfiable,
         Parsed::Bytes(specs) => {
-            let mut satisfiable = specs.iter().filter_map(|s| s.resolve(len));
-            match (satisfiable.next(), specs.len()) {
-                (None, _) => Selection::Unsatisfiable,
-                (Some(r), 1) => Selection::Partial(r),
-                // Several ranges: the whole object, for now.
-                (Some(_), _) => Selection::Full,
+            let ranges = coalesce(specs.iter().filter_map(|s| s.resolve(len)).collect());
+            match ranges.len() {
+                0 => Selection::Unsatisfiable,
+                1 => Selection::Partial(ranges[0].clone()),
+                n if n > max_parts => Selection::Full,
+                _ => Selection::Multi(ranges),
             }
         }
     }
+}
+
+/// Sort `ranges` and merge those that overlap or touch.
+pub fn coalesce(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.sort_unstable_by_key(|r| (r.start, r.end));
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// Fuzz entry point: parsing and resolving never panic, and every resolved
@@ -144,6 +166,13 @@ pub fn fuzz_logic(header: &[u8], len: u64) {
                 assert!(r.start < r.end && r.end <= len, "{s:?} resolved to {r:?} for len {len}");
             }
         }
+    }
+    if let Selection::Multi(ranges) = select(header, len, usize::MAX) {
+        assert!(ranges.len() >= 2);
+        for pair in ranges.windows(2) {
+            assert!(pair[0].end < pair[1].start, "ranges not disjoint and apart: {ranges:?}");
+        }
+        assert!(ranges.iter().all(|r| r.start < r.end && r.end <= len));
     }
 }
 
@@ -227,17 +256,36 @@ mod tests {
 
     #[test]
     fn selection_policy() {
-        assert_eq!(select(b"bytes=0-9", 100), Selection::Partial(0..10));
-        assert_eq!(select(b"bytes=100-", 100), Selection::Unsatisfiable);
-        assert_eq!(select(b"bytes=x", 100), Selection::Unsatisfiable);
-        assert_eq!(select(b"items=1-2", 100), Selection::Full);
-        assert_eq!(select(b"bytes=0-1,5-6", 100), Selection::Full);
-        assert_eq!(select(b"bytes=200-300,400-", 100), Selection::Unsatisfiable);
+        assert_eq!(select(b"bytes=0-9", 100, 16), Selection::Partial(0..10));
+        assert_eq!(select(b"bytes=100-", 100, 16), Selection::Unsatisfiable);
+        assert_eq!(select(b"bytes=x", 100, 16), Selection::Unsatisfiable);
+        assert_eq!(select(b"items=1-2", 100, 16), Selection::Full);
+        assert_eq!(select(b"bytes=0-1,5-6", 100, 16), Selection::Multi(vec![0..2, 5..7]));
+        assert_eq!(select(b"bytes=0-1,5-6", 100, 1), Selection::Full, "multipart turned off");
+        assert_eq!(select(b"bytes=200-300,400-", 100, 16), Selection::Unsatisfiable);
+        assert_eq!(select(b"bytes=200-300,90-", 100, 16), Selection::Partial(90..100), "unsatisfiable parts drop");
+    }
+
+    #[test]
+    fn coalescing_merges_overlaps_and_neighbours() {
+        assert_eq!(select(b"bytes=0-9,10-19", 100, 16), Selection::Partial(0..20), "adjacent");
+        assert_eq!(select(b"bytes=5-20,0-9", 100, 16), Selection::Partial(0..21), "overlapping, out of order");
+        assert_eq!(select(b"bytes=50-59,-10,0-0", 100, 16), Selection::Multi(vec![0..1, 50..60, 90..100]));
+        assert_eq!(select(b"bytes=0-0,0-0,0-0", 100, 16), Selection::Partial(0..1), "duplicates");
+        assert_eq!(select(b"bytes=0-5,2-3", 100, 16), Selection::Partial(0..6), "contained");
+        // The cap counts what is left after coalescing.
+        let many: Vec<String> = (0..40).map(|i| format!("{i}-{i}")).collect();
+        let header = format!("bytes={}", many.join(","));
+        assert_eq!(select(header.as_bytes(), 100, 16), Selection::Partial(0..40));
+        let apart: Vec<String> = (0..17).map(|i| format!("{}-{}", i * 3, i * 3)).collect();
+        let header = format!("bytes={}", apart.join(","));
+        assert_eq!(select(header.as_bytes(), 100, 16), Selection::Full, "17 parts > cap 16");
+        assert!(matches!(select(header.as_bytes(), 100, 17), Selection::Multi(v) if v.len() == 17));
     }
 
     #[test]
     fn fuzz_logic_holds_on_samples() {
-        for h in ["bytes=0-", "bytes=-1", "bytes=5-1000000", "bytes=0-0,-0", "x", ""] {
+        for h in ["bytes=0-", "bytes=-1", "bytes=5-1000000", "bytes=0-0,-0", "bytes=0-3,2-9,-4,8-", "x", ""] {
             for len in [0, 1, 7, 1 << 20] {
                 fuzz_logic(h.as_bytes(), len);
             }

@@ -13,6 +13,7 @@ fn limits(header_read_ms: u64, max_connections: usize, grace_ms: u64) -> cadenza
     cadenza_net::Limits {
         header_read_timeout: Duration::from_millis(header_read_ms),
         idle_timeout: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(30),
         max_connections,
         shutdown_grace: Duration::from_millis(grace_ms),
     }
@@ -157,5 +158,90 @@ async fn connection_cap_holds_extra_connections_until_a_slot_frees() {
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest:?}");
 
     let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Streams 64 MiB, far more than socket buffers hold.
+fn big_service() -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    let body = Bytes::from(vec![b'x'; 64 << 20]);
+    hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+        let body = body.clone();
+        async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+    })
+}
+
+#[tokio::test]
+async fn write_timeout_closes_a_client_that_stops_reading() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut l = limits(5_000, 16, 100);
+    l.write_timeout = Duration::from_millis(300);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(listener, big_service(), l, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    // Read a little, then stop reading while the server still has megabytes
+    // to send: its writes block and the write timeout must close the socket.
+    let mut buf = vec![0u8; 4096];
+    let n = client.read(&mut buf).await.unwrap();
+    assert!(n > 0);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Now drain what is buffered: the stream must end (EOF or reset) well
+    // short of 64 MiB, within a bounded time.
+    let mut total = n;
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => total += k,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "connection was not closed");
+    assert!(total < 64 << 20, "the whole body arrived ({total} bytes): the write timeout did not fire");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_quiet_http2_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut l = limits(5_000, 16, 100);
+    l.idle_timeout = Duration::from_millis(400);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cadenza_net::serve(listener, slow_service(), l, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    // The preface and an empty SETTINGS frame, then silence.
+    client.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the server's SETTINGS, ACK, GOAWAY
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "quiet HTTP/2 connection was never closed");
+    assert!(started.elapsed() >= Duration::from_millis(300), "closed before the idle timeout");
+    let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -121,10 +121,13 @@ async fn handle<B>(store: &Store, req: Request<B>) -> Response<Body> {
     };
     let selection = match req.headers().get(header::RANGE) {
         None => cadenza_net::range::Selection::Full,
-        Some(v) => cadenza_net::range::select(v.as_bytes(), meta.size),
+        Some(v) => cadenza_net::range::select(v.as_bytes(), meta.size, 1),
     };
     let (status, range) = match selection {
-        cadenza_net::range::Selection::Full => (StatusCode::OK, 0..meta.size),
+        // `max_parts` 1: several ranges are answered with the whole object.
+        cadenza_net::range::Selection::Full | cadenza_net::range::Selection::Multi(_) => {
+            (StatusCode::OK, 0..meta.size)
+        }
         cadenza_net::range::Selection::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
         cadenza_net::range::Selection::Unsatisfiable => {
             let mut resp =

@@ -146,8 +146,14 @@ impl SigningConfig {
 pub struct HttpServerConfig {
     /// Time a client has to send a request's headers (HTTP/1). Default `10s`.
     pub header_read_timeout: HumanDuration,
-    /// Keep-alive / HTTP/2 ping interval for idle connections. Default `60s`.
+    /// A connection with no bytes moving either way for this long, while it
+    /// waits for a request, is closed (HTTP/1 keep-alive and HTTP/2 alike).
+    /// Default `60s`.
     pub idle_timeout: HumanDuration,
+    /// A response write the client does not accept within this long closes
+    /// the connection (between two writes, as nginx's `send_timeout`, not
+    /// for the whole response). Default `30s`.
+    pub write_timeout: HumanDuration,
     /// Connections served at once; further accepts wait. Default `10000`.
     pub max_connections: u32,
     /// On SIGTERM/SIGINT, how long in-flight responses may take to finish
@@ -160,6 +166,7 @@ impl Default for HttpServerConfig {
         Self {
             header_read_timeout: HumanDuration::secs(10),
             idle_timeout: HumanDuration::secs(60),
+            write_timeout: HumanDuration::secs(30),
             max_connections: 10_000,
             shutdown_grace: HumanDuration::secs(10),
         }
@@ -178,6 +185,12 @@ impl HttpServerConfig {
             !self.idle_timeout.get().is_zero(),
             "http.idle_timeout",
             self.idle_timeout.to_string(),
+            "must be positive",
+        )?;
+        ensure(
+            !self.write_timeout.get().is_zero(),
+            "http.write_timeout",
+            self.write_timeout.to_string(),
             "must be positive",
         )?;
         ensure(self.max_connections >= 1, "http.max_connections", self.max_connections, "must be at least 1")

@@ -19,8 +19,37 @@ pub struct EdgeConfig {
     pub origin: UpstreamConfig,
     /// Keys accepted on signed URLs.
     pub signing: SigningConfig,
+    /// Most ranges (after coalescing) answered as `multipart/byteranges`;
+    /// a request for more gets the whole object (200), as nginx's
+    /// `max_ranges`. `1` turns multipart answers off. Default `16`.
+    pub max_ranges: u32,
     pub cache: EdgeCacheConfig,
+    pub cors: CorsConfig,
+    pub access_log: AccessLogConfig,
     pub http: HttpServerConfig,
+}
+
+/// CORS for browser players (`[cors]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to read audio from scripts: `["*"]` (any: the URL
+    /// token is the access control) or exact origins such as
+    /// `"https://player.example.com"`. Empty: no CORS headers at all.
+    /// Default `["*"]`.
+    pub allow_origins: Vec<String>,
+    /// How long browsers may cache a preflight answer. Default `1d`.
+    pub max_age: HumanDuration,
+}
+
+/// The access log (`[access_log]`), written through `tracing` at `info`
+/// under the target `cadenza_edge::access`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogConfig {
+    /// Fraction of successful requests logged, `0` to `1`; every 5xx is
+    /// logged. Default `0.01`.
+    pub sample: f64,
 }
 
 /// The edge's upstream (`[origin]`).
@@ -30,8 +59,12 @@ pub struct UpstreamConfig {
     /// Object store URL: `file:///…`, or `http://…` for a `cadenza origin`.
     /// Required.
     pub url: String,
-    /// Deadline for one upstream request, including its body. Default `10s`.
+    /// Deadline for one upstream request, including its body and any
+    /// retries. Default `10s`.
     pub timeout: HumanDuration,
+    /// Upstream requests in flight at once; fills beyond it queue (inside
+    /// their deadline). Default `64`.
+    pub max_concurrent: u32,
 }
 
 /// The edge cache (`[cache]`).
@@ -43,6 +76,9 @@ pub struct EdgeCacheConfig {
     /// Slice size: the unit of origin fetches and of caching. Default
     /// `256KiB`; between `16KiB` and `16MiB`.
     pub slice: ByteSize,
+    /// How long an object the origin does not have is remembered as
+    /// missing (404 without asking again). `0s` turns it off. Default `10s`.
+    pub not_found_ttl: HumanDuration,
 }
 
 impl Default for EdgeConfig {
@@ -53,7 +89,10 @@ impl Default for EdgeConfig {
             admin: AdminConfig::with_listen(([127, 0, 0, 1], 8411).into()),
             origin: UpstreamConfig::default(),
             signing: SigningConfig::default(),
+            max_ranges: 16,
             cache: EdgeCacheConfig::default(),
+            cors: CorsConfig::default(),
+            access_log: AccessLogConfig::default(),
             http: HttpServerConfig::default(),
         }
     }
@@ -61,13 +100,25 @@ impl Default for EdgeConfig {
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
-        Self { url: String::new(), timeout: HumanDuration::secs(10) }
+        Self { url: String::new(), timeout: HumanDuration::secs(10), max_concurrent: 64 }
+    }
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self { allow_origins: vec!["*".into()], max_age: HumanDuration::secs(86_400) }
+    }
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self { sample: 0.01 }
     }
 }
 
 impl Default for EdgeCacheConfig {
     fn default() -> Self {
-        Self { memory: ByteSize::mib(256), slice: ByteSize::kib(256) }
+        Self { memory: ByteSize::mib(256), slice: ByteSize::kib(256), not_found_ttl: HumanDuration::secs(10) }
     }
 }
 
@@ -83,6 +134,27 @@ impl ServiceConfig for EdgeConfig {
             "origin.timeout",
             self.origin.timeout.to_string(),
             "must be positive",
+        )?;
+        ensure(
+            self.origin.max_concurrent >= 1,
+            "origin.max_concurrent",
+            self.origin.max_concurrent,
+            "must be at least 1",
+        )?;
+        ensure(self.max_ranges >= 1, "max_ranges", self.max_ranges, "must be at least 1")?;
+        for origin in &self.cors.allow_origins {
+            ensure(
+                valid_cors_origin(origin),
+                "cors.allow_origins",
+                origin,
+                "must be \"*\" or a scheme://host[:port] origin without a path",
+            )?;
+        }
+        ensure(
+            (0.0..=1.0).contains(&self.access_log.sample),
+            "access_log.sample",
+            self.access_log.sample,
+            "must be between 0 and 1",
         )?;
         let slice = self.cache.slice.bytes();
         ensure(
@@ -100,4 +172,18 @@ impl ServiceConfig for EdgeConfig {
         self.signing.validate()?;
         self.http.validate()
     }
+}
+
+/// `*`, or an origin as browsers send it: `scheme://host[:port]`, lower
+/// case, no path, no trailing slash.
+fn valid_cors_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:[]".contains(&c))
 }

@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use cadenza_config::service::{
 use cadenza_config::token::{SigningKey, sign_query};
 use cadenza_config::units::{ByteSize, HumanDuration, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -75,8 +77,12 @@ pub fn edge_config(origin_url: &str, slice: ByteSize, timeout: Duration) -> Edge
     EdgeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin: AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), token: Secret::new(ADMIN_TOKEN) },
-        origin: UpstreamConfig { url: origin_url.to_owned(), timeout: HumanDuration(timeout) },
-        cache: EdgeCacheConfig { slice, memory: ByteSize::mib(64) },
+        origin: UpstreamConfig {
+            url: origin_url.to_owned(),
+            timeout: HumanDuration(timeout),
+            ..defaults.origin.clone()
+        },
+        cache: EdgeCacheConfig { slice, memory: ByteSize::mib(64), ..defaults.cache.clone() },
         signing: SigningConfig { keys: vec![KeySpec::from_key(&key())], ..defaults.signing },
         ..defaults
     }
@@ -109,16 +115,7 @@ pub struct TestStore {
 pub async fn store_with_object(len: usize) -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().display());
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let bytes: Bytes = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect::<Vec<u8>>()
-        .into();
+    let bytes = noise(len);
     let file = FileId::of_content(&bytes);
     let store = cadenza_origin::open_store(&url).unwrap();
     cadenza_origin::put_audio(store.as_ref(), &file, bytes.clone()).await.unwrap();
@@ -129,83 +126,163 @@ pub fn store_dir(s: &TestStore) -> PathBuf {
     s.dir.path().to_owned()
 }
 
-/// How a [`FaultyOrigin`] misbehaves on range GETs (HEAD is always right).
+/// How a [`FaultyOrigin`] answers range GETs (HEAD is always right).
 #[derive(Clone, Copy, Debug)]
 pub enum Fault {
-    /// Promise the full range, send half, close.
-    Truncate,
+    /// Answer correctly.
+    None,
+    /// Promise the full range, send this many bytes of it, close.
+    TruncateAfter(usize),
     /// Accept the request and never answer.
     Stall,
     /// Close the connection without a byte.
     Reset,
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Answer correctly, but only after this long.
+    SlowFirstByte(Duration),
+    /// Send the headers and this many bytes, then wait until the gate opens
+    /// before sending the rest.
+    GateAfter(usize),
 }
 
-/// A tiny real HTTP/1.1 origin that answers HEAD correctly for one object
-/// and breaks range GETs in the chosen way.
-pub async fn faulty_origin(
-    file: FileId,
-    len: u64,
-    fault: Fault,
-) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// A tiny real HTTP/1.1 origin for one object that misbehaves on purpose,
+/// counting what it is asked.
+pub struct FaultyOrigin {
+    pub addr: SocketAddr,
+    pub gets: Arc<AtomicU64>,
+    pub heads: Arc<AtomicU64>,
+    /// Instant the first body byte of the first GET was written.
+    pub first_byte: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    gate: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyOrigin {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Let gated responses finish.
+    pub fn open_gate(&self) {
+        let _ = self.gate.send(true);
+    }
+}
+
+impl Drop for FaultyOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn faulty_origin(file: FileId, bytes: Bytes, fault: Fault) -> FaultyOrigin {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let gets = Arc::new(AtomicU64::new(0));
+    let heads = Arc::new(AtomicU64::new(0));
+    let first_byte = Arc::new(std::sync::Mutex::new(None));
+    let (gate, gate_rx) = watch::channel(false);
+    let (g, h, fb) = (gets.clone(), heads.clone(), first_byte.clone());
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
+            let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
+            let (g, h, fb, gate_rx, bytes) = (g.clone(), h.clone(), fb.clone(), gate_rx.clone(), bytes.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut got = 0;
-                loop {
-                    let Ok(n) = sock.read(&mut buf[got..]).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    got += n;
-                    if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                    if got == buf.len() {
-                        return;
-                    }
-                }
-                let req = String::from_utf8_lossy(&buf[..got]).to_string();
-                let expected_path = format!("/audio/{file}.ogg");
-                if !req.lines().next().unwrap_or("").contains(&expected_path) {
-                    let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
-                    return;
-                }
-                if req.starts_with("HEAD ") {
-                    let _ = sock
-                        .write_all(
-                            format!(
-                                "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\naccept-ranges: bytes\r\n\r\n"
-                            )
-                            .as_bytes(),
-                        )
-                        .await;
-                    return;
-                }
-                match fault {
-                    Fault::Reset => drop(sock),
-                    Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
-                    Fault::Truncate => {
-                        let (a, b) = range_of(&req).unwrap_or((0, len - 1));
-                        let n = b - a + 1;
-                        let head = format!(
-                            "HTTP/1.1 206 Partial Content\r\ncontent-length: {n}\r\ncontent-range: bytes {a}-{b}/{len}\r\n\r\n"
-                        );
-                        let _ = sock.write_all(head.as_bytes()).await;
-                        let _ = sock.write_all(&vec![0u8; (n / 2) as usize]).await;
-                    }
-                }
+                let _ = answer_faulty(sock, file, bytes, fault, g, h, fb, gate_rx).await;
             });
         }
     });
-    (addr, task)
+    FaultyOrigin { addr, gets, heads, first_byte, gate, task }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn answer_faulty(
+    mut sock: tokio::net::TcpStream,
+    file: FileId,
+    bytes: Bytes,
+    fault: Fault,
+    gets: Arc<AtomicU64>,
+    heads: Arc<AtomicU64>,
+    first_byte: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    mut gate: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let len = bytes.len() as u64;
+    // Keep-alive: answer requests on this connection until it closes.
+    loop {
+        let mut buf = vec![0u8; 8192];
+        let mut got = 0;
+        loop {
+            let n = sock.read(&mut buf[got..]).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            got += n;
+            if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            if got == buf.len() {
+                return Ok(());
+            }
+        }
+        let req = String::from_utf8_lossy(&buf[..got]).to_string();
+        let expected_path = format!("/audio/{file}.ogg");
+        if !req.lines().next().unwrap_or("").contains(&expected_path) {
+            sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await?;
+            continue;
+        }
+        if req.starts_with("HEAD ") {
+            heads.fetch_add(1, Ordering::SeqCst);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\naccept-ranges: bytes\r\n\r\n");
+            sock.write_all(head.as_bytes()).await?;
+            continue;
+        }
+        gets.fetch_add(1, Ordering::SeqCst);
+        let (a, b) = range_of(&req).unwrap_or((0, len - 1));
+        let body = bytes.slice(a as usize..=b as usize);
+        let head = format!(
+            "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {a}-{b}/{len}\r\n\r\n",
+            body.len()
+        );
+        let mark = || {
+            first_byte.lock().unwrap().get_or_insert_with(std::time::Instant::now);
+        };
+        match fault {
+            Fault::Reset => return Ok(()),
+            Fault::Stall => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return Ok(());
+            }
+            Fault::Status(code) => {
+                let head = format!("HTTP/1.1 {code} Oops\r\ncontent-length: 0\r\n\r\n");
+                sock.write_all(head.as_bytes()).await?;
+            }
+            Fault::None | Fault::SlowFirstByte(_) => {
+                if let Fault::SlowFirstByte(d) = fault {
+                    tokio::time::sleep(d).await;
+                }
+                sock.write_all(head.as_bytes()).await?;
+                mark();
+                sock.write_all(&body).await?;
+            }
+            Fault::TruncateAfter(n) => {
+                sock.write_all(head.as_bytes()).await?;
+                mark();
+                sock.write_all(&body[..n.min(body.len())]).await?;
+                return Ok(());
+            }
+            Fault::GateAfter(n) => {
+                let n = n.min(body.len());
+                sock.write_all(head.as_bytes()).await?;
+                mark();
+                sock.write_all(&body[..n]).await?;
+                sock.flush().await?;
+                let _ = gate.wait_for(|open| *open).await;
+                sock.write_all(&body[n..]).await?;
+            }
+        }
+    }
 }
 
 fn range_of(req: &str) -> Option<(u64, u64)> {
@@ -213,4 +290,18 @@ fn range_of(req: &str) -> Option<(u64, u64)> {
     let spec = line.split_once('=')?.1.trim();
     let (a, b) = spec.split_once('-')?;
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// `len` pseudo-random bytes (xorshift), the same every time.
+pub fn noise(len: usize) -> Bytes {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
 }
