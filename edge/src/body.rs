@@ -46,7 +46,13 @@ pub(crate) struct BodyPlan {
 }
 
 impl BodyPlan {
-    pub(crate) fn new(cache: SharedCache, metrics: Metrics, file: FileId, len: u64, parts: Vec<Part>) -> Self {
+    pub(crate) fn new(
+        cache: SharedCache,
+        metrics: Metrics,
+        file: FileId,
+        len: u64,
+        parts: Vec<Part>,
+    ) -> Self {
         Self { cache, metrics, file, len, parts: parts.into(), current: None, primed: None, failed: false }
     }
 
@@ -125,7 +131,12 @@ impl RangeCursor {
         Self { want, size, next_index, last_index, open: None, ahead: None }
     }
 
-    async fn next(&mut self, cache: &SharedCache, file: FileId, len: u64) -> Option<Result<Bytes, FetchError>> {
+    async fn next(
+        &mut self,
+        cache: &SharedCache,
+        file: FileId,
+        len: u64,
+    ) -> Option<Result<Bytes, FetchError>> {
         loop {
             if self.open.is_none() {
                 if self.next_index > self.last_index {

@@ -239,7 +239,10 @@ impl SliceCache {
         let options = GetOptions { range: Some(range.clone().into()), ..GetOptions::default() };
         let got = self.store.get_opts(&audio_path(&file), options).await.map_err(classify)?;
         if got.range != range {
-            return Err(FetchError::Failed(format!("asked for bytes {range:?}, upstream sent {:?}", got.range)));
+            return Err(FetchError::Failed(format!(
+                "asked for bytes {range:?}, upstream sent {:?}",
+                got.range
+            )));
         }
         let mut stream = got.into_stream();
         let mut whole = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));

@@ -148,7 +148,8 @@ async fn answer<B>(
     }
     *source = Some(got);
     resp.headers_mut().insert(X_CACHE, HeaderValue::from_static(got.x_cache()));
-    let plan = BodyPlan::new(edge.cache.clone(), edge.metrics.clone(), file, len, parts).with_first(index, read);
+    let plan =
+        BodyPlan::new(edge.cache.clone(), edge.metrics.clone(), file, len, parts).with_first(index, read);
     *resp.body_mut() = plan.into_body();
     Ok(resp)
 }
@@ -215,7 +216,7 @@ impl Sampler {
     }
 
     pub(crate) fn hit(&self) -> bool {
-        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
     }
 }
 
@@ -251,7 +252,8 @@ mod tests {
     #[test]
     fn multipart_lengths_add_up() {
         let (ct, parts) = multipart(&[0..10, 20..25], 100);
-        let boundary = ct.to_str().unwrap().strip_prefix("multipart/byteranges; boundary=").unwrap().to_owned();
+        let boundary =
+            ct.to_str().unwrap().strip_prefix("multipart/byteranges; boundary=").unwrap().to_owned();
         let mut text = String::new();
         for p in &parts {
             match p {

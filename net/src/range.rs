@@ -263,13 +263,21 @@ mod tests {
         assert_eq!(select(b"bytes=0-1,5-6", 100, 16), Selection::Multi(vec![0..2, 5..7]));
         assert_eq!(select(b"bytes=0-1,5-6", 100, 1), Selection::Full, "multipart turned off");
         assert_eq!(select(b"bytes=200-300,400-", 100, 16), Selection::Unsatisfiable);
-        assert_eq!(select(b"bytes=200-300,90-", 100, 16), Selection::Partial(90..100), "unsatisfiable parts drop");
+        assert_eq!(
+            select(b"bytes=200-300,90-", 100, 16),
+            Selection::Partial(90..100),
+            "unsatisfiable parts drop"
+        );
     }
 
     #[test]
     fn coalescing_merges_overlaps_and_neighbours() {
         assert_eq!(select(b"bytes=0-9,10-19", 100, 16), Selection::Partial(0..20), "adjacent");
-        assert_eq!(select(b"bytes=5-20,0-9", 100, 16), Selection::Partial(0..21), "overlapping, out of order");
+        assert_eq!(
+            select(b"bytes=5-20,0-9", 100, 16),
+            Selection::Partial(0..21),
+            "overlapping, out of order"
+        );
         assert_eq!(select(b"bytes=50-59,-10,0-0", 100, 16), Selection::Multi(vec![0..1, 50..60, 90..100]));
         assert_eq!(select(b"bytes=0-0,0-0,0-0", 100, 16), Selection::Partial(0..1), "duplicates");
         assert_eq!(select(b"bytes=0-5,2-3", 100, 16), Selection::Partial(0..6), "contained");

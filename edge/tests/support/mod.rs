@@ -184,14 +184,19 @@ pub async fn faulty_origin(file: FileId, bytes: Bytes, fault: Fault) -> FaultyOr
     let (gate, gate_rx) = watch::channel(false);
     let (g, h, fb) = (gets.clone(), heads.clone(), first_byte.clone());
     let task = tokio::spawn(async move {
+        // Connections live in this set, so aborting the task (on drop)
+        // closes them too: the origin is really gone.
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            let (g, h, fb, gate_rx, bytes) = (g.clone(), h.clone(), fb.clone(), gate_rx.clone(), bytes.clone());
-            tokio::spawn(async move {
+            let (g, h, fb, gate_rx, bytes) =
+                (g.clone(), h.clone(), fb.clone(), gate_rx.clone(), bytes.clone());
+            connections.spawn(async move {
                 let _ = answer_faulty(sock, file, bytes, fault, g, h, fb, gate_rx).await;
             });
+            while connections.try_join_next().is_some() {}
         }
     });
     FaultyOrigin { addr, gets, heads, first_byte, gate, task }
