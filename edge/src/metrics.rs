@@ -2,8 +2,8 @@
 //! edges can share a process, as in `cadenza dev`).
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone, Debug)]
@@ -37,7 +37,8 @@ pub(crate) struct Metrics {
 }
 
 /// Upstream latency buckets, seconds: 1 ms to 10 s.
-const ORIGIN_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const ORIGIN_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
     pub(crate) fn new(edge: &str) -> Self {
@@ -59,8 +60,9 @@ impl Metrics {
             g
         };
         let histogram_vec = |name: &str, help: &str, labels: &[&str]| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(ORIGIN_BUCKETS.to_vec()), labels)
-                .expect("valid metric");
+            let h =
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(ORIGIN_BUCKETS.to_vec()), labels)
+                    .expect("valid metric");
             registry.register(Box::new(h.clone())).expect("metric registered once");
             h
         };

@@ -45,7 +45,9 @@ pub(crate) enum Refusal {
 impl Refusal {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Refusal::Path(e @ cadenza_config::layout::PathError::NotFound) => (StatusCode::NOT_FOUND, e.reason()),
+            Refusal::Path(e @ cadenza_config::layout::PathError::NotFound) => {
+                (StatusCode::NOT_FOUND, e.reason())
+            }
             Refusal::Path(e) => (StatusCode::BAD_REQUEST, e.reason()),
             Refusal::CorsOrigin => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

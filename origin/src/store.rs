@@ -43,6 +43,13 @@ impl StoreError {
 /// - `file:///abs/dir` — a directory (created if missing),
 /// - `http://host:port/` or `https://…` — a `cadenza origin` or any server
 ///   that answers GET/HEAD with ranges,
+/// - `s3://bucket[/prefix]` — S3 or an S3-compatible store. Query
+///   parameters: `endpoint=http://host:port` (path-style requests to a
+///   MinIO, Ceph RGW, R2, … endpoint), `region=…`. Credentials and anything
+///   else come from the usual `AWS_*` environment variables
+///   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+///   `AWS_REGION`, `AWS_ENDPOINT_URL`); `skip_signature=true` reads a
+///   public-read bucket with unsigned requests and no credentials.
 /// - `memory://` — an in-process store (tests).
 ///
 /// Callers use only the [`ObjectStore`] trait, so nothing assumes local files.
@@ -69,8 +76,42 @@ pub fn open_store(url: &str) -> Result<Store, StoreError> {
                 .map_err(|e| bad(&e.to_string()))?;
             Ok(Arc::new(store))
         }
+        "s3" => {
+            crate::install_crypto_provider();
+            let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| bad("no bucket name"))?;
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(http_retry())
+                .with_client_options(ClientOptions::new().with_allow_http(true));
+            for (key, value) in parsed.query_pairs() {
+                builder = match &*key {
+                    "endpoint" => {
+                        builder.with_endpoint(value.as_ref()).with_virtual_hosted_style_request(false)
+                    }
+                    "region" => builder.with_region(value.as_ref()),
+                    // A public-read bucket: unsigned requests, no credentials looked up.
+                    "skip_signature" => builder.with_skip_signature(match &*value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad("skip_signature must be true or false")),
+                    }),
+                    other => {
+                        return Err(bad(&format!(
+                            "unknown parameter {other:?} (use endpoint, region or skip_signature)"
+                        )));
+                    }
+                };
+            }
+            let store: Store = Arc::new(builder.build().map_err(|e| bad(&e.to_string()))?);
+            let prefix = parsed.path().trim_matches('/');
+            if prefix.is_empty() {
+                Ok(store)
+            } else {
+                Ok(Arc::new(object_store::prefix::PrefixStore::new(store, prefix)))
+            }
+        }
         "memory" => Ok(Arc::new(object_store::memory::InMemory::new())),
-        other => Err(bad(&format!("unsupported scheme {other:?} (use file, http, https or memory)"))),
+        other => Err(bad(&format!("unsupported scheme {other:?} (use file, http, https, s3 or memory)"))),
     }
 }
 
