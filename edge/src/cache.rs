@@ -226,8 +226,10 @@ impl SliceCache {
         if let Ok(bytes) = &result {
             self.tier.insert(key, bytes.clone());
         }
-        fill.finish(result.map(drop));
+        // Leave the map before telling the readers, so a request that saw
+        // this fill fail never joins it again: it starts a fresh one.
         self.lock_fills().remove(&key);
+        fill.finish(result.map(drop));
         self.metrics.fills_in_flight.dec();
     }
 

@@ -73,6 +73,7 @@ async fn read_while_write(client: reqwest::Client) {
     assert_eq!(origin.gets.load(Ordering::SeqCst), 1);
     assert_eq!(origin.heads.load(Ordering::SeqCst), 1);
     // And the slice is now in memory.
+    edge.settle().await;
     let resp = client.get(&url).header("range", "bytes=10-19").send().await.unwrap();
     assert_eq!(resp.headers()["x-cache"], "HIT-MEM");
     assert_eq!(resp.bytes().await.unwrap(), bytes.slice(10..20));
@@ -192,6 +193,7 @@ async fn cached_slices_are_served_while_the_origin_is_down() {
     let edge = start_edge(edge_config(&origin.url(), ByteSize(SLICE), Duration::from_secs(2))).await;
     let resp = client().get(edge.good_url(&file)).header("range", "bytes=0-999").send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap(), bytes.slice(0..1000));
+    edge.settle().await; // the rest of the slice has arrived and is cached
     drop(origin); // the origin goes away: connections are refused
 
     let resp = client().get(edge.good_url(&file)).header("range", "bytes=1000-1999").send().await.unwrap();

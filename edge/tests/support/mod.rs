@@ -43,8 +43,28 @@ impl TestEdge {
         client().get(format!("http://{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
     }
 
-    /// Sum of a counter's samples whose labels contain every `label`.
+    /// Wait until no fill is running. A response can end before the fill
+    /// that fed it (a short range needs only the first bytes), and fills
+    /// count their upstream request when they finish.
+    pub async fn settle(&self) {
+        for _ in 0..500 {
+            let m = self.metrics().await;
+            let running = m
+                .lines()
+                .find(|l| l.starts_with("cadenza_edge_fills_in_flight"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+            if running == Some(0.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fills still running after 5 s");
+    }
+
+    /// Sum of a counter's samples whose labels contain every `label`, once
+    /// running fills have finished.
     pub async fn counter(&self, name: &str, labels: &[&str]) -> u64 {
+        self.settle().await;
         self.metrics()
             .await
             .lines()
