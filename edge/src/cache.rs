@@ -107,6 +107,8 @@ pub(crate) struct SliceCache {
     /// Upstream requests in flight.
     permits: Semaphore,
     metrics: Metrics,
+    /// Held while the gauges are brought up to date.
+    gauges: Mutex<()>,
 }
 
 /// What a [`SliceCache`] is built from.
@@ -134,6 +136,7 @@ impl SliceCache {
             timeout: settings.timeout,
             permits: Semaphore::new(settings.max_concurrent.max(1)),
             metrics,
+            gauges: Mutex::default(),
         }
     }
 
@@ -289,9 +292,11 @@ impl SliceCache {
         self.tier.run_pending_tasks();
         self.metrics.memory_bytes.set(i64::try_from(self.tier.weighted_size()).unwrap_or(i64::MAX));
         self.metrics.memory_entries.set(i64::try_from(self.tier.entry_count()).unwrap_or(i64::MAX));
-        let evictions = self.tier.evictions();
+        // The tier counts evictions itself; bring the counter up to it. The
+        // lock keeps two concurrent scrapes from adding the same delta.
+        let _one_at_a_time = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
         let seen = self.metrics.memory_evictions.get();
-        self.metrics.memory_evictions.inc_by(evictions.saturating_sub(seen));
+        self.metrics.memory_evictions.inc_by(self.tier.evictions().saturating_sub(seen));
     }
 }
 
@@ -331,6 +336,21 @@ impl Fill {
         self.lock().done = Some(result);
         self.changed.notify_waiters();
     }
+
+    /// Wait until `ready` has an answer from the state.
+    async fn wait<T>(&self, mut ready: impl FnMut(&FillState) -> Option<T>) -> T {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Register before looking, so a change between the look and the
+            // wait still wakes us.
+            changed.as_mut().enable();
+            if let Some(answer) = ready(&self.lock()) {
+                return answer;
+            }
+            changed.await;
+        }
+    }
 }
 
 /// One request's cursor over a fill's chunks.
@@ -349,48 +369,32 @@ impl FillReader {
     /// before producing anything usable (so the request can still answer
     /// with a status instead of an aborted body).
     pub(crate) async fn started(&self) -> Result<(), FetchError> {
-        loop {
-            let changed = self.fill.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let state = self.fill.lock();
-                if !state.chunks.is_empty() {
-                    return Ok(());
-                }
-                match &state.done {
-                    Some(Err(e)) => return Err(e.clone()),
-                    Some(Ok(())) => return Ok(()),
-                    None => {}
-                }
-            }
-            changed.await;
-        }
+        self.fill
+            .wait(|state| match &state.done {
+                _ if !state.chunks.is_empty() => Some(Ok(())),
+                Some(done) => Some(done.clone()),
+                None => None,
+            })
+            .await
     }
 
     /// The next chunk, `None` at the end of a complete slice, or the error
     /// that ended the fill.
     pub(crate) async fn next_chunk(&mut self) -> Option<Result<Bytes, FetchError>> {
-        loop {
-            let changed = self.fill.changed.notified();
-            tokio::pin!(changed);
-            // Register before looking, so a chunk pushed between the look
-            // and the wait still wakes us.
-            changed.as_mut().enable();
-            {
-                let state = self.fill.lock();
-                if let Some(chunk) = state.chunks.get(self.next) {
-                    self.next += 1;
-                    return Some(Ok(chunk.clone()));
-                }
-                match &state.done {
-                    Some(Ok(())) => return None,
-                    Some(Err(e)) => return Some(Err(e.clone())),
-                    None => {}
-                }
-            }
-            changed.await;
+        let next = self.next;
+        let item = self
+            .fill
+            .wait(|state| match (state.chunks.get(next), &state.done) {
+                (Some(chunk), _) => Some(Some(Ok(chunk.clone()))),
+                (None, Some(Ok(()))) => Some(None),
+                (None, Some(Err(e))) => Some(Some(Err(e.clone()))),
+                (None, None) => None,
+            })
+            .await;
+        if let Some(Ok(_)) = item {
+            self.next += 1;
         }
+        item
     }
 }
 
