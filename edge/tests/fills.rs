@@ -12,16 +12,6 @@ use support::*;
 
 const SLICE: u64 = 64 * 1024;
 
-fn h2_client() -> reqwest::Client {
-    cadenza_origin::install_crypto_provider();
-    reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 /// Read from `resp` until at least `n` body bytes have arrived.
 async fn read_at_least(resp: &mut reqwest::Response, n: usize) -> Vec<u8> {
     let mut got = Vec::new();

@@ -64,7 +64,7 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
 async fn several_ranges_are_a_multipart_answer() {
     let (store, edge) = edge_over(300_000, |_| {}).await;
     let b = &store.bytes;
-    for client in [client(), h2()] {
+    for (version, client) in clients() {
         let resp = client
             .get(edge.good_url(&store.file))
             .header("range", "bytes=200000-200009, 0-9,5-19,-5")
@@ -72,6 +72,7 @@ async fn several_ranges_are_a_multipart_answer() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 206);
+        assert_eq!(resp.version(), version);
         assert!(resp.headers().get("content-range").is_none(), "multipart has no top-level Content-Range");
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
         let length: usize = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
@@ -101,23 +102,25 @@ async fn several_ranges_are_a_multipart_answer() {
 #[tokio::test]
 async fn coalesced_ranges_become_one_and_too_many_become_the_whole_object() {
     let (store, edge) = edge_over(100_000, |c| c.max_ranges = 4).await;
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=0-9,10-19,15-29")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 206);
-    assert_eq!(resp.headers()["content-range"], "bytes 0-29/100000");
-    assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(0..30));
+    for (version, client) in clients() {
+        let resp = client
+            .get(edge.good_url(&store.file))
+            .header("range", "bytes=0-9,10-19,15-29")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (206, version));
+        assert_eq!(resp.headers()["content-range"], "bytes 0-29/100000");
+        assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(0..30));
 
-    let four = "bytes=0-0,2-2,4-4,6-6";
-    let resp = client().get(edge.good_url(&store.file)).header("range", four).send().await.unwrap();
-    assert_eq!(resp.status(), 206, "four parts is within the cap");
-    let five = "bytes=0-0,2-2,4-4,6-6,8-8";
-    let resp = client().get(edge.good_url(&store.file)).header("range", five).send().await.unwrap();
-    assert_eq!(resp.status(), 200, "five parts is over the cap of 4: the whole object");
-    assert_eq!(resp.bytes().await.unwrap(), store.bytes);
+        let four = "bytes=0-0,2-2,4-4,6-6";
+        let resp = client.get(edge.good_url(&store.file)).header("range", four).send().await.unwrap();
+        assert_eq!(resp.status(), 206, "four parts is within the cap ({version:?})");
+        let five = "bytes=0-0,2-2,4-4,6-6,8-8";
+        let resp = client.get(edge.good_url(&store.file)).header("range", five).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "five parts is over the cap of 4: the whole object ({version:?})");
+        assert_eq!(resp.bytes().await.unwrap(), store.bytes);
+    }
     edge.stop().await;
 }
 
@@ -129,37 +132,39 @@ async fn cors_with_a_list_of_origins() {
     })
     .await;
     let url = edge.good_url(&store.file);
-    let resp = client().get(&url).header("origin", "https://player.example").send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://player.example");
-    assert_eq!(resp.headers()["vary"], "Origin");
-    let exposed = resp.headers()["access-control-expose-headers"].to_str().unwrap();
-    for h in ["Content-Range", "Content-Length", "Accept-Ranges", "ETag"] {
-        assert!(exposed.contains(h), "{h} not exposed: {exposed}");
+    for (version, client) in clients() {
+        let resp = client.get(&url).header("origin", "https://player.example").send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (200, version));
+        assert_eq!(resp.headers()["access-control-allow-origin"], "https://player.example");
+        assert_eq!(resp.headers()["vary"], "Origin");
+        let exposed = resp.headers()["access-control-expose-headers"].to_str().unwrap();
+        for h in ["Content-Range", "Content-Length", "Accept-Ranges", "ETag"] {
+            assert!(exposed.contains(h), "{h} not exposed: {exposed}");
+        }
+
+        let resp = client.get(&url).header("origin", "https://evil.example").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "CORS does not gate the bytes; the token does");
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+        assert_eq!(resp.headers()["vary"], "Origin");
+
+        let preflight = |origin: &'static str| {
+            client
+                .request(reqwest::Method::OPTIONS, &url)
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .header("access-control-request-headers", "range")
+                .send()
+        };
+        let resp = preflight("https://player.example").await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (204, version));
+        assert_eq!(resp.headers()["access-control-allow-origin"], "https://player.example");
+        assert_eq!(resp.headers()["access-control-max-age"], "600");
+        assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
+        assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
+        let resp = preflight("https://evil.example").await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["x-cadenza-reason"], "cors_origin_not_allowed");
     }
-
-    let resp = client().get(&url).header("origin", "https://evil.example").send().await.unwrap();
-    assert_eq!(resp.status(), 200, "CORS does not gate the bytes; the token does");
-    assert!(resp.headers().get("access-control-allow-origin").is_none());
-    assert_eq!(resp.headers()["vary"], "Origin");
-
-    let preflight = |origin: &'static str| {
-        client()
-            .request(reqwest::Method::OPTIONS, &url)
-            .header("origin", origin)
-            .header("access-control-request-method", "GET")
-            .header("access-control-request-headers", "range")
-            .send()
-    };
-    let resp = preflight("https://player.example").await.unwrap();
-    assert_eq!(resp.status(), 204);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://player.example");
-    assert_eq!(resp.headers()["access-control-max-age"], "600");
-    assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
-    assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
-    let resp = preflight("https://evil.example").await.unwrap();
-    assert_eq!(resp.status(), 403);
-    assert_eq!(resp.headers()["x-cadenza-reason"], "cors_origin_not_allowed");
     edge.stop().await;
 }
 
@@ -229,9 +234,4 @@ async fn path_tricks_are_refused_before_the_token_with_a_reason() {
     let (status, _) = raw_get(edge.addr, &format!("/a/{id}.ogg?{query}")).await;
     assert_eq!(status, 200);
     edge.stop().await;
-}
-
-fn h2() -> reqwest::Client {
-    cadenza_origin::install_crypto_provider();
-    reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap()
 }

@@ -19,18 +19,22 @@ async fn edge_over_file_store(len: usize) -> (TestStore, TestEdge) {
 #[tokio::test]
 async fn full_get_returns_the_object_with_audio_headers() {
     let (store, edge) = edge_over_file_store(300_000).await;
-    let resp = client().get(edge.good_url(&store.file)).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let h = resp.headers().clone();
-    assert_eq!(h["content-type"], "audio/ogg");
-    assert_eq!(h["accept-ranges"], "bytes");
-    assert_eq!(h["etag"], format!("\"{}\"", store.file).as_str());
-    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
-    assert_eq!(h["content-length"], "300000");
-    assert_eq!(h["x-cache"], "MISS");
-    assert_eq!(h["access-control-allow-origin"], "*");
-    assert!(h["access-control-expose-headers"].to_str().unwrap().contains("Content-Range"));
-    assert_eq!(resp.bytes().await.unwrap(), store.bytes);
+    // The first request fills the slices; the second, over the other
+    // protocol, is served from memory.
+    for ((version, client), x_cache) in clients().into_iter().zip(["MISS", "HIT-MEM"]) {
+        let resp = client.get(edge.good_url(&store.file)).send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (200, version));
+        let h = resp.headers().clone();
+        assert_eq!(h["content-type"], "audio/ogg");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert_eq!(h["etag"], format!("\"{}\"", store.file).as_str());
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["content-length"], "300000");
+        assert_eq!(h["x-cache"], x_cache, "{version:?}");
+        assert_eq!(h["access-control-allow-origin"], "*");
+        assert!(h["access-control-expose-headers"].to_str().unwrap().contains("Content-Range"));
+        assert_eq!(resp.bytes().await.unwrap(), store.bytes);
+    }
     edge.stop().await;
 }
 
@@ -38,23 +42,29 @@ async fn full_get_returns_the_object_with_audio_headers() {
 async fn the_three_range_forms_and_their_content_range() {
     let (store, edge) = edge_over_file_store(300_000).await;
     let len = store.bytes.len() as u64;
-    for (header, start, end) in [
-        ("bytes=0-99", 0u64, 100u64),
-        ("bytes=65530-65545", 65_530, 65_546), // crosses a slice boundary
-        ("bytes=299990-", 299_990, 300_000),
-        ("bytes=-10", 299_990, 300_000),
-        ("bytes=100-999999", 100, 300_000), // end clamps
-        ("bytes=0-0", 0, 1),
-    ] {
-        let resp = client().get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
-        assert_eq!(resp.status(), 206, "{header}");
-        assert_eq!(
-            resp.headers()["content-range"],
-            format!("bytes {start}-{}/{len}", end - 1).as_str(),
-            "{header}"
-        );
-        assert_eq!(resp.headers()["content-length"], (end - start).to_string().as_str());
-        assert_eq!(resp.bytes().await.unwrap(), store.bytes.slice(start as usize..end as usize), "{header}");
+    for (version, client) in clients() {
+        for (header, start, end) in [
+            ("bytes=0-99", 0u64, 100u64),
+            ("bytes=65530-65545", 65_530, 65_546), // crosses a slice boundary
+            ("bytes=299990-", 299_990, 300_000),
+            ("bytes=-10", 299_990, 300_000),
+            ("bytes=100-999999", 100, 300_000), // end clamps
+            ("bytes=0-0", 0, 1),
+        ] {
+            let resp = client.get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
+            assert_eq!((resp.status().as_u16(), resp.version()), (206, version), "{header}");
+            assert_eq!(
+                resp.headers()["content-range"],
+                format!("bytes {start}-{}/{len}", end - 1).as_str(),
+                "{header}"
+            );
+            assert_eq!(resp.headers()["content-length"], (end - start).to_string().as_str());
+            assert_eq!(
+                resp.bytes().await.unwrap(),
+                store.bytes.slice(start as usize..end as usize),
+                "{header}"
+            );
+        }
     }
     edge.stop().await;
 }
@@ -62,15 +72,17 @@ async fn the_three_range_forms_and_their_content_range() {
 #[tokio::test]
 async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
     let (store, edge) = edge_over_file_store(1000).await;
-    for header in ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=abc", "bytes=5-1", "bytes=+1-2"] {
-        let resp = client().get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
-        assert_eq!(resp.status(), 416, "{header}");
-        assert_eq!(resp.headers()["content-range"], "bytes */1000", "{header}");
-        assert_eq!(resp.headers()["x-cadenza-reason"], "range_not_satisfiable");
+    for (version, client) in clients() {
+        for header in ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=abc", "bytes=5-1", "bytes=+1-2"] {
+            let resp = client.get(edge.good_url(&store.file)).header("range", header).send().await.unwrap();
+            assert_eq!((resp.status().as_u16(), resp.version()), (416, version), "{header}");
+            assert_eq!(resp.headers()["content-range"], "bytes */1000", "{header}");
+            assert_eq!(resp.headers()["x-cadenza-reason"], "range_not_satisfiable");
+        }
+        // Another unit is ignored: the whole object.
+        let resp = client.get(edge.good_url(&store.file)).header("range", "items=0-1").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
     }
-    // Another unit is ignored: the whole object.
-    let resp = client().get(edge.good_url(&store.file)).header("range", "items=0-1").send().await.unwrap();
-    assert_eq!(resp.status(), 200);
     edge.stop().await;
 }
 
@@ -78,52 +90,58 @@ async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
 async fn conditionals_if_none_match_and_if_range() {
     let (store, edge) = edge_over_file_store(5000).await;
     let etag = format!("\"{}\"", store.file);
-    let resp = client().get(edge.good_url(&store.file)).header("if-none-match", &etag).send().await.unwrap();
-    assert_eq!(resp.status(), 304);
-    assert_eq!(resp.headers()["etag"], etag.as_str());
-    assert!(resp.bytes().await.unwrap().is_empty());
+    for (version, client) in clients() {
+        let resp =
+            client.get(edge.good_url(&store.file)).header("if-none-match", &etag).send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (304, version));
+        assert_eq!(resp.headers()["etag"], etag.as_str());
+        assert!(resp.bytes().await.unwrap().is_empty());
 
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=0-9")
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 206, "matching If-Range keeps the range");
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=0-9")
-        .header("if-range", "\"someotherversion\"")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "stale If-Range sends the whole object");
-    assert_eq!(resp.bytes().await.unwrap().len(), 5000);
-    let resp = client()
-        .get(edge.good_url(&store.file))
-        .header("range", "bytes=0-9")
-        .header("if-range", format!("W/{etag}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "If-Range uses strong comparison");
+        let resp = client
+            .get(edge.good_url(&store.file))
+            .header("range", "bytes=0-9")
+            .header("if-range", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 206, "matching If-Range keeps the range");
+        let resp = client
+            .get(edge.good_url(&store.file))
+            .header("range", "bytes=0-9")
+            .header("if-range", "\"someotherversion\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "stale If-Range sends the whole object");
+        assert_eq!(resp.bytes().await.unwrap().len(), 5000);
+        let resp = client
+            .get(edge.good_url(&store.file))
+            .header("range", "bytes=0-9")
+            .header("if-range", format!("W/{etag}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "If-Range uses strong comparison");
+    }
     edge.stop().await;
 }
 
 #[tokio::test]
 async fn head_and_options() {
     let (store, edge) = edge_over_file_store(5000).await;
-    let resp = client().head(edge.good_url(&store.file)).header("range", "bytes=10-19").send().await.unwrap();
-    assert_eq!(resp.status(), 206);
-    assert_eq!(resp.headers()["content-length"], "10");
-    assert_eq!(resp.headers()["content-range"], "bytes 10-19/5000");
-    let resp = client().request(reqwest::Method::OPTIONS, edge.good_url(&store.file)).send().await.unwrap();
-    assert_eq!(resp.status(), 204);
-    assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
-    let resp = client().post(edge.good_url(&store.file)).send().await.unwrap();
-    assert_eq!(resp.status(), 405);
-    assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
+    for (version, client) in clients() {
+        let resp =
+            client.head(edge.good_url(&store.file)).header("range", "bytes=10-19").send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (206, version));
+        assert_eq!(resp.headers()["content-length"], "10");
+        assert_eq!(resp.headers()["content-range"], "bytes 10-19/5000");
+        let resp = client.request(reqwest::Method::OPTIONS, edge.good_url(&store.file)).send().await.unwrap();
+        assert_eq!(resp.status(), 204);
+        assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
+        let resp = client.post(edge.good_url(&store.file)).send().await.unwrap();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
+    }
     edge.stop().await;
 }
 
@@ -138,22 +156,25 @@ async fn token_failures_are_403_with_a_reason_and_counted() {
     let expired = edge.url(&store.file, "listener1", cadenza_config::unix_now() - 3600);
     let unsigned = good.split_once('?').unwrap().0.to_owned();
     let extra = format!("{good}&debug=1");
-    for (url, reason) in [
+    let cases = [
         (tampered, "token_bad_signature"),
         (expired, "token_expired"),
         (unsigned, "token_missing"),
         (extra, "token_malformed"),
-    ] {
-        let resp = client().get(&url).send().await.unwrap();
-        assert_eq!(resp.status(), 403, "{reason}");
-        assert_eq!(resp.headers()["x-cadenza-reason"], reason);
-        assert_eq!(resp.headers()["cache-control"], "no-store");
-        let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(body["error"]["code"], reason);
-        assert_eq!(body["error"]["status"], 403);
+    ];
+    for (version, client) in clients() {
+        for (url, reason) in &cases {
+            let resp = client.get(url).send().await.unwrap();
+            assert_eq!((resp.status().as_u16(), resp.version()), (403, version), "{reason}");
+            assert_eq!(resp.headers()["x-cadenza-reason"], *reason);
+            assert_eq!(resp.headers()["cache-control"], "no-store");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], *reason);
+            assert_eq!(body["error"]["status"], 403);
+        }
     }
-    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &["token_expired"]).await, 1);
-    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &[]).await, 4);
+    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &["token_expired"]).await, 2);
+    assert_eq!(edge.counter("cadenza_edge_token_rejections_total", &[]).await, 8);
     // None of them reached the origin.
     assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &[]).await, 0);
     edge.stop().await;
@@ -165,9 +186,11 @@ async fn a_token_for_one_file_does_not_open_another() {
     let other = cadenza_config::ids::FileId::of_content(b"another file");
     let good = edge.good_url(&store.file);
     let moved = good.replace(store.file.as_str(), other.as_str());
-    let resp = client().get(moved).send().await.unwrap();
-    assert_eq!(resp.status(), 403);
-    assert_eq!(resp.headers()["x-cadenza-reason"], "token_bad_signature");
+    for (version, client) in clients() {
+        let resp = client.get(&moved).send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.version()), (403, version));
+        assert_eq!(resp.headers()["x-cadenza-reason"], "token_bad_signature");
+    }
     edge.stop().await;
 }
 

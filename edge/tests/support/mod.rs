@@ -88,6 +88,25 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
+/// A client that speaks HTTP/2 with prior knowledge (h2c), as the edge's
+/// shared listener accepts on the same port.
+pub fn h2_client() -> reqwest::Client {
+    cadenza_origin::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// One client per protocol the public listener serves, with the version
+/// each response must come back in: a semantics test loops over these so
+/// every behaviour is checked over HTTP/1.1 and HTTP/2 alike.
+pub fn clients() -> [(reqwest::Version, reqwest::Client); 2] {
+    [(reqwest::Version::HTTP_11, client()), (reqwest::Version::HTTP_2, h2_client())]
+}
+
 pub fn key() -> SigningKey {
     SigningKey::new("test1".parse().unwrap(), vec![7; 32]).unwrap()
 }
