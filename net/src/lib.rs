@@ -14,7 +14,9 @@
 //! deadline, then close the rest. A client that never completes its first
 //! request headers can hold a slot for at most twice the header timeout.
 //!
-//! HTTP/1.1 and HTTP/2 (prior knowledge, "h2c") are served on the same port.
+//! HTTP/1.1 and HTTP/2 (prior knowledge, "h2c") are served on the same port;
+//! [`serve_tls`] serves both over TLS instead, chosen by ALPN (see
+//! [`tls`]). The TLS handshake counts against the header-read deadline too.
 //!
 //! ```no_run
 //! # async fn demo(service: impl hyper::service::Service<hyper::Request<hyper::body::Incoming>,
@@ -30,6 +32,7 @@
 pub mod range;
 mod sniff;
 mod timed;
+pub mod tls;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -43,9 +46,13 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+pub use tls::{Tls, TlsError};
 
 /// Limits of one listener. Built from [`HttpServerConfig`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +107,46 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    serve_with(listener, service, limits, None, shutdown).await
+}
+
+/// [`serve`] over TLS: every connection first completes a TLS handshake
+/// (within the header-read deadline), then speaks HTTP/2 or HTTP/1.1 as
+/// ALPN chose. [`Tls::reload`] on a clone of `tls` changes the certificate
+/// for new connections while this runs.
+pub async fn serve_tls<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    tls: Tls,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    serve_with(listener, service, limits, Some(tls), shutdown).await
+}
+
+async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(None).max_concurrent_streams(H2_MAX_STREAMS);
@@ -132,17 +179,33 @@ where
         let conn = builder.clone();
         let service = service.clone();
         let watcher = graceful.watcher();
-        let sniff_deadline = limits.header_read_timeout;
+        let deadline = limits.header_read_timeout;
+        let tls = tls.clone();
         tasks.spawn(async move {
-            let stream = match tokio::time::timeout(sniff_deadline, sniff::sniff(stream)).await {
-                Ok(Ok(stream)) => stream,
-                // Closed, failed or silent before saying which protocol.
-                Ok(Err(_)) | Err(_) => return,
-            };
-            let io = timed::TimedIo::new(stream, limits.idle_timeout, limits.write_timeout);
-            let conn = conn.serve_connection_with_upgrades(TokioIo::new(io), HyperService(service));
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match tls {
+                None => {
+                    let stream = match tokio::time::timeout(deadline, sniff::sniff(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        // Closed, failed or silent before saying which protocol.
+                        Ok(Err(_)) | Err(_) => return,
+                    };
+                    let io = timed::TimedIo::new(stream, limits.idle_timeout, limits.write_timeout);
+                    serve_connection(&conn, io, service, watcher, peer).await;
+                }
+                Some(tls) => {
+                    // The timeouts sit below TLS, on the bytes that move.
+                    let io = timed::TimedIo::new(stream, limits.idle_timeout, limits.write_timeout);
+                    let opened = async { sniff::sniff(tls.acceptor().accept(io).await?).await };
+                    let stream = match tokio::time::timeout(deadline, opened).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    serve_connection(&conn, stream, service, watcher, peer).await;
+                }
             }
             drop(permit);
         });
@@ -157,6 +220,29 @@ where
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Serve HTTP/1.1 or HTTP/2 (hyper-util tells them apart) on one open
+/// connection until it ends or the drain closes it.
+async fn serve_connection<I, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    watcher: Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), HyperService(service));
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// Adapts a `hyper::service::Service` that is `Clone` to what hyper-util's

@@ -11,14 +11,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Read until the protocol is known: the whole HTTP/2 preface, or the first
 /// byte that departs from it. Returns the stream with those bytes in front.
-pub(crate) async fn sniff(mut stream: TcpStream) -> io::Result<Prefixed> {
+pub(crate) async fn sniff<S: AsyncRead + Unpin>(mut stream: S) -> io::Result<Prefixed<S>> {
     let mut buf = [0u8; H2_PREFACE.len()];
     let mut n = 0;
     loop {
@@ -33,16 +32,17 @@ pub(crate) async fn sniff(mut stream: TcpStream) -> io::Result<Prefixed> {
     }
 }
 
-/// A TCP stream with the bytes already read from it replayed first.
+/// A stream (TCP, or TLS over TCP) with the bytes already read from it
+/// replayed first.
 #[derive(Debug)]
-pub(crate) struct Prefixed {
+pub(crate) struct Prefixed<S> {
     prefix: [u8; 24],
     len: usize,
     pos: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.pos < this.len {
@@ -55,7 +55,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
