@@ -113,10 +113,45 @@ fn every_key_is_documented() {
     keys("", &toml::Value::try_from(OriginConfig::default()).unwrap(), &mut all);
     keys("", &toml::Value::try_from(TranscoderConfig::default()).unwrap(), &mut all);
     keys("", &toml::Value::try_from(DevConfig::default()).unwrap(), &mut all);
-    all.extend(["signing.keys_file", "signing.current"].map(String::from));
-    let sections =
-        ["admin", "origin", "cache", "cors", "access_log", "signing", "http", "database", "playback", "demo"];
+    all.extend(["signing.keys_file", "signing.current", "tls.cert", "tls.key"].map(String::from));
+    let sections = [
+        "admin",
+        "origin",
+        "cache",
+        "cors",
+        "access_log",
+        "signing",
+        "http",
+        "tls",
+        "database",
+        "playback",
+        "demo",
+    ];
     for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {
         assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md does not table `{key}`");
     }
+}
+
+#[test]
+fn tls_needs_both_files_and_either_can_come_from_a_flag() {
+    let no_env: Vec<(String, String)> = Vec::new();
+    let err = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env.clone(),
+        &[keys_override(), "tls.cert=/etc/c.pem".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("tls.key") && err.contains("must be set when tls.cert is"), "{err}");
+    let env = vec![("CADENZA_EDGE__TLS__KEY".to_owned(), "/etc/k.pem".to_owned())];
+    let c = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        env,
+        &[keys_override(), "tls.cert=/etc/c.pem".into()],
+    )
+    .unwrap();
+    let (cert, key) = c.tls.files().expect("TLS is on");
+    assert_eq!((cert.to_str(), key.to_str()), (Some("/etc/c.pem"), Some("/etc/k.pem")));
+    let c = load_from::<EdgeConfig>(Some(&example("edge.toml")), no_env, &[keys_override()]).unwrap();
+    assert!(c.tls.files().is_none(), "the example runs without TLS");
 }

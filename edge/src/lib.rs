@@ -53,6 +53,8 @@ pub enum EdgeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("listener failed: {0}")]
     Serve(std::io::Error),
+    #[error("config key \"tls.cert\"/\"tls.key\": {0}")]
+    Tls(#[from] cadenza_net::TlsError),
 }
 
 /// An edge with its listeners bound, ready to serve.
@@ -63,6 +65,7 @@ pub struct EdgeServer {
     admin: TcpListener,
     config: EdgeConfig,
     edge: Arc<Edge>,
+    tls: Option<cadenza_net::Tls>,
 }
 
 impl EdgeServer {
@@ -82,6 +85,10 @@ impl EdgeServer {
             not_found_ttl: config.cache.not_found_ttl.get(),
         };
         let cache = SliceCache::new(store, &settings, metrics.clone());
+        let tls = match config.tls.files() {
+            Some((cert, key)) => Some(cadenza_net::Tls::load(cert, key)?),
+            None => None,
+        };
         let public = bind(config.listen).await?;
         let admin = bind(config.admin.listen).await?;
         let edge = Arc::new(Edge {
@@ -92,7 +99,7 @@ impl EdgeServer {
             max_ranges: config.max_ranges as usize,
             access_log: handler::Sampler::new(config.access_log.sample),
         });
-        Ok(Self { name: config.name.clone(), public, admin, config, edge })
+        Ok(Self { name: config.name.clone(), public, admin, config, edge, tls })
     }
 
     /// The public (audio) listener's address.
@@ -107,6 +114,17 @@ impl EdgeServer {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The public listener's TLS, when `[tls]` is configured: its
+    /// [`reload`](cadenza_net::Tls::reload) is what SIGHUP does.
+    pub fn tls(&self) -> Option<&cadenza_net::Tls> {
+        self.tls.as_ref()
+    }
+
+    /// `https` when the public listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Serve until `shutdown` completes, then drain both listeners.
@@ -132,12 +150,75 @@ impl EdgeServer {
             let edge = edge.clone();
             async move { Ok::<_, std::convert::Infallible>(admin::handle(edge, req).await) }
         });
-        let (a, b) = tokio::join!(
-            cadenza_net::serve(self.public, public, limits, stopped(stop_rx.clone())),
-            cadenza_net::serve(self.admin, admin, limits, stopped(stop_rx)),
-        );
+        let Self { name, public: public_listener, admin: admin_listener, tls, .. } = self;
+        // Listen for SIGHUP before the first connection is accepted, so a
+        // reload signal can never meet the default action (exit).
+        // Without TLS there is nothing to reload, but SIGHUP still must not
+        // stop the edge (operators send it out of nginx habit).
+        let reloader = tokio::spawn(reload_on(hangups(&name), name, tls.clone()));
+        let public_stop = stopped(stop_rx.clone());
+        let public = async move {
+            match tls {
+                Some(tls) => cadenza_net::serve_tls(public_listener, public, limits, tls, public_stop).await,
+                None => cadenza_net::serve(public_listener, public, limits, public_stop).await,
+            }
+        };
+        let admin = cadenza_net::serve(admin_listener, admin, limits, stopped(stop_rx));
+        let (a, b) = tokio::join!(public, admin);
+        reloader.abort();
         a.and(b).map_err(EdgeError::Serve)
     }
+}
+
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// SIGHUP as a stream, or `None` (logged) where it cannot be had.
+fn hangups(name: &str) -> Option<Hangups> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(edge = %name, error = %e, "cannot listen for SIGHUP; TLS certificates will not reload");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// Re-read the certificate and key on every SIGHUP (the convention of
+/// nginx and of certbot's deploy hooks). A pair that fails to load is
+/// logged; the one in use stays.
+async fn reload_on(hangups: Option<Hangups>, name: String, tls: Option<cadenza_net::Tls>) {
+    #[cfg(unix)]
+    if let Some(mut hup) = hangups {
+        while hup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!(edge = %name, "SIGHUP received; no TLS configured, nothing to reload");
+                continue;
+            };
+            let (cert, key) = tls.files();
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    edge = %name, cert = %cert.display(), key = %key.display(), "TLS certificate reloaded"
+                ),
+                Err(e) => tracing::error!(
+                    edge = %name, error = %e, "TLS certificate reload failed; keeping the one in use"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (hangups, name, tls);
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EdgeError> {

@@ -197,6 +197,44 @@ impl HttpServerConfig {
     }
 }
 
+/// TLS on a public listener (`[tls]`): both files, or neither for plain
+/// HTTP. Read at start-up and again on SIGHUP.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Empty or absent: no TLS.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf certificate.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when TLS is on.
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        fn set(p: &Option<PathBuf>) -> Option<&std::path::Path> {
+            p.as_deref().filter(|p| !p.as_os_str().is_empty())
+        }
+        Some((set(&self.cert)?, set(&self.key)?))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        match (set(&self.cert), set(&self.key)) {
+            (true, false) => Err(ConfigError::invalid(
+                "tls.key",
+                "<unset>",
+                "must be set when tls.cert is (the certificate's private key, PEM)",
+            )),
+            (false, true) => Err(ConfigError::invalid(
+                "tls.cert",
+                "<unset>",
+                "must be set when tls.key is (the certificate chain, PEM)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// An authenticated admin listener (`[admin]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::common::{AdminConfig, HttpServerConfig, SigningConfig, validate_store_url};
+use super::common::{AdminConfig, HttpServerConfig, SigningConfig, TlsConfig, validate_store_url};
 use crate::ids::is_opaque_id;
 use crate::load::{ConfigError, ServiceConfig, ensure};
 use crate::units::{ByteSize, HumanDuration};
@@ -27,6 +27,9 @@ pub struct EdgeConfig {
     pub cors: CorsConfig,
     pub access_log: AccessLogConfig,
     pub http: HttpServerConfig,
+    /// TLS on the public listener (HTTP/2 and HTTP/1.1 by ALPN). The admin
+    /// listener stays plain HTTP. Default: off.
+    pub tls: TlsConfig,
 }
 
 /// CORS for browser players (`[cors]`).
@@ -94,6 +97,7 @@ impl Default for EdgeConfig {
             cors: CorsConfig::default(),
             access_log: AccessLogConfig::default(),
             http: HttpServerConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl ServiceConfig for EdgeConfig {
             "must be at least 1",
         )?;
         ensure(self.max_ranges >= 1, "max_ranges", self.max_ranges, "must be at least 1")?;
+        self.tls.validate()?;
         for origin in &self.cors.allow_origins {
             ensure(
                 valid_cors_origin(origin),

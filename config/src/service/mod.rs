@@ -8,7 +8,7 @@ mod edge;
 mod origin;
 mod transcoder;
 
-pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig};
+pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig, TlsConfig};
 pub use control::{ControlConfig, DatabaseConfig, EdgeEndpoint, PlaybackConfig, redact_url_password};
 pub use dev::{DemoConfig, DevConfig};
 pub use edge::{AccessLogConfig, CorsConfig, EdgeCacheConfig, EdgeConfig, UpstreamConfig};
