@@ -77,6 +77,9 @@ struct DevArgs {
     /// Number of edge POPs [default: 1].
     #[arg(long)]
     edges: Option<u16>,
+    /// Serve the edges over HTTPS with a self-signed certificate kept in the data dir.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,9 @@ async fn dispatch(command: Command) -> Result<()> {
             }
             if let Some(n) = args.edges {
                 sets.push(format!("edges={n}"));
+            }
+            if args.tls {
+                sets.push("tls=true".to_owned());
             }
             let config: DevConfig = load(args.service.config.as_deref(), &sets)?;
             cadenza_dev::run(config).await?;

@@ -23,6 +23,7 @@
 mod demo;
 mod secrets;
 pub mod stack;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use cadenza_config::ServiceConfig as _;
 use cadenza_config::service::{
     AdminConfig, ControlConfig, DatabaseConfig, DevConfig, EdgeConfig, EdgeEndpoint as ControlEdge,
-    OriginConfig, SigningConfig, TranscoderConfig, UpstreamConfig,
+    OriginConfig, SigningConfig, TlsConfig, TranscoderConfig, UpstreamConfig,
 };
 use cadenza_config::units::Secret;
 use tokio::sync::watch;
@@ -60,6 +61,8 @@ pub enum DevError {
     Http(String),
     #[error("a service stopped: {0}")]
     Stopped(String),
+    #[error("dev TLS certificate: {0}")]
+    Tls(String),
 }
 
 /// A running dev stack.
@@ -118,6 +121,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
     let keys_file = data_dir.join("keys.toml");
     let store_url = format!("file://{}", data_dir.join("store").display());
     let store = cadenza_origin::open_store(&store_url)?;
+    let dev_cert = if config.tls { Some(tls::ensure(&data_dir).map_err(DevError::Tls)?) } else { None };
     let (stop, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -154,12 +158,16 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             },
             origin: UpstreamConfig { url: origin_url.clone(), ..defaults.origin },
             signing: SigningConfig { keys_file: Some(keys_file.clone()), ..defaults.signing },
+            tls: TlsConfig {
+                cert: dev_cert.as_ref().map(|c| c.cert.clone()),
+                key: dev_cert.as_ref().map(|c| c.key.clone()),
+            },
             ..defaults
         };
         let edge = cadenza_edge::EdgeServer::bind(c.clone()).await?;
         edge_endpoints.push(EdgeEndpoint {
             name: c.name.clone(),
-            url: format!("http://{}", edge.local_addr()),
+            url: format!("{}://{}", edge.scheme(), edge.local_addr()),
             admin_url: format!("http://{}", edge.admin_addr()),
             admin_token: secrets.edge_admin_tokens[i].clone(),
         });
@@ -214,6 +222,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             origin: OriginEndpoint { url: origin_url, store: store_url.clone() },
             edges: edge_endpoints,
             signing: SigningInfo { keys_file, current_kid },
+            tls_ca_file: dev_cert.map(|c| c.cert),
             demo: stack::DemoInfo {
                 user_id: String::new(),
                 user_token: String::new(),
@@ -318,9 +327,11 @@ async fn print_summary(stack: &DevStack) {
     match url {
         Some(url) => {
             println!("The first 64 KiB of demo track {first}, signed for the demo user (valid 1 h):");
-            println!("  curl -sS -D - -o first-64k.ogg -H 'Range: bytes=0-65535' '{url}'");
+            let ca =
+                s.tls_ca_file.as_ref().map(|p| format!("--cacert '{}' ", p.display())).unwrap_or_default();
+            println!("  curl -sS {ca}-D - -o first-64k.ogg -H 'Range: bytes=0-65535' '{url}'");
             println!("The whole track, to listen to:");
-            println!("  curl -sS -o {first}.ogg '{url}' && ffplay -autoexit {first}.ogg");
+            println!("  curl -sS {ca}-o {first}.ogg '{url}' && ffplay -autoexit {first}.ogg");
         }
         None => println!("(could not fetch a stream URL for {first}; see the log)"),
     }

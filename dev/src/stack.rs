@@ -20,6 +20,10 @@ pub struct StackFile {
     pub edges: Vec<EdgeEndpoint>,
     pub signing: SigningInfo,
     pub demo: DemoInfo,
+    /// With `--tls`: the certificate the edges present, for clients to
+    /// trust (`curl --cacert`). Absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -199,3 +199,51 @@ async fn master_in_audio_out_of_an_edge() {
     assert_eq!(&resp.bytes().await.unwrap()[..], b"OggS");
     again.shutdown().await.unwrap();
 }
+
+/// `cadenza dev --tls`: the edges speak HTTPS with the stack's own
+/// certificate; stream URLs point at https, a client that trusts
+/// `tls_ca_file` plays a track over HTTP/2, and a restart keeps the
+/// certificate.
+#[tokio::test]
+async fn the_dev_stack_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_config = DevConfig {
+        tls: true,
+        demo: DemoConfig { tracks: 1, ..config(dir.path()).demo },
+        ..config(dir.path())
+    };
+    let stack = cadenza_dev::start(tls_config.clone()).await.unwrap();
+    let s = stack.stack().clone();
+    let ca_file = s.tls_ca_file.clone().expect("stack.json names the certificate");
+    let ca = std::fs::read(&ca_file).unwrap();
+    assert!(s.edges[0].url.starts_with("https://127.0.0.1:"), "{}", s.edges[0].url);
+
+    let track = s.demo.track_ids[0].clone();
+    let stream = stream_url(&s, &track, 160).await;
+    let url = &stream.urls[0].url;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    // Without trusting the certificate, no connection.
+    assert!(client().get(url).send().await.is_err(), "a self-signed certificate is not trusted by default");
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let resp = trusting.get(url).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.version()), (200, reqwest::Version::HTTP_2));
+    let body = resp.bytes().await.unwrap();
+    let (channels, rate, frames) = decode(body);
+    assert_eq!((channels, rate), (2, 44_100));
+    assert!(frames > 44_100 * 10, "{frames} frames");
+    stack.shutdown().await.unwrap();
+
+    let again = cadenza_dev::start(tls_config).await.unwrap();
+    assert_eq!(
+        std::fs::read(again.stack().tls_ca_file.as_ref().unwrap()).unwrap(),
+        ca,
+        "the certificate is kept"
+    );
+    again.shutdown().await.unwrap();
+}

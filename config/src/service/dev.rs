@@ -19,6 +19,9 @@ pub struct DevConfig {
     pub base_port: u16,
     /// Number of edge POPs. Default `1`.
     pub edges: u16,
+    /// Serve the edges over TLS with a self-signed certificate the stack
+    /// makes (and keeps) in `<data_dir>/tls/`. Default `false`.
+    pub tls: bool,
     pub demo: DemoConfig,
 }
 
@@ -42,6 +45,7 @@ impl Default for DevConfig {
             host: [127, 0, 0, 1].into(),
             base_port: 8400,
             edges: 1,
+            tls: false,
             demo: DemoConfig::default(),
         }
     }
