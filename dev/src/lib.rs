@@ -222,7 +222,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             origin: OriginEndpoint { url: origin_url, store: store_url.clone() },
             edges: edge_endpoints,
             signing: SigningInfo { keys_file, current_kid },
-            tls_ca_file: dev_cert.map(|c| c.cert),
+            tls_ca_file: dev_cert.map(|c| c.ca),
             demo: stack::DemoInfo {
                 user_id: String::new(),
                 user_token: String::new(),

@@ -239,11 +239,20 @@ async fn the_dev_stack_over_tls() {
     assert!(frames > 44_100 * 10, "{frames} frames");
     stack.shutdown().await.unwrap();
 
+    // The edges' certificate is renewed (here: removed) under the same
+    // authority, so clients that trust it keep working.
+    let leaf = dir.path().join("tls").join("cert.pem");
+    let old_leaf = std::fs::read(&leaf).unwrap();
+    std::fs::remove_file(&leaf).unwrap();
     let again = cadenza_dev::start(tls_config).await.unwrap();
     assert_eq!(
         std::fs::read(again.stack().tls_ca_file.as_ref().unwrap()).unwrap(),
         ca,
-        "the certificate is kept"
+        "the authority is kept"
     );
+    assert_ne!(std::fs::read(&leaf).unwrap(), old_leaf, "a new edge certificate");
+    let url = stream_url(again.stack(), &track, 96).await.urls[0].url.clone();
+    let resp = trusting.get(&url).header("range", "bytes=0-99").send().await.unwrap();
+    assert_eq!(resp.status(), 206);
     again.shutdown().await.unwrap();
 }
