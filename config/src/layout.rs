@@ -41,6 +41,13 @@ pub fn parse_edge_path(path: &str) -> Option<FileId> {
     path.strip_prefix(EDGE_AUDIO_PREFIX)?.strip_suffix(AUDIO_EXT)?.parse().ok()
 }
 
+/// The file id named by a shield edge's tier path: exactly
+/// `/audio/<32 lower-case hex>.ogg`, the store key a child edge's object
+/// store client asks for.
+pub fn parse_tier_path(path: &str) -> Option<FileId> {
+    path.strip_prefix('/')?.strip_prefix(AUDIO_PREFIX)?.strip_suffix(AUDIO_EXT)?.parse().ok()
+}
+
 /// Why a request path is not an edge audio path. Each has a stable reason
 /// code, answered in `X-Cadenza-Reason` and counted by reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +170,9 @@ mod tests {
         assert_eq!(audio_key(&id), format!("audio/{id}.ogg"));
         assert_eq!(manifest_key(&track), "tracks/t1/manifest.json");
         assert_eq!(parse_edge_path(&edge_path(&id)), Some(id));
+        assert_eq!(parse_tier_path(&format!("/{}", audio_key(&id))), Some(id));
+        assert_eq!(parse_tier_path(&format!("/{}/", audio_key(&id))), None);
+        assert_eq!(parse_tier_path(&edge_path(&id)), None);
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn every_key_is_documented() {
         "signing",
         "http",
         "tls",
+        "tier",
         "database",
         "playback",
         "demo",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cadenza_config::layout::check_edge_path;
+use cadenza_config::layout::{check_edge_path, parse_tier_path};
 use cadenza_config::token::Verifier;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -28,6 +28,9 @@ pub(crate) struct Edge {
     pub(crate) cors: Cors,
     pub(crate) max_ranges: usize,
     pub(crate) access_log: Sampler,
+    /// `tier.token`: when set, this edge is a shield and child edges fill
+    /// from it at `/audio/<file_id>.ogg` with this bearer token.
+    pub(crate) tier_token: Option<String>,
 }
 
 /// Answer one request on the public listener.
@@ -43,6 +46,9 @@ pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body
                 }
                 Refusal::Path(e) => {
                     edge.metrics.path_rejections.with_label_values(&[e.reason()]).inc();
+                }
+                Refusal::Tier(reason) => {
+                    edge.metrics.token_rejections.with_label_values(&[reason]).inc();
                 }
                 _ => {}
             }
@@ -83,17 +89,33 @@ async fn answer<B>(
     req: &Request<B>,
     source: &mut Option<Source>,
 ) -> Result<Response<Body>, Refusal> {
-    // Path tricks are named before anything else is looked at.
     let path = req.uri().path();
-    let file = check_edge_path(path).map_err(Refusal::Path)?;
-    match *req.method() {
-        Method::GET | Method::HEAD => {}
-        Method::OPTIONS => return edge.cors.preflight(req.headers()),
-        _ => return Err(Refusal::MethodNotAllowed),
-    }
-    // The token covers the canonical path; the cache key below is derived
-    // from that same verified path, never from the query.
-    edge.verifier.verify(path, req.uri().query(), cadenza_config::unix_now()).map_err(Refusal::Token)?;
+    let file = match (parse_tier_path(path), &edge.tier_token) {
+        // A child edge filling from this shield: the store layout, a bearer
+        // token instead of a signed URL.
+        (Some(file), Some(expected)) => {
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return Err(Refusal::MethodNotAllowed);
+            }
+            check_tier_token(req.headers(), expected)?;
+            file
+        }
+        _ => {
+            // Path tricks are named before anything else is looked at.
+            let file = check_edge_path(path).map_err(Refusal::Path)?;
+            match *req.method() {
+                Method::GET | Method::HEAD => {}
+                Method::OPTIONS => return edge.cors.preflight(req.headers()),
+                _ => return Err(Refusal::MethodNotAllowed),
+            }
+            // The token covers the canonical path; the cache key below is
+            // derived from that same verified path, never from the query.
+            edge.verifier
+                .verify(path, req.uri().query(), cadenza_config::unix_now())
+                .map_err(Refusal::Token)?;
+            file
+        }
+    };
 
     let len = edge.cache.len(file).await.map_err(Refusal::Upstream)?;
     let etag = format!("\"{file}\"");
@@ -152,6 +174,23 @@ async fn answer<B>(
         BodyPlan::new(edge.cache.clone(), edge.metrics.clone(), file, len, parts).with_first(index, read);
     *resp.body_mut() = plan.into_body();
     Ok(resp)
+}
+
+/// `Authorization: Bearer <tier.token>`, compared in constant time.
+fn check_tier_token(headers: &HeaderMap, expected: &str) -> Result<(), Refusal> {
+    use subtle::ConstantTimeEq as _;
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Err(Refusal::Tier("tier_token_missing"));
+    };
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Refusal::Tier("tier_token_bad"))
+    }
 }
 
 /// The parts of a `multipart/byteranges` body (RFC 9110 §14.6) and its

@@ -75,7 +75,8 @@ impl EdgeServer {
         use cadenza_config::ServiceConfig as _;
         config.validate()?;
         let verifier = config.signing.verifier()?;
-        let store = cadenza_origin::open_store(&config.origin.url)?;
+        let token = Some(config.origin.token.expose()).filter(|t| !t.is_empty());
+        let store = cadenza_origin::open_store_with_token(&config.origin.url, token)?;
         let metrics = metrics::Metrics::new(&config.name);
         let settings = CacheSettings {
             memory_bytes: config.cache.memory.bytes(),
@@ -98,6 +99,7 @@ impl EdgeServer {
             cors: cors::Cors::new(&config.cors),
             max_ranges: config.max_ranges as usize,
             access_log: handler::Sampler::new(config.access_log.sample),
+            tier_token: Some(config.tier.token.expose().to_owned()).filter(|t| !t.is_empty()),
         });
         Ok(Self { name: config.name.clone(), public, admin, config, edge, tls })
     }

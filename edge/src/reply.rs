@@ -38,7 +38,11 @@ pub(crate) enum Refusal {
     CorsOrigin,
     MethodNotAllowed,
     Token(cadenza_config::token::TokenError),
-    RangeNotSatisfiable { len: u64 },
+    /// A shield's tier route without the right bearer token (the reason).
+    Tier(&'static str),
+    RangeNotSatisfiable {
+        len: u64,
+    },
     Upstream(FetchError),
 }
 
@@ -52,6 +56,7 @@ impl Refusal {
             Refusal::CorsOrigin => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Refusal::Token(e) => (StatusCode::FORBIDDEN, e.reason()),
+            Refusal::Tier(reason) => (StatusCode::FORBIDDEN, reason),
             Refusal::RangeNotSatisfiable { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
@@ -68,6 +73,8 @@ impl Refusal {
             Refusal::MethodNotAllowed => "only GET, HEAD and OPTIONS are allowed".into(),
             // Token messages say what failed, never anything about the key.
             Refusal::Token(e) => e.to_string(),
+            Refusal::Tier("tier_token_missing") => "a bearer tier token is required".into(),
+            Refusal::Tier(_) => "wrong tier token".into(),
             Refusal::RangeNotSatisfiable { len } => {
                 format!("range not satisfiable for a {len}-byte object")
             }

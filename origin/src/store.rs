@@ -54,6 +54,13 @@ impl StoreError {
 ///
 /// Callers use only the [`ObjectStore`] trait, so nothing assumes local files.
 pub fn open_store(url: &str) -> Result<Store, StoreError> {
+    open_store_with_token(url, None)
+}
+
+/// [`open_store`], sending `Authorization: Bearer <token>` with every
+/// request to an `http(s)://` store (a shield edge's tier route). A token
+/// for any other scheme is an error: it would silently go nowhere.
+pub fn open_store_with_token(url: &str, token: Option<&str>) -> Result<Store, StoreError> {
     let bad = |reason: &str| StoreError::Url { url: url.to_owned(), reason: reason.to_owned() };
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     match parsed.scheme() {
@@ -66,11 +73,23 @@ pub fn open_store(url: &str) -> Result<Store, StoreError> {
                 .with_automatic_cleanup(true);
             Ok(Arc::new(fs))
         }
+        _ if token.is_some() && !matches!(parsed.scheme(), "http" | "https") => {
+            Err(bad("a bearer token is sent only to http(s) stores"))
+        }
         "http" | "https" => {
             crate::install_crypto_provider();
+            let mut options = ClientOptions::new().with_allow_http(true);
+            if let Some(token) = token {
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| bad("the bearer token is not a valid header value"))?;
+                value.set_sensitive(true);
+                let mut headers = http::HeaderMap::new();
+                headers.insert(http::header::AUTHORIZATION, value);
+                options = options.with_default_headers(headers);
+            }
             let store = object_store::http::HttpBuilder::new()
                 .with_url(url)
-                .with_client_options(ClientOptions::new().with_allow_http(true))
+                .with_client_options(options)
                 .with_retry(http_retry())
                 .build()
                 .map_err(|e| bad(&e.to_string()))?;

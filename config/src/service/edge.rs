@@ -1,9 +1,11 @@
 use serde::{Deserialize, Serialize};
 
-use super::common::{AdminConfig, HttpServerConfig, SigningConfig, TlsConfig, validate_store_url};
+use super::common::{
+    AdminConfig, HttpServerConfig, SigningConfig, TlsConfig, validate_admin_token, validate_store_url,
+};
 use crate::ids::is_opaque_id;
 use crate::load::{ConfigError, ServiceConfig, ensure};
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, HumanDuration, Secret};
 
 /// `cadenza edge`: an edge POP.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +32,18 @@ pub struct EdgeConfig {
     /// TLS on the public listener (HTTP/2 and HTTP/1.1 by ALPN). The admin
     /// listener stays plain HTTP. Default: off.
     pub tls: TlsConfig,
+    pub tier: TierConfig,
+}
+
+/// This edge as a shield (parent tier) for other edges (`[tier]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierConfig {
+    /// Bearer token child edges present to fill from this one at
+    /// `/audio/<file_id>.ogg` (the object store layout, so a child's
+    /// `origin.url` is simply this edge's URL). At least 16 characters.
+    /// Empty (the default): this edge is not a shield, and that path is 404.
+    pub token: Secret,
 }
 
 /// CORS for browser players (`[cors]`).
@@ -68,6 +82,10 @@ pub struct UpstreamConfig {
     /// Upstream requests in flight at once; fills beyond it queue (inside
     /// their deadline). Default `64`.
     pub max_concurrent: u32,
+    /// Bearer token sent to an `http(s)://` upstream: the shield edge's
+    /// `tier.token` when this edge fills from a shield. Empty (the
+    /// default): none.
+    pub token: Secret,
 }
 
 /// The edge cache (`[cache]`).
@@ -98,13 +116,19 @@ impl Default for EdgeConfig {
             access_log: AccessLogConfig::default(),
             http: HttpServerConfig::default(),
             tls: TlsConfig::default(),
+            tier: TierConfig::default(),
         }
     }
 }
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
-        Self { url: String::new(), timeout: HumanDuration::secs(10), max_concurrent: 64 }
+        Self {
+            url: String::new(),
+            timeout: HumanDuration::secs(10),
+            max_concurrent: 64,
+            token: Secret::default(),
+        }
     }
 }
 
@@ -147,6 +171,18 @@ impl ServiceConfig for EdgeConfig {
         )?;
         ensure(self.max_ranges >= 1, "max_ranges", self.max_ranges, "must be at least 1")?;
         self.tls.validate()?;
+        if !self.tier.token.is_empty() {
+            validate_admin_token(&self.tier.token, "tier.token")?;
+        }
+        if !self.origin.token.is_empty() {
+            validate_admin_token(&self.origin.token, "origin.token")?;
+            ensure(
+                self.origin.url.starts_with("http://") || self.origin.url.starts_with("https://"),
+                "origin.token",
+                "<redacted>",
+                "is sent only to an http(s):// upstream (a shield edge); origin.url is not one",
+            )?;
+        }
         for origin in &self.cors.allow_origins {
             ensure(
                 valid_cors_origin(origin),
