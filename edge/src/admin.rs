@@ -1,36 +1,240 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`. The authenticated
-//! admin API (warm, purge, stats) joins it in the edge's part 2.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics` (open, for probes
+//! and scrapers), and the admin API behind `Authorization: Bearer
+//! <admin.token>`:
+//!
+//! - `POST /admin/purge` `{"file_ids": ["<32 hex>", …]}` — forget files
+//!   (takedowns, bad encodes): their slices, length, remembered 404 and
+//!   running fills; the next request refetches.
+//! - `GET /admin/stats` — tier sizes, fills, hit ratios over the last
+//!   minute, five minutes and hour, bytes served and fetched.
+//!
+//! Errors are the JSON shape every cadenza service uses.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use bytes::Bytes;
+use cadenza_config::ids::FileId;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::handler::Edge;
 use crate::reply::{self, Body};
+use crate::stats::{Sample, WINDOWS};
 
-pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body> {
-    let (status, content_type, text) = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        (&Method::GET | &Method::HEAD, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+/// Largest admin request body.
+const MAX_BODY: usize = 1 << 20;
+/// Most files one purge names.
+const MAX_PURGE: usize = 10_000;
+
+pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path().to_owned();
+    let result = match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/healthz") => Ok(text("ok\n")),
+        (&Method::GET | &Method::HEAD, "/readyz") => Ok(text("ready\n")),
         (&Method::GET, "/metrics") => {
             edge.cache.update_gauges();
-            (StatusCode::OK, "text/plain; version=0.0.4", edge.metrics.render())
+            let mut resp = text(edge.metrics.render());
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            Ok(resp)
         }
-        (_, "/healthz" | "/readyz" | "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "application/json",
-            r#"{"error":{"status":405,"code":"method_not_allowed","message":"use GET"}}"#.to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "application/json",
-            r#"{"error":{"status":404,"code":"not_found","message":"no such admin path"}}"#.to_owned(),
-        ),
+        (_, "/healthz" | "/readyz" | "/metrics") => Err(AdminError::method("GET")),
+        (_, p) if p.starts_with("/admin/") => match authorize(&edge, &req) {
+            Err(e) => Err(e),
+            Ok(()) => match (req.method(), p) {
+                (&Method::POST, "/admin/purge") => purge(&edge, req).await,
+                (_, "/admin/purge") => Err(AdminError::method("POST")),
+                (&Method::GET, "/admin/stats") => Ok(stats(&edge)),
+                (_, "/admin/stats") => Err(AdminError::method("GET")),
+                _ => Err(AdminError::not_found()),
+            },
+        },
+        _ => Err(AdminError::not_found()),
     };
-    let mut resp = Response::new(reply::full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut resp = result.unwrap_or_else(AdminError::into_response);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+fn authorize<B>(edge: &Edge, req: &Request<B>) -> Result<(), AdminError> {
+    use subtle::ConstantTimeEq as _;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => Err(AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "admin_token_missing",
+            "send Authorization: Bearer <admin.token>",
+        )),
+        Some(t) if bool::from(t.as_bytes().ct_eq(edge.admin_token.as_bytes())) => Ok(()),
+        Some(_) => Err(AdminError::new(StatusCode::FORBIDDEN, "admin_token_bad", "wrong admin token")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    file_ids: Vec<String>,
+}
+
+async fn purge<B>(edge: &Edge, req: Request<B>) -> Result<Response<Body>, AdminError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let body = read_body(req).await?;
+    let request: PurgeRequest = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::bad_request("bad_json", format!("purge body: {e}")))?;
+    if request.file_ids.is_empty() || request.file_ids.len() > MAX_PURGE {
+        return Err(AdminError::bad_request(
+            "bad_file_ids",
+            format!("file_ids: give 1 to {MAX_PURGE} file ids, not {}", request.file_ids.len()),
+        ));
+    }
+    let mut files = Vec::with_capacity(request.file_ids.len());
+    for (i, id) in request.file_ids.iter().enumerate() {
+        let file: FileId = id
+            .parse()
+            .map_err(|e| AdminError::bad_request("bad_file_ids", format!("file_ids[{i}] = {id:?}: {e}")))?;
+        files.push(file);
+    }
+    let mut purged = Vec::with_capacity(files.len());
+    for file in files {
+        let p = edge.cache.purge(file).await;
+        tracing::info!(%file, slices = p.slices, bytes = p.bytes, fills = p.fills_detached, "purged");
+        purged.push(json!({
+            "file_id": file.as_str(),
+            "slices": p.slices,
+            "bytes": p.bytes,
+            "fills_detached": p.fills_detached,
+        }));
+    }
+    Ok(json_response(StatusCode::OK, json!({ "purged": purged })))
+}
+
+fn stats(edge: &Edge) -> Response<Body> {
+    let now = Instant::now();
+    let current = Sample::read(&edge.metrics);
+    let mut hit_ratio = serde_json::Map::new();
+    for (name, span) in WINDOWS {
+        let w = edge.windows.over(now, span, current);
+        let d = w.delta;
+        hit_ratio.insert(
+            name.to_owned(),
+            json!({
+                "seconds": w.covered.as_secs(),
+                "lookups": d.hits + d.misses + d.coalesced,
+                "hits": d.hits,
+                "misses": d.misses,
+                "coalesced": d.coalesced,
+                "ratio": w.hit_ratio(),
+                "served_bytes": d.served_bytes,
+                "origin_bytes": d.origin_bytes,
+            }),
+        );
+    }
+    let (bytes, entries, evictions) = edge.cache.memory_usage();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "edge": edge.name,
+            "uptime_seconds": edge.windows.uptime(now).as_secs(),
+            "memory": {
+                "bytes": bytes,
+                "capacity_bytes": edge.cache.memory_capacity(),
+                "entries": entries,
+                "evictions": evictions,
+            },
+            // The disk tier is not built yet: nothing to report, nothing degraded.
+            "disk": null,
+            "degraded": false,
+            "fills_in_flight": edge.metrics.fills_in_flight.get(),
+            "hit_ratio": hit_ratio,
+            "totals": {
+                "served_bytes": current.served_bytes,
+                "origin_bytes": current.origin_bytes,
+            },
+        }),
+    )
+}
+
+async fn read_body<B>(req: Request<B>) -> Result<Bytes, AdminError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AdminError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("admin request bodies are at most {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(AdminError::bad_request("bad_body", format!("reading the body: {e}"))),
+    }
+}
+
+fn text(body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(reply::full(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(reply::full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An admin API refusal: status, stable code, message.
+#[derive(Debug)]
+struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    allow: Option<&'static str>,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), allow: None }
+    }
+
+    fn bad_request(code: &'static str, message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such admin path")
+    }
+
+    fn method(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("use {allow}"))
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut resp = json_response(
+            self.status,
+            json!({ "error": { "status": self.status.as_u16(), "code": self.code, "message": self.message } }),
+        );
+        if let Some(allow) = self.allow {
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        resp
+    }
 }

@@ -226,12 +226,24 @@ impl SliceCache {
     async fn run_fill(self: Arc<Self>, key: SliceKey, range: Range<u64>, fill: Arc<Fill>) {
         self.metrics.fills_in_flight.inc();
         let result = self.upstream("range", self.stream_slice(key.file, range, &fill)).await;
-        if let Ok(bytes) = &result {
-            self.tier.insert(key, bytes.clone());
+        {
+            // Under the fills lock, so a purge either sees this fill (and
+            // marks it first) or runs after its slice is in the tier (and
+            // removes it there).
+            let mut fills = self.lock_fills();
+            if let Ok(bytes) = &result
+                && !fill.purged.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                self.tier.insert(key, bytes.clone());
+            }
+            // Leave the map before telling the readers, so a request that
+            // saw this fill fail never joins it again: it starts a fresh
+            // one. Only our own entry: after a purge the key may already
+            // belong to a newer fill.
+            if fills.get(&key).is_some_and(|f| Arc::ptr_eq(f, &fill)) {
+                fills.remove(&key);
+            }
         }
-        // Leave the map before telling the readers, so a request that saw
-        // this fill fail never joins it again: it starts a fresh one.
-        self.lock_fills().remove(&key);
         fill.finish(result.map(drop));
         self.metrics.fills_in_flight.dec();
     }
@@ -287,6 +299,39 @@ impl SliceCache {
         result
     }
 
+    /// Forget everything about `file`: its slices in the tier, its length,
+    /// a remembered 404, and any fill running for it (which finishes for
+    /// the readers it has but caches nothing). The next request fetches
+    /// from upstream again.
+    pub(crate) async fn purge(&self, file: FileId) -> Purged {
+        let fills_detached = {
+            let mut fills = self.lock_fills();
+            let running: Vec<SliceKey> = fills.keys().filter(|k| k.file == file).copied().collect();
+            for key in &running {
+                if let Some(fill) = fills.remove(key) {
+                    fill.purged.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            running.len() as u64
+        };
+        let (slices, bytes) = self.tier.remove_file(file);
+        self.lengths.invalidate(&file).await;
+        if let Some(missing) = &self.missing {
+            missing.invalidate(&file).await;
+        }
+        Purged { slices, bytes, fills_detached }
+    }
+
+    /// The memory tier's byte budget.
+    pub(crate) fn memory_capacity(&self) -> u64 {
+        self.tier.capacity()
+    }
+
+    /// What the tier holds now, for `/admin/stats`.
+    pub(crate) fn memory_usage(&self) -> (u64, u64, u64) {
+        (self.tier.weighted_size(), self.tier.entry_count(), self.tier.evictions())
+    }
+
     /// Refresh the size gauges (called on each metrics scrape).
     pub(crate) fn update_gauges(&self) {
         self.tier.run_pending_tasks();
@@ -314,6 +359,10 @@ struct Fill {
     state: Mutex<FillState>,
     /// Woken on every chunk and at the end.
     changed: Notify,
+    /// Set (under the fills lock) when the file is purged while this fill
+    /// runs: its readers still get their bytes, but the slice never enters
+    /// the tier.
+    purged: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -396,6 +445,14 @@ impl FillReader {
         }
         item
     }
+}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Purged {
+    pub(crate) slices: u64,
+    pub(crate) bytes: u64,
+    pub(crate) fills_detached: u64,
 }
 
 /// Shared handle.

@@ -31,6 +31,11 @@ pub(crate) struct Edge {
     /// `tier.token`: when set, this edge is a shield and child edges fill
     /// from it at `/audio/<file_id>.ogg` with this bearer token.
     pub(crate) tier_token: Option<String>,
+    /// `admin.token`, for the admin API.
+    pub(crate) admin_token: String,
+    pub(crate) name: String,
+    /// Hit ratios over recent windows (`/admin/stats`).
+    pub(crate) windows: crate::stats::Windows,
 }
 
 /// Answer one request on the public listener.

@@ -8,8 +8,9 @@
 //! the bytes come from the memory tier's slices, filled from the origin on a
 //! miss — only the slices a range covers.
 //!
-//! A second listener (`admin.listen`) serves `/healthz`, `/readyz` and
-//! `/metrics`.
+//! A second listener (`admin.listen`) serves `/healthz`, `/readyz`,
+//! `/metrics` and the admin API (`/admin/purge`, `/admin/stats`, behind
+//! `admin.token`).
 //!
 //! ```no_run
 //! # async fn demo(config: cadenza_config::service::EdgeConfig) -> Result<(), cadenza_edge::EdgeError> {
@@ -29,6 +30,7 @@ mod cors;
 mod handler;
 mod metrics;
 mod reply;
+mod stats;
 pub mod tier;
 
 use std::future::Future;
@@ -100,6 +102,9 @@ impl EdgeServer {
             max_ranges: config.max_ranges as usize,
             access_log: handler::Sampler::new(config.access_log.sample),
             tier_token: Some(config.tier.token.expose().to_owned()).filter(|t| !t.is_empty()),
+            admin_token: config.admin.token.expose().to_owned(),
+            name: config.name.clone(),
+            windows: stats::Windows::new(std::time::Instant::now(), stats::Sample::default()),
         });
         Ok(Self { name: config.name.clone(), public, admin, config, edge, tls })
     }
@@ -158,6 +163,7 @@ impl EdgeServer {
         // Without TLS there is nothing to reload, but SIGHUP still must not
         // stop the edge (operators send it out of nginx habit).
         let reloader = tokio::spawn(reload_on(hangups(&name), name, tls.clone()));
+        let sampler = tokio::spawn(sample_counters(self.edge.clone()));
         let public_stop = stopped(stop_rx.clone());
         let public = async move {
             match tls {
@@ -168,7 +174,19 @@ impl EdgeServer {
         let admin = cadenza_net::serve(admin_listener, admin, limits, stopped(stop_rx));
         let (a, b) = tokio::join!(public, admin);
         reloader.abort();
+        sampler.abort();
         a.and(b).map_err(EdgeError::Serve)
+    }
+}
+
+/// Feed `/admin/stats`' windows.
+async fn sample_counters(edge: Arc<Edge>) {
+    let mut every = tokio::time::interval(stats::SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        edge.windows.record(std::time::Instant::now(), stats::Sample::read(&edge.metrics));
     }
 }
 

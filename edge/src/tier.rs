@@ -120,10 +120,39 @@ impl MemoryTier {
         let _dropped = self.shard(hash).insert(key, hash, bytes);
     }
 
+    /// Drop every slice of `file` (a purge: a takedown or a bad encode).
+    /// Not counted as evictions. Returns the slices and bytes dropped.
+    ///
+    /// Walks every shard's index: O(slices held), for an operator's
+    /// occasional purge, so the hot path keeps no per-file index.
+    pub fn remove_file(&self, file: FileId) -> (u64, u64) {
+        let (mut slices, mut bytes) = (0, 0);
+        for shard in self.shards.iter() {
+            let mut dropped = Vec::new();
+            {
+                let mut policy = lock(shard);
+                let held: Vec<u32> =
+                    policy.map.iter().filter(|(k, _)| k.file == file).map(|(_, &idx)| idx).collect();
+                for idx in held {
+                    policy.unlink(idx);
+                    policy.forget(idx, &mut dropped);
+                }
+            }
+            slices += dropped.len() as u64;
+            bytes += dropped.iter().map(|b| b.len() as u64).sum::<u64>();
+        }
+        (slices, bytes)
+    }
+
     /// Settle pending policy bookkeeping. This policy applies everything
     /// synchronously, so there is nothing to settle; kept so callers need
     /// not know which policy they drive.
     pub fn run_pending_tasks(&self) {}
+
+    /// The byte budget.
+    pub fn capacity(&self) -> u64 {
+        self.sum(|p| p.capacity)
+    }
 
     /// Bytes held.
     pub fn weighted_size(&self) -> u64 {
@@ -620,6 +649,31 @@ mod tests {
     fn only(tier: &MemoryTier) -> MutexGuard<'_, Policy> {
         assert_eq!(tier.shards.len(), 1);
         lock(&tier.shards[0])
+    }
+
+    #[test]
+    fn remove_file_drops_every_slice_of_that_file_only() {
+        let tier = MemoryTier::new(256 << 20);
+        // Files 0 and 1, 16 slices each (keys 0..32), spread over shards.
+        for n in 0..32 {
+            tier.insert(key(n), slice(1000));
+        }
+        check(&tier);
+        let held = tier.entry_count();
+        let evictions = tier.evictions();
+        let file0 = key(0).file;
+        let (slices, bytes) = tier.remove_file(file0);
+        assert_eq!((slices, bytes), (16, 16_000));
+        check(&tier);
+        assert_eq!(tier.entry_count(), held - 16);
+        assert!((0..16).all(|n| !tier.contains(&key(n))));
+        assert!((16..32).all(|n| tier.contains(&key(n))), "the other file is untouched");
+        assert_eq!(tier.evictions(), evictions, "a purge is not an eviction");
+        assert_eq!(tier.remove_file(file0), (0, 0));
+        // The freed nodes are reused.
+        tier.insert(key(3), slice(1000));
+        check(&tier);
+        assert!(tier.contains(&key(3)));
     }
 
     #[test]
