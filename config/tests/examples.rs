@@ -124,6 +124,7 @@ fn every_key_is_documented() {
         "http",
         "tls",
         "tier",
+        "warm",
         "database",
         "playback",
         "demo",

@@ -5,6 +5,9 @@
 //! - `POST /admin/purge` `{"file_ids": ["<32 hex>", …]}` — forget files
 //!   (takedowns, bad encodes): their slices, length, remembered 404 and
 //!   running fills; the next request refetches.
+//! - `POST /admin/warm` — start a warm job (see [`crate::warm`]);
+//!   `GET /admin/warm` lists jobs, `GET /admin/warm/<id>` reports one,
+//!   `DELETE /admin/warm/<id>` cancels it.
 //! - `GET /admin/stats` — tier sizes, fills, hit ratios over the last
 //!   minute, five minutes and hour, bytes served and fetched.
 //!
@@ -54,6 +57,28 @@ where
                 (_, "/admin/purge") => Err(AdminError::method("POST")),
                 (&Method::GET, "/admin/stats") => Ok(stats(&edge)),
                 (_, "/admin/stats") => Err(AdminError::method("GET")),
+                (&Method::POST, "/admin/warm") => start_warm(&edge, req).await,
+                (&Method::GET, "/admin/warm") => Ok(json_response(
+                    StatusCode::OK,
+                    json!({ "jobs": edge.warmer.list().iter().map(|j| j.report(false)).collect::<Vec<_>>() }),
+                )),
+                (_, "/admin/warm") => Err(AdminError::method("GET, POST")),
+                (method, p) if p.starts_with("/admin/warm/") => {
+                    let id = &p["/admin/warm/".len()..];
+                    match (edge.warmer.get(id), method) {
+                        (None, _) => Err(AdminError::new(
+                            StatusCode::NOT_FOUND,
+                            "warm_job_not_found",
+                            format!("no warm job {id:?}"),
+                        )),
+                        (Some(job), &Method::GET) => Ok(json_response(StatusCode::OK, job.report(true))),
+                        (Some(job), &Method::DELETE) => {
+                            job.cancel();
+                            Ok(json_response(StatusCode::ACCEPTED, job.report(true)))
+                        }
+                        (Some(_), _) => Err(AdminError::method("GET, DELETE")),
+                    }
+                }
                 _ => Err(AdminError::not_found()),
             },
         },
@@ -121,6 +146,95 @@ where
         }));
     }
     Ok(json_response(StatusCode::OK, json!({ "purged": purged })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmRequest {
+    /// Whole files.
+    #[serde(default)]
+    file_ids: Vec<String>,
+    /// Files with byte ranges (`"0-1048575"`, `"5000000-"`).
+    #[serde(default)]
+    files: Vec<WarmFile>,
+    /// Slices this job fetches at once (at most `warm.max_concurrent`).
+    concurrency: Option<usize>,
+    /// Pace the job's slice starts to this many bytes per second.
+    max_bytes_per_second: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmFile {
+    file_id: String,
+    #[serde(default)]
+    ranges: Vec<String>,
+}
+
+async fn start_warm<B>(edge: &Edge, req: Request<B>) -> Result<Response<Body>, AdminError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use crate::warm::{MAX_FILES, MAX_RANGES, WarmSpec, parse_range};
+    let body = read_body(req).await?;
+    let request: WarmRequest = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::bad_request("bad_json", format!("warm body: {e}")))?;
+    let count = request.file_ids.len() + request.files.len();
+    if count == 0 || count > MAX_FILES {
+        return Err(AdminError::bad_request(
+            "bad_files",
+            format!("file_ids and files: give 1 to {MAX_FILES} files in all, not {count}"),
+        ));
+    }
+    let parse_id = |at: String, id: &str| {
+        id.parse::<FileId>().map_err(|e| AdminError::bad_request("bad_files", format!("{at} = {id:?}: {e}")))
+    };
+    let mut files = Vec::with_capacity(count);
+    for (i, id) in request.file_ids.iter().enumerate() {
+        files.push((parse_id(format!("file_ids[{i}]"), id)?, Vec::new()));
+    }
+    for (i, f) in request.files.iter().enumerate() {
+        let file = parse_id(format!("files[{i}].file_id"), &f.file_id)?;
+        if f.ranges.len() > MAX_RANGES {
+            return Err(AdminError::bad_request(
+                "bad_files",
+                format!("files[{i}].ranges: at most {MAX_RANGES} ranges, not {}", f.ranges.len()),
+            ));
+        }
+        let mut ranges = Vec::with_capacity(f.ranges.len());
+        for (j, r) in f.ranges.iter().enumerate() {
+            ranges.push(parse_range(r).ok_or_else(|| {
+                AdminError::bad_request(
+                    "bad_files",
+                    format!("files[{i}].ranges[{j}] = {r:?}: must be \"first-last\" or \"first-\" in bytes, first <= last"),
+                )
+            })?);
+        }
+        files.push((file, ranges));
+    }
+    let max = edge.warmer.max_concurrent();
+    let concurrency = request.concurrency.unwrap_or(max);
+    if !(1..=max).contains(&concurrency) {
+        return Err(AdminError::bad_request(
+            "bad_concurrency",
+            format!("concurrency: must be between 1 and warm.max_concurrent ({max}), not {concurrency}"),
+        ));
+    }
+    if request.max_bytes_per_second == Some(0) {
+        return Err(AdminError::bad_request("bad_rate", "max_bytes_per_second: must be positive".to_owned()));
+    }
+    let job = edge.warmer.start(WarmSpec {
+        files,
+        concurrency,
+        max_bytes_per_second: request.max_bytes_per_second,
+    });
+    tracing::info!(job = %job.id, files = count, concurrency, "warm job started");
+    let mut resp = json_response(StatusCode::ACCEPTED, job.report(false));
+    if let Ok(location) = HeaderValue::from_str(&format!("/admin/warm/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(resp)
 }
 
 fn stats(edge: &Edge) -> Response<Body> {

@@ -106,6 +106,7 @@ pub(crate) struct SliceCache {
     timeout: Duration,
     /// Upstream requests in flight.
     permits: Semaphore,
+    max_concurrent: usize,
     metrics: Metrics,
     /// Held while the gauges are brought up to date.
     gauges: Mutex<()>,
@@ -135,6 +136,7 @@ impl SliceCache {
             store,
             timeout: settings.timeout,
             permits: Semaphore::new(settings.max_concurrent.max(1)),
+            max_concurrent: settings.max_concurrent.max(1),
             metrics,
             gauges: Mutex::default(),
         }
@@ -209,6 +211,37 @@ impl SliceCache {
         let range = self.slice_range(index, len);
         tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
         (SliceRead::Filling(FillReader::new(fill)), Source::Miss)
+    }
+
+    /// Make sure slice `index` of `file` gets cached, for a warm job:
+    /// `None` if it already is, else a reader of the fill (joined or
+    /// started) to follow to its end. Unlike [`open`](Self::open) it is not
+    /// a lookup: neither the hit-ratio counters nor the tier's popularity
+    /// counts see it, so warming does not disguise itself as demand.
+    pub(crate) fn warm(self: &Arc<Self>, file: FileId, index: u64, len: u64) -> Option<FillReader> {
+        let key = SliceKey { file, index };
+        if self.tier.contains(&key) {
+            return None;
+        }
+        let mut fills = self.lock_fills();
+        if let Some(fill) = fills.get(&key) {
+            return Some(FillReader::new(fill.clone()));
+        }
+        if self.tier.contains(&key) {
+            return None;
+        }
+        let fill = Arc::new(Fill::default());
+        fills.insert(key, fill.clone());
+        drop(fills);
+        let range = self.slice_range(index, len);
+        tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
+        Some(FillReader::new(fill))
+    }
+
+    /// Upstream request slots free now (of `origin.max_concurrent`) and in
+    /// all, so background work can step aside for listeners.
+    pub(crate) fn upstream_slots(&self) -> (usize, usize) {
+        (self.permits.available_permits(), self.max_concurrent)
     }
 
     /// Byte range of slice `index` in an object of `len` bytes.

@@ -36,6 +36,8 @@ pub(crate) struct Edge {
     pub(crate) name: String,
     /// Hit ratios over recent windows (`/admin/stats`).
     pub(crate) windows: crate::stats::Windows,
+    /// Warm jobs (`/admin/warm`).
+    pub(crate) warmer: crate::warm::Warmer,
 }
 
 /// Answer one request on the public listener.

@@ -9,7 +9,7 @@
 //! miss — only the slices a range covers.
 //!
 //! A second listener (`admin.listen`) serves `/healthz`, `/readyz`,
-//! `/metrics` and the admin API (`/admin/purge`, `/admin/stats`, behind
+//! `/metrics` and the admin API (`/admin/warm`, `/admin/purge`, `/admin/stats`, behind
 //! `admin.token`).
 //!
 //! ```no_run
@@ -32,6 +32,7 @@ mod metrics;
 mod reply;
 mod stats;
 pub mod tier;
+mod warm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -94,9 +95,16 @@ impl EdgeServer {
         };
         let public = bind(config.listen).await?;
         let admin = bind(config.admin.listen).await?;
+        let cache = Arc::new(cache);
+        let warmer = warm::Warmer::new(
+            cache.clone(),
+            config.warm.max_concurrent as usize,
+            config.warm.max_jobs as usize,
+        );
         let edge = Arc::new(Edge {
             verifier,
-            cache: Arc::new(cache),
+            warmer,
+            cache,
             metrics,
             cors: cors::Cors::new(&config.cors),
             max_ranges: config.max_ranges as usize,

@@ -190,3 +190,185 @@ async fn bad_admin_requests_get_a_reason() {
     assert_eq!(resp.status(), 404);
     edge.stop().await;
 }
+
+async fn warm(edge: &TestEdge, body: Value) -> (u16, Value) {
+    let resp =
+        client().post(admin(edge, "/admin/warm")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn job(edge: &TestEdge, id: &str) -> Value {
+    let resp = client()
+        .get(admin(edge, &format!("/admin/warm/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Poll (bounded) until the job is no longer running.
+async fn finished(edge: &TestEdge, id: &str) -> Value {
+    for _ in 0..1000 {
+        let j = job(edge, id).await;
+        if j["state"] != "running" {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("warm job {id} still running after 10 s");
+}
+
+#[tokio::test]
+async fn warm_fetches_whole_files_and_ranges_into_the_cache_ahead_of_listeners() {
+    let a = store_with_object(3 * SLICE as usize + 100).await;
+    let store = cadenza_origin::open_store(&a.url).unwrap();
+    let b_bytes = noise(4 * SLICE as usize);
+    let b = FileId::of_content(&b_bytes);
+    cadenza_origin::put_audio(store.as_ref(), &b, b_bytes.clone()).await.unwrap();
+    let missing = FileId::of_content(b"not in the store");
+    let edge = start_edge(edge_config(&a.url, ByteSize(SLICE), Duration::from_secs(5))).await;
+
+    let (status, started) = warm(
+        &edge,
+        json!({
+            "file_ids": [a.file.as_str(), missing.as_str()],
+            "files": [{"file_id": b.as_str(), "ranges": ["0-99", "200000-200010"]}],
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let done = finished(&edge, &id).await;
+    assert_eq!(done["state"], "failed", "one file is missing: {done}");
+    let files = done["files"].as_array().unwrap();
+    assert_eq!(files[0]["state"], "done");
+    assert_eq!(files[0]["slices_total"], 4);
+    assert_eq!(files[0]["bytes_done"], a.bytes.len());
+    assert_eq!(files[1]["state"], "failed");
+    assert_eq!(files[1]["error"], "not found upstream");
+    assert_eq!(files[2]["state"], "done");
+    assert_eq!(files[2]["slices_total"], 2, "only the slices the ranges touch (0 and 3)");
+    assert_eq!(done["bytes_done"], a.bytes.len() as u64 + 2 * SLICE);
+    assert_eq!(done["eta_seconds"], Value::Null);
+    // Warming is not demand: no lookups were counted.
+    assert_eq!(edge.counter("cadenza_edge_slice_lookups_total", &[]).await, 0);
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await, 6);
+
+    // Listeners now hit memory for what was warmed, and miss the rest.
+    let get = |file: FileId, range: &'static str| {
+        let url = edge.good_url(&file);
+        async move {
+            let resp = client().get(url).header("range", range).send().await.unwrap();
+            resp.headers()["x-cache"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(get(a.file, "bytes=0-").await, "HIT-MEM");
+    assert_eq!(get(b, "bytes=100-199").await, "HIT-MEM");
+    assert_eq!(get(b, "bytes=70000-70099").await, "MISS", "slice 1 of b was not asked for");
+
+    // Warming again finds everything cached and fetches nothing.
+    let (_, again) = warm(&edge, json!({"file_ids": [a.file.as_str()]})).await;
+    let again = finished(&edge, again["id"].as_str().unwrap()).await;
+    assert_eq!((again["state"].as_str(), again["slices_already_cached"].as_u64()), (Some("done"), Some(4)));
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\""]).await, 7);
+
+    // Both jobs are listed.
+    let resp = client().get(admin(&edge, "/admin/warm")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let list: Value = resp.json().await.unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 2);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_cap_paces_the_slices() {
+    let store = store_with_object(4 * SLICE as usize).await;
+    let edge = start_edge(edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5))).await;
+    // 256 KiB/s: the fourth 64 KiB slice may not start before 0.75 s.
+    let (_, started) =
+        warm(&edge, json!({"file_ids": [store.file.as_str()], "max_bytes_per_second": 4 * SLICE})).await;
+    let done = finished(&edge, started["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "done");
+    assert!(done["elapsed_seconds"].as_f64().unwrap() >= 0.74, "{done}");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn warming_waits_while_listeners_hold_the_upstream_slots_and_can_be_cancelled() {
+    let bytes = noise(8 * SLICE as usize);
+    let file = FileId::of_content(&bytes);
+    // Every GET sends 10 bytes, then waits for the gate.
+    let origin = faulty_origin(file, bytes.clone(), Fault::GateAfter(10)).await;
+    let mut config = edge_config(&origin.url(), ByteSize(SLICE), Duration::from_secs(20));
+    config.origin.max_concurrent = 4;
+    let edge = start_edge(config).await;
+
+    // Listeners hold all four upstream slots (slices 1, 3, 5, 7; the job
+    // would start with slice 0).
+    let mut listeners = Vec::new();
+    for index in [1u64, 3, 5, 7] {
+        let range = format!("bytes={}-{}", index * SLICE, index * SLICE + 9);
+        let resp = client().get(edge.good_url(&file)).header("range", range).send().await.unwrap();
+        assert_eq!(resp.status(), 206);
+        listeners.push(resp);
+    }
+    let (_, started) = warm(&edge, json!({"file_ids": [file.as_str()], "concurrency": 1})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The job knows the length but has started no fill of its own.
+    let j = job(&edge, &id).await;
+    assert_eq!((j["state"].as_str(), j["slices_done"].as_u64()), (Some("running"), Some(0)), "{j}");
+    assert_eq!(j["bytes_total"], bytes.len());
+    let m = edge.metrics().await;
+    assert!(m.lines().any(|l| l.starts_with("cadenza_edge_fills_in_flight") && l.ends_with(" 4")), "{m}");
+    assert_eq!(origin.gets.load(Ordering::SeqCst), 4);
+
+    // Cancel, then let the origin go: the job stops without warming everything.
+    let resp = client()
+        .delete(admin(&edge, &format!("/admin/warm/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    origin.open_gate();
+    drop(listeners);
+    let done = finished(&edge, &id).await;
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert!(done["slices_done"].as_u64().unwrap() < 8, "{done}");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn bad_warm_requests_get_a_reason() {
+    let store = store_with_object(1000).await;
+    let edge = start_edge(edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5))).await;
+    let id = store.file.as_str();
+    for (body, code, says) in [
+        (json!({}), "bad_files", "give 1 to 10000"),
+        (json!({"file_ids": ["xyz"]}), "bad_files", "file_ids[0]"),
+        (json!({"files": [{"file_id": id, "ranges": ["9-1"]}]}), "bad_files", "files[0].ranges[0]"),
+        (json!({"files": [{"file_id": id, "ranges": ["-5"]}]}), "bad_files", "first-last"),
+        (json!({"files": [{"file_id": id, "range": "0-1"}]}), "bad_json", "unknown field `range`"),
+        (
+            json!({"file_ids": [id], "concurrency": 0}),
+            "bad_concurrency",
+            "between 1 and warm.max_concurrent (4)",
+        ),
+        (json!({"file_ids": [id], "concurrency": 99}), "bad_concurrency", "not 99"),
+        (json!({"file_ids": [id], "max_bytes_per_second": 0}), "bad_rate", "positive"),
+        (json!({"file_ids": [id], "max_bytes_per_second": -1}), "bad_json", "invalid value"),
+    ] {
+        let (status, v) = warm(&edge, body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let resp =
+        client().get(admin(&edge, "/admin/warm/nosuchjob")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "warm_job_not_found");
+    edge.stop().await;
+}

@@ -33,6 +33,26 @@ pub struct EdgeConfig {
     /// listener stays plain HTTP. Default: off.
     pub tls: TlsConfig,
     pub tier: TierConfig,
+    pub warm: WarmConfig,
+}
+
+/// Cache warming through the admin API (`[warm]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmConfig {
+    /// Slices fetched at once by all warm jobs together (a job may ask for
+    /// fewer). Warm fills also wait whenever listeners hold three quarters
+    /// of `origin.max_concurrent`. Default `4`.
+    pub max_concurrent: u32,
+    /// Finished jobs kept for `GET /admin/warm/<id>`; the oldest finished
+    /// one goes first. Default `100`.
+    pub max_jobs: u32,
+}
+
+impl Default for WarmConfig {
+    fn default() -> Self {
+        Self { max_concurrent: 4, max_jobs: 100 }
+    }
 }
 
 /// This edge as a shield (parent tier) for other edges (`[tier]`).
@@ -117,6 +137,7 @@ impl Default for EdgeConfig {
             http: HttpServerConfig::default(),
             tls: TlsConfig::default(),
             tier: TierConfig::default(),
+            warm: WarmConfig::default(),
         }
     }
 }
@@ -171,6 +192,18 @@ impl ServiceConfig for EdgeConfig {
         )?;
         ensure(self.max_ranges >= 1, "max_ranges", self.max_ranges, "must be at least 1")?;
         self.tls.validate()?;
+        ensure(
+            (1..=256).contains(&self.warm.max_concurrent),
+            "warm.max_concurrent",
+            self.warm.max_concurrent,
+            "must be between 1 and 256",
+        )?;
+        ensure(
+            (1..=10_000).contains(&self.warm.max_jobs),
+            "warm.max_jobs",
+            self.warm.max_jobs,
+            "must be between 1 and 10000",
+        )?;
         if !self.tier.token.is_empty() {
             validate_admin_token(&self.tier.token, "tier.token")?;
         }

@@ -11,6 +11,8 @@ mod transcoder;
 pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig, TlsConfig};
 pub use control::{ControlConfig, DatabaseConfig, EdgeEndpoint, PlaybackConfig, redact_url_password};
 pub use dev::{DemoConfig, DevConfig};
-pub use edge::{AccessLogConfig, CorsConfig, EdgeCacheConfig, EdgeConfig, TierConfig, UpstreamConfig};
+pub use edge::{
+    AccessLogConfig, CorsConfig, EdgeCacheConfig, EdgeConfig, TierConfig, UpstreamConfig, WarmConfig,
+};
 pub use origin::OriginConfig;
 pub use transcoder::TranscoderConfig;
