@@ -150,6 +150,17 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `presented` is this secret, in constant time: both sides are
+    /// hashed first, so neither the bytes nor the length leak through
+    /// timing. An empty secret matches nothing.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest as _, Sha256};
+        use subtle::ConstantTimeEq as _;
+        let a = Sha256::digest(self.0.as_bytes());
+        let b = Sha256::digest(presented.as_bytes());
+        !self.0.is_empty() && bool::from(a.as_slice().ct_eq(b.as_slice()))
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -161,6 +172,16 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_match_only_themselves() {
+        let t = Secret::new("0123456789abcdef0123");
+        assert!(t.matches("0123456789abcdef0123"));
+        assert!(!t.matches("0123456789abcdef012"));
+        assert!(!t.matches("0123456789abcdef0124"));
+        assert!(!t.matches(""));
+        assert!(!Secret::default().matches(""), "an empty secret matches nothing");
+    }
 
     #[test]
     fn byte_sizes() {

@@ -90,19 +90,13 @@ where
 }
 
 fn authorize<B>(edge: &Edge, req: &Request<B>) -> Result<(), AdminError> {
-    use subtle::ConstantTimeEq as _;
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match reply::bearer(req.headers()) {
         None => Err(AdminError::new(
             StatusCode::UNAUTHORIZED,
             "admin_token_missing",
             "send Authorization: Bearer <admin.token>",
         )),
-        Some(t) if bool::from(t.as_bytes().ct_eq(edge.admin_token.as_bytes())) => Ok(()),
+        Some(t) if edge.admin_token.matches(t) => Ok(()),
         Some(_) => Err(AdminError::new(StatusCode::FORBIDDEN, "admin_token_bad", "wrong admin token")),
     }
 }
@@ -134,9 +128,12 @@ where
             .map_err(|e| AdminError::bad_request("bad_file_ids", format!("file_ids[{i}] = {id:?}: {e}")))?;
         files.push(file);
     }
+    // A file named twice is purged (and reported) once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(*f));
+    let results = edge.cache.purge(&files).await;
     let mut purged = Vec::with_capacity(files.len());
-    for file in files {
-        let p = edge.cache.purge(file).await;
+    for (file, p) in files.into_iter().zip(results) {
         tracing::info!(%file, slices = p.slices, bytes = p.bytes, fills = p.fills_detached, "purged");
         purged.push(json!({
             "file_id": file.as_str(),

@@ -332,27 +332,39 @@ impl SliceCache {
         result
     }
 
-    /// Forget everything about `file`: its slices in the tier, its length,
-    /// a remembered 404, and any fill running for it (which finishes for
-    /// the readers it has but caches nothing). The next request fetches
-    /// from upstream again.
-    pub(crate) async fn purge(&self, file: FileId) -> Purged {
-        let fills_detached = {
+    /// Forget everything about `files`: their slices in the tier, their
+    /// lengths, remembered 404s, and any fill running for them (which
+    /// finishes for the readers it has but caches nothing). The next
+    /// request fetches from upstream again. One pass over the fills and one
+    /// over the tier, however many files; results in the order given.
+    pub(crate) async fn purge(&self, files: &[FileId]) -> Vec<Purged> {
+        let set: std::collections::HashSet<FileId> = files.iter().copied().collect();
+        let mut detached: HashMap<FileId, u64> = HashMap::new();
+        {
             let mut fills = self.lock_fills();
-            let running: Vec<SliceKey> = fills.keys().filter(|k| k.file == file).copied().collect();
-            for key in &running {
-                if let Some(fill) = fills.remove(key) {
+            let running: Vec<SliceKey> = fills.keys().filter(|k| set.contains(&k.file)).copied().collect();
+            for key in running {
+                if let Some(fill) = fills.remove(&key) {
                     fill.purged.store(true, std::sync::atomic::Ordering::SeqCst);
+                    *detached.entry(key.file).or_default() += 1;
                 }
             }
-            running.len() as u64
-        };
-        let (slices, bytes) = self.tier.remove_file(file);
-        self.lengths.invalidate(&file).await;
-        if let Some(missing) = &self.missing {
-            missing.invalidate(&file).await;
         }
-        Purged { slices, bytes, fills_detached }
+        let removed = self.tier.remove_files(&set);
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            self.lengths.invalidate(file).await;
+            if let Some(missing) = &self.missing {
+                missing.invalidate(file).await;
+            }
+            let (slices, bytes) = removed.get(file).copied().unwrap_or_default();
+            out.push(Purged {
+                slices,
+                bytes,
+                fills_detached: detached.get(file).copied().unwrap_or_default(),
+            });
+        }
+        out
     }
 
     /// The memory tier's byte budget.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use cadenza_config::layout::{check_edge_path, parse_tier_path};
 use cadenza_config::token::Verifier;
+use cadenza_config::units::Secret;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
@@ -30,9 +31,9 @@ pub(crate) struct Edge {
     pub(crate) access_log: Sampler,
     /// `tier.token`: when set, this edge is a shield and child edges fill
     /// from it at `/audio/<file_id>.ogg` with this bearer token.
-    pub(crate) tier_token: Option<String>,
+    pub(crate) tier_token: Option<Secret>,
     /// `admin.token`, for the admin API.
-    pub(crate) admin_token: String,
+    pub(crate) admin_token: Secret,
     pub(crate) name: String,
     /// Hit ratios over recent windows (`/admin/stats`).
     pub(crate) windows: crate::stats::Windows,
@@ -97,17 +98,18 @@ async fn answer<B>(
     source: &mut Option<Source>,
 ) -> Result<Response<Body>, Refusal> {
     let path = req.uri().path();
-    let file = match (parse_tier_path(path), &edge.tier_token) {
+    let tier = edge.tier_token.as_ref().and_then(|token| Some((parse_tier_path(path)?, token)));
+    let file = match tier {
         // A child edge filling from this shield: the store layout, a bearer
         // token instead of a signed URL.
-        (Some(file), Some(expected)) => {
+        Some((file, expected)) => {
             if !matches!(*req.method(), Method::GET | Method::HEAD) {
                 return Err(Refusal::MethodNotAllowed);
             }
             check_tier_token(req.headers(), expected)?;
             file
         }
-        _ => {
+        None => {
             // Path tricks are named before anything else is looked at.
             let file = check_edge_path(path).map_err(Refusal::Path)?;
             match *req.method() {
@@ -184,19 +186,11 @@ async fn answer<B>(
 }
 
 /// `Authorization: Bearer <tier.token>`, compared in constant time.
-fn check_tier_token(headers: &HeaderMap, expected: &str) -> Result<(), Refusal> {
-    use subtle::ConstantTimeEq as _;
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return Err(Refusal::Tier("tier_token_missing"));
-    };
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(Refusal::Tier("tier_token_bad"))
+fn check_tier_token(headers: &HeaderMap, expected: &Secret) -> Result<(), Refusal> {
+    match reply::bearer(headers) {
+        None => Err(Refusal::Tier("tier_token_missing")),
+        Some(given) if expected.matches(given) => Ok(()),
+        Some(_) => Err(Refusal::Tier("tier_token_bad")),
     }
 }
 

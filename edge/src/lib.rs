@@ -109,8 +109,8 @@ impl EdgeServer {
             cors: cors::Cors::new(&config.cors),
             max_ranges: config.max_ranges as usize,
             access_log: handler::Sampler::new(config.access_log.sample),
-            tier_token: Some(config.tier.token.expose().to_owned()).filter(|t| !t.is_empty()),
-            admin_token: config.admin.token.expose().to_owned(),
+            tier_token: Some(config.tier.token.clone()).filter(|t| !t.is_empty()),
+            admin_token: config.admin.token.clone(),
             name: config.name.clone(),
             windows: stats::Windows::new(std::time::Instant::now(), stats::Sample::default()),
         });

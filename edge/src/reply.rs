@@ -22,6 +22,11 @@ pub(crate) const REASON_HEADER: &str = "x-cadenza-reason";
 /// Response header telling how the first slice was served.
 pub(crate) const X_CACHE: &str = "x-cache";
 
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }

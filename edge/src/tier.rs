@@ -59,7 +59,7 @@
 //! moka managed 0.8 and 1.2 M/s. The edge makes one lookup per slice a
 //! response touches, so even 100 Gbit/s of 256 KiB slices is ~50 k/s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -120,28 +120,35 @@ impl MemoryTier {
         let _dropped = self.shard(hash).insert(key, hash, bytes);
     }
 
-    /// Drop every slice of `file` (a purge: a takedown or a bad encode).
-    /// Not counted as evictions. Returns the slices and bytes dropped.
+    /// Drop every slice of the `files` (a purge: takedowns, bad encodes).
+    /// Not counted as evictions. Returns, per file that had any, the slices
+    /// and bytes dropped.
     ///
-    /// Walks every shard's index: O(slices held), for an operator's
-    /// occasional purge, so the hot path keeps no per-file index.
-    pub fn remove_file(&self, file: FileId) -> (u64, u64) {
-        let (mut slices, mut bytes) = (0, 0);
+    /// One walk over every shard's index however many files are named:
+    /// O(slices held), for an operator's occasional purge, so the hot path
+    /// keeps no per-file index.
+    pub fn remove_files(&self, files: &HashSet<FileId>) -> HashMap<FileId, (u64, u64)> {
+        let mut removed: HashMap<FileId, (u64, u64)> = HashMap::new();
         for shard in self.shards.iter() {
             let mut dropped = Vec::new();
             {
                 let mut policy = lock(shard);
-                let held: Vec<u32> =
-                    policy.map.iter().filter(|(k, _)| k.file == file).map(|(_, &idx)| idx).collect();
-                for idx in held {
+                let held: Vec<(FileId, u32)> = policy
+                    .map
+                    .iter()
+                    .filter(|(k, _)| files.contains(&k.file))
+                    .map(|(k, &idx)| (k.file, idx))
+                    .collect();
+                for (file, idx) in held {
                     policy.unlink(idx);
                     policy.forget(idx, &mut dropped);
+                    let count = removed.entry(file).or_default();
+                    count.0 += 1;
+                    count.1 += dropped.last().map_or(0, |b| b.len() as u64);
                 }
             }
-            slices += dropped.len() as u64;
-            bytes += dropped.iter().map(|b| b.len() as u64).sum::<u64>();
         }
-        (slices, bytes)
+        removed
     }
 
     /// Settle pending policy bookkeeping. This policy applies everything
@@ -662,14 +669,15 @@ mod tests {
         let held = tier.entry_count();
         let evictions = tier.evictions();
         let file0 = key(0).file;
-        let (slices, bytes) = tier.remove_file(file0);
-        assert_eq!((slices, bytes), (16, 16_000));
+        let unknown = FileId::of_content(b"never held");
+        let removed = tier.remove_files(&HashSet::from([file0, unknown]));
+        assert_eq!(removed, HashMap::from([(file0, (16, 16_000))]));
         check(&tier);
         assert_eq!(tier.entry_count(), held - 16);
         assert!((0..16).all(|n| !tier.contains(&key(n))));
         assert!((16..32).all(|n| tier.contains(&key(n))), "the other file is untouched");
         assert_eq!(tier.evictions(), evictions, "a purge is not an eviction");
-        assert_eq!(tier.remove_file(file0), (0, 0));
+        assert!(tier.remove_files(&HashSet::from([file0])).is_empty());
         // The freed nodes are reused.
         tier.insert(key(3), slice(1000));
         check(&tier);

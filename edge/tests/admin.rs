@@ -88,8 +88,10 @@ async fn purge_drops_the_slices_and_the_next_request_refetches() {
 
     // Purging what is not cached is not an error: nothing to drop.
     let other = FileId::of_content(b"never requested");
-    let (status, body) = purge(&edge, json!({"file_ids": [other.as_str()]})).await;
+    // A file named twice is purged and reported once.
+    let (status, body) = purge(&edge, json!({"file_ids": [other.as_str(), other.as_str()]})).await;
     assert_eq!((status, body["purged"][0]["slices"].as_u64()), (200, Some(0)));
+    assert_eq!(body["purged"].as_array().unwrap().len(), 1);
     edge.stop().await;
 }
 
