@@ -134,11 +134,13 @@ where
     let results = edge.cache.purge(&files).await;
     let mut purged = Vec::with_capacity(files.len());
     for (file, p) in files.into_iter().zip(results) {
-        tracing::info!(%file, slices = p.slices, bytes = p.bytes, fills = p.fills_detached, "purged");
+        tracing::info!(%file, slices = p.slices, bytes = p.bytes, disk_slices = p.disk_slices, fills = p.fills_detached, "purged");
         purged.push(json!({
             "file_id": file.as_str(),
             "slices": p.slices,
             "bytes": p.bytes,
+            "disk_slices": p.disk_slices,
+            "disk_bytes": p.disk_bytes,
             "fills_detached": p.fills_detached,
         }));
     }
@@ -245,17 +247,21 @@ fn stats(edge: &Edge) -> Response<Body> {
             name.to_owned(),
             json!({
                 "seconds": w.covered.as_secs(),
-                "lookups": d.hits + d.misses + d.coalesced,
+                "lookups": d.lookups(),
                 "hits": d.hits,
+                "disk_hits": d.disk_hits,
                 "misses": d.misses,
                 "coalesced": d.coalesced,
                 "ratio": w.hit_ratio(),
+                "memory_ratio": w.memory_hit_ratio(),
                 "served_bytes": d.served_bytes,
                 "origin_bytes": d.origin_bytes,
             }),
         );
     }
     let (bytes, entries, evictions) = edge.cache.memory_usage();
+    let disk = edge.cache.disk().map(|d| d.status());
+    let degraded = disk.as_ref().is_some_and(|d| d.degraded);
     json_response(
         StatusCode::OK,
         json!({
@@ -267,9 +273,9 @@ fn stats(edge: &Edge) -> Response<Body> {
                 "entries": entries,
                 "evictions": evictions,
             },
-            // The disk tier is not built yet: nothing to report, nothing degraded.
-            "disk": null,
-            "degraded": false,
+            // null without a disk tier.
+            "disk": disk,
+            "degraded": degraded,
             "fills_in_flight": edge.metrics.fills_in_flight.get(),
             "hit_ratio": hit_ratio,
             "totals": {

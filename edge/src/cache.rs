@@ -30,6 +30,7 @@ use moka::future::Cache;
 use object_store::{GetOptions, ObjectStoreExt as _};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::disk::{DiskRead, DiskTier};
 use crate::metrics::Metrics;
 use crate::tier::{MemoryTier, SliceKey};
 
@@ -70,6 +71,8 @@ pub(crate) enum Source {
     Miss,
     /// Another request's fill was running; this one reads along.
     Coalesced,
+    /// Read (and verified) from the disk tier.
+    Disk,
 }
 
 impl Source {
@@ -78,6 +81,7 @@ impl Source {
             Source::Hit => "HIT-MEM",
             Source::Miss => "MISS",
             Source::Coalesced => "COALESCED",
+            Source::Disk => "HIT-DISK",
         }
     }
 }
@@ -97,6 +101,7 @@ const MISSING_ENTRIES: u64 = 100_000;
 #[derive(Debug)]
 pub(crate) struct SliceCache {
     tier: MemoryTier,
+    disk: Option<Arc<DiskTier>>,
     lengths: Cache<FileId, u64>,
     /// Objects upstream said it does not have; `None` when not remembered.
     missing: Option<Cache<FileId, ()>>,
@@ -123,12 +128,18 @@ pub(crate) struct CacheSettings {
 }
 
 impl SliceCache {
-    pub(crate) fn new(store: Store, settings: &CacheSettings, metrics: Metrics) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        settings: &CacheSettings,
+        disk: Option<Arc<DiskTier>>,
+        metrics: Metrics,
+    ) -> Self {
         let missing = (!settings.not_found_ttl.is_zero()).then(|| {
             Cache::builder().max_capacity(MISSING_ENTRIES).time_to_live(settings.not_found_ttl).build()
         });
         Self {
             tier: MemoryTier::new(settings.memory_bytes),
+            disk,
             lengths: Cache::new(LENGTH_ENTRIES),
             missing,
             fills: Mutex::default(),
@@ -193,6 +204,7 @@ impl SliceCache {
         let mut fills = self.lock_fills();
         if let Some(fill) = fills.get(&key) {
             self.metrics.slice_coalesced.inc();
+            fill.demand.store(true, std::sync::atomic::Ordering::Relaxed);
             return (SliceRead::Filling(FillReader::new(fill.clone())), Source::Coalesced);
         }
         // A fill finishes by putting its slice in the tier and only then
@@ -205,9 +217,9 @@ impl SliceCache {
             return (SliceRead::Ready(bytes), Source::Hit);
         }
         let fill = Arc::new(Fill::default());
+        fill.demand.store(true, std::sync::atomic::Ordering::Relaxed);
         fills.insert(key, fill.clone());
         drop(fills);
-        self.metrics.slice_misses.inc();
         let range = self.slice_range(index, len);
         tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
         (SliceRead::Filling(FillReader::new(fill)), Source::Miss)
@@ -220,14 +232,19 @@ impl SliceCache {
     /// counts see it, so warming does not disguise itself as demand.
     pub(crate) fn warm(self: &Arc<Self>, file: FileId, index: u64, len: u64) -> Option<FillReader> {
         let key = SliceKey { file, index };
-        if self.tier.contains(&key) {
+        let held = |key: &SliceKey| match &self.disk {
+            // The warm target is the disk tier when there is one.
+            Some(disk) => disk.contains(key),
+            None => self.tier.contains(key),
+        };
+        if held(&key) {
             return None;
         }
         let mut fills = self.lock_fills();
         if let Some(fill) = fills.get(&key) {
             return Some(FillReader::new(fill.clone()));
         }
-        if self.tier.contains(&key) {
+        if held(&key) {
             return None;
         }
         let fill = Arc::new(Fill::default());
@@ -257,17 +274,47 @@ impl SliceCache {
     }
 
     async fn run_fill(self: Arc<Self>, key: SliceKey, range: Range<u64>, fill: Arc<Fill>) {
+        use std::sync::atomic::Ordering;
         self.metrics.fills_in_flight.inc();
-        let result = self.upstream("range", self.stream_slice(key.file, range, &fill)).await;
+        let demand = fill.demand.load(Ordering::Relaxed);
+        // The disk tier first: a verified slice is the whole answer; a bad
+        // or missing one is fetched from upstream by this same fill, so its
+        // readers never see what failed.
+        let mut from_disk = None;
+        if let Some(disk) = &self.disk
+            && disk.contains(&key)
+            && let DiskRead::Hit(bytes) = disk.read(key, range.end - range.start).await
+        {
+            fill.from_disk.store(true, Ordering::SeqCst);
+            fill.push(bytes.clone());
+            from_disk = Some(bytes);
+        }
+        if demand {
+            if from_disk.is_some() { &self.metrics.slice_disk_hits } else { &self.metrics.slice_misses }
+                .inc();
+        }
+        let result = match from_disk {
+            Some(bytes) => Ok(bytes),
+            None => self.upstream("range", self.stream_slice(key.file, range, &fill)).await,
+        };
         {
             // Under the fills lock, so a purge either sees this fill (and
             // marks it first) or runs after its slice is in the tier (and
             // removes it there).
             let mut fills = self.lock_fills();
             if let Ok(bytes) = &result
-                && !fill.purged.load(std::sync::atomic::Ordering::SeqCst)
+                && !fill.purged.load(Ordering::SeqCst)
             {
-                self.tier.insert(key, bytes.clone());
+                // A warm fill nobody asked for goes to disk only, so warming
+                // does not push demand out of memory.
+                if fill.demand.load(Ordering::Relaxed) || self.disk.is_none() {
+                    drop(self.tier.insert(key, bytes.clone()));
+                }
+                if let Some(disk) = &self.disk
+                    && !fill.from_disk.load(Ordering::SeqCst)
+                {
+                    disk.write(key, bytes.clone(), disk.epoch());
+                }
             }
             // Leave the map before telling the readers, so a request that
             // saw this fill fail never joins it again: it starts a fresh
@@ -349,7 +396,17 @@ impl SliceCache {
                     *detached.entry(key.file).or_default() += 1;
                 }
             }
+            // Under the fills lock too: a fill that ended before this
+            // point read the old epoch, so its disk write (if not renamed
+            // yet) is dropped; one that ends after sees its mark above.
+            if let Some(disk) = &self.disk {
+                disk.bump_epoch();
+            }
         }
+        let on_disk = match &self.disk {
+            Some(disk) => disk.purge(files).await,
+            None => vec![(0, 0); files.len()],
+        };
         let removed = self.tier.remove_files(&set);
         let mut out = Vec::with_capacity(files.len());
         for file in files {
@@ -362,9 +419,20 @@ impl SliceCache {
                 slices,
                 bytes,
                 fills_detached: detached.get(file).copied().unwrap_or_default(),
+                disk_slices: 0,
+                disk_bytes: 0,
             });
         }
+        for (out, (slices, bytes)) in out.iter_mut().zip(on_disk) {
+            out.disk_slices = slices;
+            out.disk_bytes = bytes;
+        }
         out
+    }
+
+    /// The disk tier, if configured.
+    pub(crate) fn disk(&self) -> Option<&Arc<DiskTier>> {
+        self.disk.as_ref()
     }
 
     /// The memory tier's byte budget.
@@ -387,6 +455,9 @@ impl SliceCache {
         let _one_at_a_time = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
         let seen = self.metrics.memory_evictions.get();
         self.metrics.memory_evictions.inc_by(self.tier.evictions().saturating_sub(seen));
+        if let Some(disk) = &self.disk {
+            disk.update_gauges();
+        }
     }
 }
 
@@ -408,6 +479,11 @@ struct Fill {
     /// runs: its readers still get their bytes, but the slice never enters
     /// the tier.
     purged: std::sync::atomic::AtomicBool,
+    /// A listener asked for this slice (not only a warm job): it goes to
+    /// the memory tier as well as the disk.
+    demand: std::sync::atomic::AtomicBool,
+    /// The bytes came from the disk tier.
+    from_disk: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -472,6 +548,12 @@ impl FillReader {
             .await
     }
 
+    /// Whether the slice is being read from the disk tier (known once
+    /// [`started`](Self::started) has returned).
+    pub(crate) fn from_disk(&self) -> bool {
+        self.fill.from_disk.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The next chunk, `None` at the end of a complete slice, or the error
     /// that ended the fill.
     pub(crate) async fn next_chunk(&mut self) -> Option<Result<Bytes, FetchError>> {
@@ -498,6 +580,8 @@ pub(crate) struct Purged {
     pub(crate) slices: u64,
     pub(crate) bytes: u64,
     pub(crate) fills_detached: u64,
+    pub(crate) disk_slices: u64,
+    pub(crate) disk_bytes: u64,
 }
 
 /// Shared handle.

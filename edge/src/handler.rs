@@ -173,9 +173,12 @@ async fn answer<B>(
     // Open the first slice and wait for its first byte before answering, so
     // an upstream failure becomes a status code rather than a broken 200.
     let index = first / edge.cache.slice_size();
-    let (read, got) = edge.cache.open(file, index, len);
+    let (read, mut got) = edge.cache.open(file, index, len);
     if let SliceRead::Filling(reader) = &read {
         reader.started().await.map_err(Refusal::Upstream)?;
+        if reader.from_disk() {
+            got = Source::Disk;
+        }
     }
     *source = Some(got);
     resp.headers_mut().insert(X_CACHE, HeaderValue::from_static(got.x_cache()));

@@ -27,6 +27,7 @@ mod admin;
 mod body;
 mod cache;
 mod cors;
+pub mod disk;
 mod handler;
 mod metrics;
 mod reply;
@@ -58,6 +59,8 @@ pub enum EdgeError {
     Serve(std::io::Error),
     #[error("config key \"tls.cert\"/\"tls.key\": {0}")]
     Tls(#[from] cadenza_net::TlsError),
+    #[error("config key {0}")]
+    Disk(#[from] disk::DiskError),
 }
 
 /// An edge with its listeners bound, ready to serve.
@@ -88,7 +91,20 @@ impl EdgeServer {
             max_concurrent: config.origin.max_concurrent as usize,
             not_found_ttl: config.cache.not_found_ttl.get(),
         };
-        let cache = SliceCache::new(store, &settings, metrics.clone());
+        let disk = if config.disk.path.is_empty() {
+            None
+        } else {
+            let settings = disk::DiskSettings {
+                path: config.disk.path.clone().into(),
+                max_bytes: config.disk.max_size.bytes(),
+                slice_size: config.cache.slice.bytes(),
+                max_writes: config.disk.max_writes as usize,
+                reprobe_min: config.disk.reprobe_min.get(),
+                reprobe_max: config.disk.reprobe_max.get(),
+            };
+            Some(disk::DiskTier::open(&settings, metrics.clone())?)
+        };
+        let cache = SliceCache::new(store, &settings, disk, metrics.clone());
         let tls = match config.tls.files() {
             Some((cert, key)) => Some(cadenza_net::Tls::load(cert, key)?),
             None => None,

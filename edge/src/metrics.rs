@@ -2,7 +2,7 @@
 //! edges can share a process, as in `cadenza dev`).
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
@@ -34,6 +34,18 @@ pub(crate) struct Metrics {
     pub(crate) memory_bytes: IntGauge,
     pub(crate) memory_entries: IntGauge,
     pub(crate) memory_evictions: IntCounter,
+    /// Slices read from the disk tier (memory missed, disk verified).
+    pub(crate) slice_disk_hits: IntCounter,
+    pub(crate) disk_reads: IntCounterVec,
+    pub(crate) disk_writes: IntCounterVec,
+    pub(crate) disk_evictions: IntCounter,
+    pub(crate) disk_bytes: IntGauge,
+    pub(crate) disk_entries: IntGauge,
+    pub(crate) disk_capacity: IntGauge,
+    pub(crate) disk_degraded: IntGauge,
+    pub(crate) disk_degradations: IntCounter,
+    pub(crate) disk_index_ready: IntGauge,
+    pub(crate) disk_rebuild_seconds: Gauge,
 }
 
 /// Upstream latency buckets, seconds: 1 ms to 10 s.
@@ -74,7 +86,7 @@ impl Metrics {
         };
         let slices = counter_vec(
             "cadenza_edge_slice_lookups_total",
-            "Slice lookups by result (hit, miss, coalesced).",
+            "Slice lookups by result (hit: memory, disk: verified from the disk tier, miss: fetched upstream, coalesced: joined a running fill).",
             &["result"],
         );
         let m = Self {
@@ -126,6 +138,48 @@ impl Metrics {
             ),
             memory_bytes: gauge("cadenza_edge_cache_memory_bytes", "Bytes held by the memory tier."),
             memory_entries: gauge("cadenza_edge_cache_memory_entries", "Slices held by the memory tier."),
+            slice_disk_hits: slices.with_label_values(&["disk"]),
+            disk_reads: counter_vec(
+                "cadenza_edge_disk_reads_total",
+                "Disk tier reads by result (hit, missing, corrupt: failed verification and deleted, error).",
+                &["result"],
+            ),
+            disk_writes: counter_vec(
+                "cadenza_edge_disk_writes_total",
+                "Slice writes to the disk tier by result (ok, busy: all write slots taken, degraded, purged, error).",
+                &["result"],
+            ),
+            disk_evictions: counter(
+                "cadenza_edge_cache_disk_evictions_total",
+                "Slices deleted from the disk tier to stay within its budget.",
+            ),
+            disk_bytes: gauge(
+                "cadenza_edge_cache_disk_bytes",
+                "Bytes held by the disk tier (headers included).",
+            ),
+            disk_entries: gauge("cadenza_edge_cache_disk_entries", "Slices held by the disk tier."),
+            disk_capacity: gauge("cadenza_edge_cache_disk_capacity_bytes", "The disk tier's budget."),
+            disk_degraded: gauge(
+                "cadenza_edge_disk_degraded",
+                "1 while the disk tier is degraded (a write failed; no writes until a probe succeeds).",
+            ),
+            disk_degradations: counter(
+                "cadenza_edge_disk_degradations_total",
+                "Times the disk tier became degraded.",
+            ),
+            disk_index_ready: gauge(
+                "cadenza_edge_disk_index_ready",
+                "1 once the start-up walk has indexed every slice file.",
+            ),
+            disk_rebuild_seconds: {
+                let g = Gauge::new(
+                    "cadenza_edge_disk_index_rebuild_seconds",
+                    "How long the start-up walk of the disk tier took.",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
             registry,
         };
         for reason in cadenza_config::token::TokenError::REASONS {

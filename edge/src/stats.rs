@@ -20,6 +20,8 @@ pub(crate) const WINDOWS: [(&str, Duration); 3] =
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sample {
     pub(crate) hits: u64,
+    /// Lookups the memory tier missed and the disk tier answered.
+    pub(crate) disk_hits: u64,
     pub(crate) misses: u64,
     pub(crate) coalesced: u64,
     pub(crate) served_bytes: u64,
@@ -30,6 +32,7 @@ impl Sample {
     pub(crate) fn read(m: &Metrics) -> Self {
         Self {
             hits: m.slice_hits.get(),
+            disk_hits: m.slice_disk_hits.get(),
             misses: m.slice_misses.get(),
             coalesced: m.slice_coalesced.get(),
             served_bytes: m.response_bytes.get(),
@@ -37,9 +40,14 @@ impl Sample {
         }
     }
 
+    pub(crate) fn lookups(&self) -> u64 {
+        self.hits + self.disk_hits + self.misses + self.coalesced
+    }
+
     fn since(self, earlier: Sample) -> Sample {
         Sample {
             hits: self.hits.saturating_sub(earlier.hits),
+            disk_hits: self.disk_hits.saturating_sub(earlier.disk_hits),
             misses: self.misses.saturating_sub(earlier.misses),
             coalesced: self.coalesced.saturating_sub(earlier.coalesced),
             served_bytes: self.served_bytes.saturating_sub(earlier.served_bytes),
@@ -58,12 +66,17 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// Slice lookups answered from memory, of all lookups; `None` without
-    /// lookups.
+    /// Slice lookups answered from either tier, of all lookups; `None`
+    /// without lookups.
     pub(crate) fn hit_ratio(&self) -> Option<f64> {
         let d = self.delta;
-        let lookups = d.hits + d.misses + d.coalesced;
-        (lookups > 0).then(|| d.hits as f64 / lookups as f64)
+        (d.lookups() > 0).then(|| (d.hits + d.disk_hits) as f64 / d.lookups() as f64)
+    }
+
+    /// Slice lookups answered from memory, of all lookups.
+    pub(crate) fn memory_hit_ratio(&self) -> Option<f64> {
+        let d = self.delta;
+        (d.lookups() > 0).then(|| d.hits as f64 / d.lookups() as f64)
     }
 }
 

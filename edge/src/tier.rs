@@ -74,16 +74,38 @@ pub struct SliceKey {
     pub index: u64,
 }
 
-/// The memory tier. Cheap to clone (a handle).
-#[derive(Clone)]
-pub struct MemoryTier {
+/// What a tier holds per slice: the bytes themselves (the memory tier) or
+/// a note of where they are (the disk tier's index). The policy weighs
+/// entries in bytes of audio.
+pub trait Entry: Clone + Default {
+    /// Bytes of audio this entry stands for.
+    fn weight(&self) -> u64;
+}
+
+impl Entry for Bytes {
+    fn weight(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+/// A W-TinyLFU tier over entries `V`. Cheap to clone (a handle).
+pub struct Tier<V> {
     /// Independent policies, each with an equal share of the budget; a key
     /// always goes to the same one.
-    shards: Arc<[Mutex<Policy>]>,
+    shards: Arc<[Mutex<Policy<V>>]>,
     hasher: RandomState,
 }
 
-impl fmt::Debug for MemoryTier {
+impl<V> Clone for Tier<V> {
+    fn clone(&self) -> Self {
+        Self { shards: self.shards.clone(), hasher: self.hasher.clone() }
+    }
+}
+
+/// The memory tier: whole slices.
+pub type MemoryTier = Tier<Bytes>;
+
+impl<V: Entry> fmt::Debug for Tier<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryTier")
             .field("shards", &self.shards.len())
@@ -94,7 +116,7 @@ impl fmt::Debug for MemoryTier {
     }
 }
 
-impl MemoryTier {
+impl<V: Entry> Tier<V> {
     /// A tier holding at most `capacity` bytes of slices.
     pub fn new(capacity: u64) -> Self {
         let count = shard_count(capacity);
@@ -103,7 +125,7 @@ impl MemoryTier {
     }
 
     /// The slice, if it is held (counts as an access for the policy).
-    pub fn get(&self, key: &SliceKey) -> Option<Bytes> {
+    pub fn get(&self, key: &SliceKey) -> Option<V> {
         self.shard(self.hash(key)).get(key)
     }
 
@@ -114,10 +136,22 @@ impl MemoryTier {
     }
 
     /// Offer a freshly filled slice; the policy may decline to keep it.
-    pub fn insert(&self, key: SliceKey, bytes: Bytes) {
+    /// Returns what it let go to stay within the budget — possibly this
+    /// very slice — released after the lock is (a replaced entry of the
+    /// same key is not among them).
+    pub fn insert(&self, key: SliceKey, value: V) -> Vec<(SliceKey, V)> {
         let hash = self.hash(&key);
-        // Whatever the policy lets go is dropped after the lock is released.
-        let _dropped = self.shard(hash).insert(key, hash, bytes);
+        self.shard(hash).insert(key, hash, value)
+    }
+
+    /// Drop one slice, if held (not counted as an eviction).
+    pub fn remove(&self, key: &SliceKey) -> Option<V> {
+        let mut policy = self.shard(self.hash(key));
+        let idx = *policy.map.get(key)?;
+        let mut dropped = Vec::new();
+        policy.unlink(idx);
+        policy.forget(idx, &mut dropped);
+        dropped.pop().map(|(_, v)| v)
     }
 
     /// Drop every slice of the `files` (a purge: takedowns, bad encodes).
@@ -129,26 +163,28 @@ impl MemoryTier {
     /// keeps no per-file index.
     pub fn remove_files(&self, files: &HashSet<FileId>) -> HashMap<FileId, (u64, u64)> {
         let mut removed: HashMap<FileId, (u64, u64)> = HashMap::new();
-        for shard in self.shards.iter() {
-            let mut dropped = Vec::new();
-            {
-                let mut policy = lock(shard);
-                let held: Vec<(FileId, u32)> = policy
-                    .map
-                    .iter()
-                    .filter(|(k, _)| files.contains(&k.file))
-                    .map(|(k, &idx)| (k.file, idx))
-                    .collect();
-                for (file, idx) in held {
-                    policy.unlink(idx);
-                    policy.forget(idx, &mut dropped);
-                    let count = removed.entry(file).or_default();
-                    count.0 += 1;
-                    count.1 += dropped.last().map_or(0, |b| b.len() as u64);
-                }
-            }
+        for (key, value) in self.take_files(files) {
+            let count = removed.entry(key.file).or_default();
+            count.0 += 1;
+            count.1 += value.weight();
         }
         removed
+    }
+
+    /// Drop every slice of the `files` and hand them back (the disk tier
+    /// deletes their files). One walk over every shard's index.
+    pub fn take_files(&self, files: &HashSet<FileId>) -> Vec<(SliceKey, V)> {
+        let mut dropped = Vec::new();
+        for shard in self.shards.iter() {
+            let mut policy = lock(shard);
+            let held: Vec<u32> =
+                policy.map.iter().filter(|(k, _)| files.contains(&k.file)).map(|(_, &idx)| idx).collect();
+            for idx in held {
+                policy.unlink(idx);
+                policy.forget(idx, &mut dropped);
+            }
+        }
+        dropped
     }
 
     /// Settle pending policy bookkeeping. This policy applies everything
@@ -181,18 +217,18 @@ impl MemoryTier {
         self.hasher.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Policy> {
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Policy<V>> {
         // The top bits pick the shard; the sketch mixes all of them.
         let index = (hash >> 32) as usize % self.shards.len();
         lock(&self.shards[index])
     }
 
-    fn sum(&self, f: impl Fn(&Policy) -> u64) -> u64 {
+    fn sum(&self, f: impl Fn(&Policy<V>) -> u64) -> u64 {
         self.shards.iter().map(|shard| f(&lock(shard))).sum()
     }
 }
 
-fn lock(shard: &Mutex<Policy>) -> MutexGuard<'_, Policy> {
+fn lock<V>(shard: &Mutex<Policy<V>>) -> MutexGuard<'_, Policy<V>> {
     // The policy never panics between two consistent states on a path that
     // can be reached; if it somehow did, serving from the cache beats taking
     // the edge down.
@@ -246,9 +282,9 @@ enum Queue {
 }
 
 #[derive(Debug)]
-struct Node {
+struct Node<V> {
     key: SliceKey,
-    value: Bytes,
+    value: V,
     hash: u64,
     weight: u64,
     /// Towards the most recently used end.
@@ -272,12 +308,12 @@ impl List {
 }
 
 #[derive(Debug)]
-struct Policy {
+struct Policy<V> {
     capacity: u64,
     max_window: u64,
     max_protected: u64,
     map: HashMap<SliceKey, u32, RandomState>,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<V>>,
     free: Vec<u32>,
     lists: [List; 3],
     sketch: Sketch,
@@ -288,7 +324,7 @@ struct Policy {
     random: u64,
 }
 
-impl Policy {
+impl<V: Entry> Policy<V> {
     fn new(capacity: u64) -> Self {
         let max_window = capacity * WINDOW_PERCENT / 100;
         let max_protected = (capacity - max_window) / 100 * PROTECTED_PERCENT;
@@ -314,7 +350,7 @@ impl Policy {
         self.lists.iter().map(|l| l.weight).sum()
     }
 
-    fn get(&mut self, key: &SliceKey) -> Option<Bytes> {
+    fn get(&mut self, key: &SliceKey) -> Option<V> {
         let idx = *self.map.get(key)?;
         let hash = self.nodes[idx as usize].hash;
         self.sketch.increment(hash);
@@ -323,15 +359,16 @@ impl Policy {
     }
 
     /// Returns what was let go, for the caller to drop outside the lock.
-    fn insert(&mut self, key: SliceKey, hash: u64, value: Bytes) -> Vec<Bytes> {
-        let weight = value.len() as u64;
+    fn insert(&mut self, key: SliceKey, hash: u64, value: V) -> Vec<(SliceKey, V)> {
+        let weight = value.weight();
         let mut dropped = Vec::new();
         if let Some(&idx) = self.map.get(&key) {
             // A second fill of a held slice (two fills raced): same bytes,
             // as objects are immutable; keep the newer and count the access.
             let node = &mut self.nodes[idx as usize];
             let old_weight = std::mem::replace(&mut node.weight, weight);
-            dropped.push(std::mem::replace(&mut node.value, value));
+            // Same key, same bytes: the old entry is simply replaced.
+            node.value = value;
             let (hash, queue) = (node.hash, node.queue);
             let list = &mut self.lists[queue as usize];
             list.weight = list.weight - old_weight + weight;
@@ -345,7 +382,7 @@ impl Policy {
             return dropped;
         }
         if weight > self.capacity {
-            dropped.push(value);
+            dropped.push((key, value));
             return dropped;
         }
         self.max_weight = self.max_weight.max(weight);
@@ -419,7 +456,7 @@ impl Policy {
     }
 
     /// Bring the tier back within its budget after an insert.
-    fn fit(&mut self, dropped: &mut Vec<Bytes>) {
+    fn fit(&mut self, dropped: &mut Vec<(SliceKey, V)>) {
         // Slices beyond the window's share leave it, oldest first, and must
         // earn a place in main. The newest slice always stays in the window,
         // so a budget whose 1 % is less than a slice still has a window of one.
@@ -445,7 +482,7 @@ impl Policy {
 
     /// `candidate` has left the window (unlinked): place it in probation if
     /// it fits, or if it wins against main's coldest slices, one at a time.
-    fn admit(&mut self, candidate: u32, dropped: &mut Vec<Bytes>) {
+    fn admit(&mut self, candidate: u32, dropped: &mut Vec<(SliceKey, V)>) {
         let weight = self.nodes[candidate as usize].weight;
         let freq = self.sketch.frequency(self.nodes[candidate as usize].hash);
         loop {
@@ -492,16 +529,16 @@ impl Policy {
     }
 
     /// Evict a linked slice.
-    fn remove(&mut self, idx: u32, dropped: &mut Vec<Bytes>) {
+    fn remove(&mut self, idx: u32, dropped: &mut Vec<(SliceKey, V)>) {
         self.unlink(idx);
         self.evictions += 1;
         self.forget(idx, dropped);
     }
 
     /// Free an unlinked node.
-    fn forget(&mut self, idx: u32, dropped: &mut Vec<Bytes>) {
+    fn forget(&mut self, idx: u32, dropped: &mut Vec<(SliceKey, V)>) {
         let node = &mut self.nodes[idx as usize];
-        dropped.push(std::mem::take(&mut node.value));
+        dropped.push((node.key, std::mem::take(&mut node.value)));
         self.map.remove(&node.key);
         self.free.push(idx);
     }
@@ -653,7 +690,7 @@ mod tests {
     }
 
     /// The policy of a tier small enough to have one shard.
-    fn only(tier: &MemoryTier) -> MutexGuard<'_, Policy> {
+    fn only(tier: &MemoryTier) -> MutexGuard<'_, Policy<Bytes>> {
         assert_eq!(tier.shards.len(), 1);
         lock(&tier.shards[0])
     }

@@ -34,6 +34,43 @@ pub struct EdgeConfig {
     pub tls: TlsConfig,
     pub tier: TierConfig,
     pub warm: WarmConfig,
+    pub disk: DiskConfig,
+}
+
+/// The disk tier (`[disk]`): every slice filled from upstream is also
+/// written here, and a slice the memory tier misses is looked for here
+/// before upstream. Off unless `path` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    /// Directory the edge owns for its slice files (created if missing;
+    /// nothing else may live in it). Empty (the default): no disk tier.
+    pub path: String,
+    /// Budget in bytes of cached audio (each file adds a 64-byte header and
+    /// the filesystem's block rounding). Default `10GiB`.
+    pub max_size: ByteSize,
+    /// Slice writes in flight at once; a fill that finds them all busy is
+    /// not written (counted in `cadenza_edge_disk_writes_total{result="busy"}`).
+    /// Default `16`.
+    pub max_writes: u32,
+    /// First wait before a degraded disk tier (ENOSPC, EIO, read-only
+    /// filesystem) probes the directory again; it doubles on each failed
+    /// probe up to `reprobe_max`. Default `1s`.
+    pub reprobe_min: HumanDuration,
+    /// Longest wait between probes of a degraded disk tier. Default `60s`.
+    pub reprobe_max: HumanDuration,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        Self {
+            path: String::new(),
+            max_size: ByteSize::gib(10),
+            max_writes: 16,
+            reprobe_min: HumanDuration::secs(1),
+            reprobe_max: HumanDuration::secs(60),
+        }
+    }
 }
 
 /// Cache warming through the admin API (`[warm]`).
@@ -138,6 +175,7 @@ impl Default for EdgeConfig {
             tls: TlsConfig::default(),
             tier: TierConfig::default(),
             warm: WarmConfig::default(),
+            disk: DiskConfig::default(),
         }
     }
 }
@@ -243,6 +281,32 @@ impl ServiceConfig for EdgeConfig {
             self.cache.memory.to_string(),
             "must hold at least one slice",
         )?;
+        if !self.disk.path.is_empty() {
+            ensure(
+                self.disk.max_size.bytes() >= slice,
+                "disk.max_size",
+                self.disk.max_size.to_string(),
+                "must hold at least one slice",
+            )?;
+            ensure(
+                (1..=1024).contains(&self.disk.max_writes),
+                "disk.max_writes",
+                self.disk.max_writes,
+                "must be between 1 and 1024",
+            )?;
+            ensure(
+                !self.disk.reprobe_min.get().is_zero(),
+                "disk.reprobe_min",
+                self.disk.reprobe_min.to_string(),
+                "must be positive",
+            )?;
+            ensure(
+                self.disk.reprobe_max.get() >= self.disk.reprobe_min.get(),
+                "disk.reprobe_max",
+                self.disk.reprobe_max.to_string(),
+                "must be at least disk.reprobe_min",
+            )?;
+        }
         self.signing.validate()?;
         self.http.validate()
     }

@@ -12,7 +12,8 @@ pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig,
 pub use control::{ControlConfig, DatabaseConfig, EdgeEndpoint, PlaybackConfig, redact_url_password};
 pub use dev::{DemoConfig, DevConfig};
 pub use edge::{
-    AccessLogConfig, CorsConfig, EdgeCacheConfig, EdgeConfig, TierConfig, UpstreamConfig, WarmConfig,
+    AccessLogConfig, CorsConfig, DiskConfig, EdgeCacheConfig, EdgeConfig, TierConfig, UpstreamConfig,
+    WarmConfig,
 };
 pub use origin::OriginConfig;
 pub use transcoder::TranscoderConfig;
