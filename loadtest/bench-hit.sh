@@ -16,7 +16,10 @@
 #   RANGE_LEN [65536] ALIGN [0]   bytes per range; 1 = offsets multiple of RANGE_LEN
 #   PIN [shared]                  shared: servers and wrk all float on every core;
 #                                 split: servers on the first half of the cores, wrk on the rest
-#   SCENARIOS ["range64k whole3m"]  SERVERS ["edge nginx"]
+#   SCENARIOS ["range64k whole3m"]  SERVERS ["edge nginx"]; edge-disk = the edge with a
+#                                 one-slice memory tier and a disk tier, so hits come from disk
+#   DROP_CACHES [0]               1 = drop the page cache before each measured run (root) and
+#                                 skip the warm-up run: hits start cold on disk
 #   CADENZA                       use this cadenza binary instead of building one
 #   KEEP [0]                      1 = keep the work dir (logs, configs) and print its path
 #   OUT                           also write the report (markdown) to this file
@@ -43,6 +46,7 @@ SCENARIOS=${SCENARIOS:-"range64k whole3m"}
 SERVERS=${SERVERS:-"edge nginx"}
 KEEP=${KEEP:-0}
 OUT=${OUT:-}
+DROP_CACHES=${DROP_CACHES:-0}
 # nginx I/O knobs. The defaults are what measured best here with the cache
 # in the page cache (loadtest/README.md): sendfile on; aio threads hands
 # every hit to a thread pool and halved req/s; tcp_nopush with slice and
@@ -201,15 +205,15 @@ EDGE_PORT=$($HC port)
 EDGE_ADMIN_PORT=$($HC port)
 NGINX_PORT=$($HC port)
 
-start_edge() {
-    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" edge \
+start_edge() { # start_edge [EXTRA --set ARGS...]
+    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" edge "$@" \
         --set name=bench \
         --set "listen=127.0.0.1:$EDGE_PORT" \
         --set "admin.listen=127.0.0.1:$EDGE_ADMIN_PORT" \
         --set "admin.token=$ADMIN_TOKEN" \
         --set "origin.url=http://127.0.0.1:$ORIGIN_PORT/" \
         --set "signing.keys_file=$WORK/keys.toml" \
-        --set "cache.memory=$CACHE_BYTES" \
+        --set "cache.memory=${EDGE_MEMORY:-$CACHE_BYTES}" \
         --set "cache.slice=$SLICE_BYTES" \
         >"$WORK/edge.log" 2>&1 &
     SERVER_PID=$!
@@ -337,15 +341,21 @@ run_wrk() { # run_wrk SERVER SCENARIO DURATION -> RESULT line
 
 measure() { # measure SERVER SCENARIO
     local server=$1 scenario=$2 line cpu0 cpu1 secs before=0 after=0
-    log "$server $scenario: warm-up run ($WARMUP, discarded)"
-    run_wrk "$server" "$scenario" "$WARMUP" >/dev/null
-    [ "$server" = edge ] && before=$(edge_origin_requests)
+    if [ "$DROP_CACHES" = 1 ]; then
+        sync
+        echo 3 >/proc/sys/vm/drop_caches || die "DROP_CACHES=1 needs root"
+        log "$server $scenario: page cache dropped; no warm-up run"
+    else
+        log "$server $scenario: warm-up run ($WARMUP, discarded)"
+        run_wrk "$server" "$scenario" "$WARMUP" >/dev/null
+    fi
+    [[ $server == edge* ]] && before=$(edge_origin_requests)
     cpu0=$($HC cpu "$SERVER_PID")
     log "$server $scenario: measuring ($DURATION, -t$THREADS -c$CONNECTIONS)"
     line=$(run_wrk "$server" "$scenario" "$DURATION")
     cpu1=$($HC cpu "$SERVER_PID")
     secs=$(sed -E 's/.*duration_s=([0-9.]+).*/\1/' <<<"$line")
-    if [ "$server" = edge ]; then
+    if [[ $server == edge* ]]; then
         after=$(edge_origin_requests)
         if [ "$after" != "$before" ]; then
             NOTES+=("edge $scenario: $((after - before)) origin requests during the measured run (expected 0: all hits)")
@@ -362,6 +372,10 @@ for server in $SERVERS; do
     start_origin
     case "$server" in
     edge) start_edge ;;
+    edge-disk)
+        # One slice of memory: every other hit is read (and verified) from disk.
+        EDGE_MEMORY=$SLICE_BYTES start_edge --set "disk.path=$WORK/edge-disk" --set "disk.max_size=$CACHE_BYTES"
+        ;;
     nginx) start_nginx ;;
     *) die "unknown server $server" ;;
     esac
@@ -390,6 +404,7 @@ report() {
     esac
     echo "- wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after a discarded $WARMUP run), HTTP/1.1 keep-alive, same request lines to both"
     echo "- range64k: $RANGE_LEN-byte ranges at random $([ "$ALIGN" = 1 ] && echo "$RANGE_LEN-aligned" || echo "byte") offsets of $BIG_COUNT cached $BIG_SIZE objects; whole3m: whole $SMALL_SIZE objects ($SMALL_COUNT)"
+    [[ " $SERVERS " == *" edge-disk "* ]] && echo "- edge-disk: the same edge with cache.memory = one slice and a disk tier (disk.path in the work dir, on $(df --output=fstype "$WORK" | tail -n1)): a hit is a memory miss, a file read of the whole slice, its CRC-32 checked, then sent from memory$([ "$DROP_CACHES" = 1 ] && echo "; page cache dropped before each measured run (DROP_CACHES=1)")"
     echo "- slice $SLICE_BYTES bytes on both; edge: memory tier, token (HMAC-SHA256) verified on every request; nginx: disk cache in the page cache, sendfile, no token check"
     echo "- one origin for both: \`cadenza origin\` over a file store, running only while warming: stopped during measured runs, so a miss would be a 502 (errors column)"
     echo "- nginx: sendfile $NGINX_SENDFILE, aio $NGINX_AIO, tcp_nopush $NGINX_NOPUSH, proxy_cache_lock on, keep-alive upstream, access_log off, reuseport"

@@ -27,6 +27,12 @@ fn examples_load() {
         d
     });
     assert_eq!(edge.signing.key_ring().unwrap().current().id().as_str(), "example-k1");
+    let pop: EdgeConfig =
+        load_from(Some(&example("edge-pop.toml")), no_env.clone(), &[keys_override()]).unwrap();
+    assert!(
+        !pop.disk.path.is_empty() && pop.tls.files().is_some(),
+        "the POP example has a disk tier and TLS"
+    );
     let control: ControlConfig =
         load_from(Some(&example("control.toml")), no_env.clone(), &[keys_override()]).unwrap();
     assert_eq!(control.edges.len(), 1);
@@ -125,6 +131,7 @@ fn every_key_is_documented() {
         "tls",
         "tier",
         "warm",
+        "disk",
         "database",
         "playback",
         "demo",

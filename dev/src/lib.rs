@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use cadenza_config::ServiceConfig as _;
 use cadenza_config::service::{
-    AdminConfig, ControlConfig, DatabaseConfig, DevConfig, EdgeConfig, EdgeEndpoint as ControlEdge,
-    OriginConfig, SigningConfig, TlsConfig, TranscoderConfig, UpstreamConfig,
+    AdminConfig, ControlConfig, DatabaseConfig, DevConfig, DiskConfig, EdgeConfig,
+    EdgeEndpoint as ControlEdge, OriginConfig, SigningConfig, TlsConfig, TranscoderConfig, UpstreamConfig,
 };
 use cadenza_config::units::Secret;
 use tokio::sync::watch;
@@ -161,6 +161,12 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             tls: TlsConfig {
                 cert: dev_cert.as_ref().map(|c| c.cert.clone()),
                 key: dev_cert.as_ref().map(|c| c.key.clone()),
+            },
+            // A disk tier per edge, as a POP has: restarts keep the cache.
+            disk: DiskConfig {
+                path: data_dir.join(format!("edge-{}-cache", i + 1)).display().to_string(),
+                max_size: cadenza_config::units::ByteSize::gib(1),
+                ..defaults.disk.clone()
             },
             ..defaults
         };

@@ -64,7 +64,7 @@ use crate::metrics::Metrics;
 use crate::tier::{Entry, SliceKey, Tier};
 
 /// Bytes of header before each payload.
-pub(crate) const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 64;
 const MAGIC: &[u8; 8] = b"CDZSLICE";
 const VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".tmp.";

@@ -69,6 +69,13 @@ struct Args {
     /// alpha at the middle size.
     #[arg(long)]
     throughput: bool,
+    /// Instead of the memory-tier table: a disk tier of this fraction of
+    /// the distinct slices behind the memory tier at each of `--sizes`, fed
+    /// as the edge feeds it (a memory miss looks on disk; a disk miss is
+    /// fetched and written to disk; a disk hit goes to memory), with the
+    /// edge's W-TinyLFU and with LRU as the disk policy.
+    #[arg(long)]
+    disk: Option<f64>,
 }
 
 /// What the replay needs from a cache: the edge's two calls.
@@ -225,6 +232,10 @@ fn main() {
     let slice = Bytes::from_static(Box::leak(vec![0u8; args.slice_bytes].into_boxed_slice()));
     let slice_bytes = args.slice_bytes as u64;
 
+    if let Some(disk) = args.disk {
+        disk_table(&args, disk, &keys, &slice);
+        return;
+    }
     println!(
         "Zipf trace: {} requests over {} distinct slices of {}, seed {}{}; \
          the tier sees get per request and insert per miss, as the edge does.\n",
@@ -342,4 +353,67 @@ fn main() {
         }
     }
     print!("{bench}");
+}
+
+/// The two-level replay of `--disk`.
+fn disk_table(args: &Args, disk: f64, keys: &[SliceKey], slice: &Bytes) {
+    use cadenza_edge::disk::{DiskSlot, HEADER_LEN};
+    use cadenza_edge::tier::Tier;
+    let slice_bytes = args.slice_bytes as u64;
+    let disk_slices = ((disk * args.distinct as f64).round() as usize).max(1);
+    let disk_bytes = disk_slices as u64 * slice_bytes;
+    // Weighs exactly one slice, header included.
+    let slot = DiskSlot { len: (slice_bytes - HEADER_LEN as u64) as u32 };
+    println!(
+        "| α | memory (% of slices) | disk (% of slices) | policy | memory hit | disk hit (of memory misses) | \
+         either tier | Bélády at memory + disk | either / Bélády | disk writes per 100 requests |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &alpha in &args.alphas {
+        let trace = trace::zipf_trace(args.distinct, args.requests, alpha, args.seed, args.phases);
+        let next = policies::next_uses(&trace, args.distinct);
+        for &size in &args.sizes {
+            let memory_slices = ((size * args.distinct as f64).round() as usize).max(1);
+            let optimum = policies::belady_hits(&trace, &next, args.distinct, memory_slices + disk_slices);
+            for policy in ["W-TinyLFU", "LRU"] {
+                let memory = MemoryTier::new(memory_slices as u64 * slice_bytes);
+                let tiny = Tier::<DiskSlot>::new(disk_bytes);
+                let mut lru = policies::Lru::new(args.distinct, disk_slices);
+                let (mut mem_hits, mut disk_hits, mut writes) = (0u64, 0u64, 0u64);
+                for &id in &trace {
+                    let key = &keys[id as usize];
+                    if memory.get(key).is_some() {
+                        mem_hits += 1;
+                        continue;
+                    }
+                    let on_disk = match policy {
+                        "LRU" => lru.get(id),
+                        _ => tiny.get(key).is_some(),
+                    };
+                    if on_disk {
+                        disk_hits += 1;
+                    } else {
+                        writes += 1;
+                        match policy {
+                            "LRU" => lru.insert(id),
+                            _ => drop(tiny.insert(*key, slot)),
+                        }
+                    }
+                    drop(memory.insert(*key, slice.clone()));
+                }
+                let misses = args.requests as u64 - mem_hits;
+                println!(
+                    "| {alpha} | {:.1} % | {:.1} % | {policy} | {} | {} | {} | {} | {} | {} |",
+                    size * 100.0,
+                    disk * 100.0,
+                    pct(ratio(mem_hits, args.requests)),
+                    pct(disk_hits as f64 / misses.max(1) as f64),
+                    pct(ratio(mem_hits + disk_hits, args.requests)),
+                    pct(ratio(optimum, args.requests)),
+                    of_optimum(mem_hits + disk_hits, optimum),
+                    format_args!("{:.1}", writes as f64 * 100.0 / args.requests as f64),
+                );
+            }
+        }
+    }
 }

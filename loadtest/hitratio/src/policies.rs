@@ -119,6 +119,69 @@ pub(crate) fn lru_hits(trace: &[u32], distinct: usize, capacity: usize) -> u64 {
     hits
 }
 
+/// LRU over dense ids, driven call by call (for the disk-tier replay).
+#[derive(Debug)]
+pub(crate) struct Lru {
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    head: usize,
+    len: usize,
+    capacity: usize,
+}
+
+impl Lru {
+    pub(crate) fn new(distinct: usize, capacity: usize) -> Self {
+        let head = distinct;
+        let mut prev = vec![NEVER; distinct + 1];
+        let mut next = vec![NEVER; distinct + 1];
+        prev[head] = head as u32;
+        next[head] = head as u32;
+        Self { prev, next, head, len: 0, capacity: capacity.max(1) }
+    }
+
+    /// A hit moves `id` to the front.
+    pub(crate) fn get(&mut self, id: u32) -> bool {
+        let id = id as usize;
+        if self.prev[id] == NEVER {
+            return false;
+        }
+        self.unlink(id);
+        self.push_front(id);
+        true
+    }
+
+    /// Insert a missing `id`, dropping the least recent if full.
+    pub(crate) fn insert(&mut self, id: u32) {
+        let id = id as usize;
+        if self.prev[id] != NEVER {
+            return;
+        }
+        if self.len == self.capacity {
+            let lru = self.prev[self.head] as usize;
+            self.unlink(lru);
+            self.prev[lru] = NEVER;
+            self.next[lru] = NEVER;
+        } else {
+            self.len += 1;
+        }
+        self.push_front(id);
+    }
+
+    fn unlink(&mut self, id: usize) {
+        let (p, n) = (self.prev[id] as usize, self.next[id] as usize);
+        self.next[p] = n as u32;
+        self.prev[n] = p as u32;
+    }
+
+    fn push_front(&mut self, id: usize) {
+        let first = self.next[self.head] as usize;
+        self.next[id] = first as u32;
+        self.prev[id] = self.head as u32;
+        self.prev[first] = id as u32;
+        self.next[self.head] = id as u32;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +240,24 @@ mod tests {
         // A loop one larger than the cache never hits under LRU.
         let trace: Vec<u32> = (0..100).map(|i| i % 4).collect();
         assert_eq!(lru_hits(&trace, 4, 3), 0);
+    }
+
+    #[test]
+    fn the_call_by_call_lru_agrees_with_the_replay() {
+        let trace = crate::trace::zipf_trace(500, 20_000, 0.9, 4, 1);
+        for capacity in [1, 7, 100] {
+            let mut lru = Lru::new(500, capacity);
+            let hits = trace
+                .iter()
+                .filter(|&&id| {
+                    lru.get(id) || {
+                        lru.insert(id);
+                        false
+                    }
+                })
+                .count();
+            assert_eq!(hits as u64, lru_hits(&trace, 500, capacity), "capacity {capacity}");
+        }
     }
 
     #[test]
