@@ -169,6 +169,11 @@ impl SliceCache {
             self.metrics.negative_hits.inc();
             return Err(FetchError::NotFound);
         }
+        // Slices on disk know their object's length: no upstream HEAD.
+        if let Some(n) = self.disk.as_ref().and_then(|d| d.object_len(&file)) {
+            self.lengths.insert(file, n).await;
+            return Ok(n);
+        }
         let result = self
             .lengths
             .entry(file)
@@ -221,7 +226,7 @@ impl SliceCache {
         fills.insert(key, fill.clone());
         drop(fills);
         let range = self.slice_range(index, len);
-        tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
+        tokio::spawn(self.clone().run_fill(key, range, len, fill.clone()));
         (SliceRead::Filling(FillReader::new(fill)), Source::Miss)
     }
 
@@ -251,7 +256,7 @@ impl SliceCache {
         fills.insert(key, fill.clone());
         drop(fills);
         let range = self.slice_range(index, len);
-        tokio::spawn(self.clone().run_fill(key, range, fill.clone()));
+        tokio::spawn(self.clone().run_fill(key, range, len, fill.clone()));
         Some(FillReader::new(fill))
     }
 
@@ -273,7 +278,7 @@ impl SliceCache {
         self.fills.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn run_fill(self: Arc<Self>, key: SliceKey, range: Range<u64>, fill: Arc<Fill>) {
+    async fn run_fill(self: Arc<Self>, key: SliceKey, range: Range<u64>, object_len: u64, fill: Arc<Fill>) {
         use std::sync::atomic::Ordering;
         self.metrics.fills_in_flight.inc();
         let demand = fill.demand.load(Ordering::Relaxed);
@@ -283,7 +288,7 @@ impl SliceCache {
         let mut from_disk = None;
         if let Some(disk) = &self.disk
             && disk.contains(&key)
-            && let DiskRead::Hit(bytes) = disk.read(key, range.end - range.start).await
+            && let DiskRead::Hit(bytes) = disk.read(key, range.end - range.start, object_len).await
         {
             fill.from_disk.store(true, Ordering::SeqCst);
             fill.push(bytes.clone());
@@ -313,7 +318,7 @@ impl SliceCache {
                 if let Some(disk) = &self.disk
                     && !fill.from_disk.load(Ordering::SeqCst)
                 {
-                    disk.write(key, bytes.clone(), disk.epoch());
+                    disk.write(key, bytes.clone(), object_len, disk.epoch());
                 }
             }
             // Leave the map before telling the readers, so a request that

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! <path>/FORMAT                          "cadenza-disk 1 slice=<bytes>"
-//! <path>/<ab>/<file_id>.<index>.<len>    one slice: 64-byte header, payload
+//! <path>/<ab>/<file_id>.<index>.<len>.<object_len>
+//!                                        one slice: 72-byte header, payload
 //! <path>/<ab>/.tmp.<…>                   a write in progress
 //! ```
 //!
@@ -22,7 +23,7 @@
 //!   the disk) fails the check below like any other damage.
 //! - **Every read is verified before its first byte is served**: the file's
 //!   size, the header's magic, format version, file id, slice index, slice
-//!   size and length, and the CRC-32 of the payload. A file that fails is
+//!   size, object length and slice length, and the CRC-32 of the payload. A file that fails is
 //!   deleted, counted (`cadenza_edge_disk_reads_total{result="corrupt"}`),
 //!   and the slice is fetched from upstream by the same fill, so its
 //!   readers never see the bad bytes.
@@ -64,17 +65,18 @@ use crate::metrics::Metrics;
 use crate::tier::{Entry, SliceKey, Tier};
 
 /// Bytes of header before each payload.
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 72;
 const MAGIC: &[u8; 8] = b"CDZSLICE";
 const VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".tmp.";
 const FORMAT_FILE: &str = "FORMAT";
 
-/// What the index holds per slice: its payload length. The key names the
-/// file.
+/// What the index holds per slice: its payload length and its object's
+/// length; with the key they name the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DiskSlot {
     pub len: u32,
+    pub object_len: u64,
 }
 
 impl Entry for DiskSlot {
@@ -121,6 +123,10 @@ pub(crate) struct DiskTier {
     /// Bumped by every purge; a write renames its file only if no purge
     /// ran since its fill ended. Held across the rename and index insert.
     epoch: Mutex<u64>,
+    /// Object lengths of the files with slices on disk (and how many), so
+    /// an object on disk is served without asking upstream for its length
+    /// — after a restart, even while upstream is down.
+    lengths: Mutex<std::collections::HashMap<FileId, (u64, u64)>>,
     metrics: Metrics,
 }
 
@@ -142,6 +148,12 @@ impl DiskTier {
     pub(crate) fn open(settings: &DiskSettings, metrics: Metrics) -> Result<Arc<Self>, DiskError> {
         let err = |source| DiskError { path: settings.path.display().to_string(), source };
         fs::create_dir_all(&settings.path).map_err(err)?;
+        // A probe or FORMAT write cut short by a crash.
+        for entry in fs::read_dir(&settings.path).map_err(err)?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         for shard in 0..=255u8 {
             fs::create_dir_all(settings.path.join(format!("{shard:02x}"))).map_err(err)?;
         }
@@ -170,6 +182,7 @@ impl DiskTier {
             rebuilt: AtomicU64::new(0),
             rebuild_millis: AtomicU64::new(0),
             epoch: Mutex::new(0),
+            lengths: Mutex::default(),
             metrics,
         });
         tier.metrics.disk_capacity.set(i64::try_from(settings.max_bytes).unwrap_or(i64::MAX));
@@ -189,13 +202,20 @@ impl DiskTier {
         self.index.contains(key)
     }
 
-    /// Read and verify slice `key` of `len` bytes.
-    pub(crate) async fn read(self: &Arc<Self>, key: SliceKey, len: u64) -> DiskRead {
+    /// The length of `file`, if any of its slices is on disk.
+    pub(crate) fn object_len(&self, file: &FileId) -> Option<u64> {
+        lock(&self.lengths).get(file).map(|&(len, _)| len)
+    }
+
+    /// Read and verify slice `key`, `len` bytes of an `object_len`-byte
+    /// object.
+    pub(crate) async fn read(self: &Arc<Self>, key: SliceKey, len: u64, object_len: u64) -> DiskRead {
         if self.index.get(&key).is_none() {
             return DiskRead::Miss;
         }
+        let slot = DiskSlot { len: len as u32, object_len };
         let this = self.clone();
-        let read = tokio::task::spawn_blocking(move || this.read_blocking(&key, len))
+        let read = tokio::task::spawn_blocking(move || this.read_blocking(&key, slot))
             .await
             .unwrap_or_else(|e| DiskRead::Failed(io::Error::other(e)));
         let label = match &read {
@@ -207,14 +227,12 @@ impl DiskTier {
         self.metrics.disk_reads.with_label_values(&[label]).inc();
         match &read {
             DiskRead::Hit(_) => {}
-            DiskRead::Miss => {
-                self.index.remove(&key);
-            }
+            DiskRead::Miss => self.unindex(&key),
             DiskRead::Corrupt(why) => {
                 tracing::warn!(file = %key.file, slice = key.index, reason = %why, "corrupt slice on disk deleted; refetching");
             }
             DiskRead::Failed(e) => {
-                self.index.remove(&key);
+                self.unindex(&key);
                 tracing::warn!(file = %key.file, slice = key.index, error = %e, "disk read failed; refetching");
                 if is_device_fault(e) {
                     self.degrade("read", e);
@@ -224,8 +242,9 @@ impl DiskTier {
         read
     }
 
-    fn read_blocking(&self, key: &SliceKey, len: u64) -> DiskRead {
-        let path = self.path_of(key, len);
+    fn read_blocking(&self, key: &SliceKey, slot: DiskSlot) -> DiskRead {
+        let path = self.path_of(key, slot);
+        let len = u64::from(slot.len);
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return DiskRead::Miss,
@@ -237,12 +256,39 @@ impl DiskTier {
         if let Err(e) = (&mut file).take(want + 1).read_to_end(&mut buf) {
             return DiskRead::Failed(e);
         }
-        match verify(&buf, key, len, self.slice_size) {
+        match verify(&buf, key, slot, self.slice_size) {
             Ok(()) => DiskRead::Hit(Bytes::from(buf).slice(HEADER_LEN..)),
             Err(why) => {
                 let _ = fs::remove_file(&path);
-                self.index.remove(key);
+                self.unindex(key);
                 DiskRead::Corrupt(why)
+            }
+        }
+    }
+
+    /// Index a slice file just renamed or found; delete what the policy
+    /// lets go in exchange.
+    fn index(&self, key: SliceKey, slot: DiskSlot) {
+        if !self.index.contains(&key) {
+            lock(&self.lengths).entry(key.file).or_insert((slot.object_len, 0)).1 += 1;
+        }
+        let evicted = self.index.insert(key, slot);
+        self.delete(evicted);
+    }
+
+    /// Drop one slice from the index (its file is gone or bad).
+    fn unindex(&self, key: &SliceKey) {
+        if self.index.remove(key).is_some() {
+            self.forget_slice(&key.file);
+        }
+    }
+
+    fn forget_slice(&self, file: &FileId) {
+        let mut lengths = lock(&self.lengths);
+        if let Some(entry) = lengths.get_mut(file) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                lengths.remove(file);
             }
         }
     }
@@ -256,7 +302,7 @@ impl DiskTier {
     /// degraded or all write slots are busy. `epoch` is
     /// [`epoch`](Self::epoch) read when the fill ended, under the fills
     /// lock: if a purge ran since, the slice is not kept.
-    pub(crate) fn write(self: &Arc<Self>, key: SliceKey, bytes: Bytes, epoch: u64) {
+    pub(crate) fn write(self: &Arc<Self>, key: SliceKey, bytes: Bytes, object_len: u64, epoch: u64) {
         if self.degraded.load(Ordering::SeqCst) {
             self.metrics.disk_writes.with_label_values(&["degraded"]).inc();
             return;
@@ -268,7 +314,7 @@ impl DiskTier {
         permit.forget();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let result = this.write_blocking(key, &bytes, epoch);
+            let result = this.write_blocking(key, &bytes, object_len, epoch);
             this.writes.add_permits(1);
             let label = match result {
                 Ok(true) => "ok",
@@ -283,8 +329,8 @@ impl DiskTier {
     }
 
     /// `Ok(false)`: a purge came first, nothing kept.
-    fn write_blocking(&self, key: SliceKey, bytes: &Bytes, epoch: u64) -> io::Result<bool> {
-        let len = bytes.len() as u64;
+    fn write_blocking(&self, key: SliceKey, bytes: &Bytes, object_len: u64, epoch: u64) -> io::Result<bool> {
+        let slot = DiskSlot { len: bytes.len() as u32, object_len };
         let shard = self.shard_dir(&key.file);
         let tmp = shard.join(format!(
             "{TMP_PREFIX}{}.{}.{}",
@@ -294,7 +340,7 @@ impl DiskTier {
         ));
         let written = (|| {
             let mut file = File::create_new(&tmp)?;
-            file.write_all(&header(&key, len, self.slice_size, crc32fast::hash(bytes)))?;
+            file.write_all(&header(&key, slot, self.slice_size, crc32fast::hash(bytes)))?;
             file.write_all(bytes)?;
             Ok(())
         })();
@@ -302,20 +348,17 @@ impl DiskTier {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let evicted = {
-            let current = lock(&self.epoch);
-            if *current != epoch {
-                drop(current);
-                let _ = fs::remove_file(&tmp);
-                return Ok(false);
-            }
-            if let Err(e) = fs::rename(&tmp, self.path_of(&key, len)) {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-            self.index.insert(key, DiskSlot { len: len as u32 })
-        };
-        self.delete(evicted);
+        let current = lock(&self.epoch);
+        if *current != epoch {
+            drop(current);
+            let _ = fs::remove_file(&tmp);
+            return Ok(false);
+        }
+        if let Err(e) = fs::rename(&tmp, self.path_of(&key, slot)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.index(key, slot);
         Ok(true)
     }
 
@@ -326,7 +369,8 @@ impl DiskTier {
         }
         self.metrics.disk_evictions.inc_by(evicted.len() as u64);
         for (key, slot) in evicted {
-            let _ = fs::remove_file(self.path_of(&key, u64::from(slot.len)));
+            self.forget_slice(&key.file);
+            let _ = fs::remove_file(self.path_of(&key, slot));
         }
     }
 
@@ -346,6 +390,7 @@ impl DiskTier {
         let files = files.to_vec();
         tokio::task::spawn_blocking(move || {
             drop(this.index.take_files(&set));
+            lock(&this.lengths).retain(|file, _| !set.contains(file));
             files
                 .iter()
                 .map(|file| {
@@ -356,11 +401,11 @@ impl DiskTier {
                             let name = entry.file_name();
                             let Some(name) = name.to_str() else { continue };
                             if let Some(rest) = name.strip_prefix(&prefix)
-                                && let Some((_, len)) = parse_rest(rest)
+                                && let Some((_, slot)) = parse_rest(rest)
                                 && fs::remove_file(entry.path()).is_ok()
                             {
                                 slices += 1;
-                                bytes += len;
+                                bytes += u64::from(slot.len);
                             }
                         }
                     }
@@ -391,12 +436,13 @@ impl DiskTier {
                     continue;
                 }
                 match parse_name(name) {
-                    Some((key, len)) if name.starts_with(&prefix) && len <= self.slice_size => {
+                    Some((key, slot))
+                        if name.starts_with(&prefix) && u64::from(slot.len) <= self.slice_size =>
+                    {
                         // A slice written since start-up is already in;
-                        // inserting it again only counts an access.
+                        // inserting it again would only count an access.
                         if !self.index.contains(&key) {
-                            let evicted = self.index.insert(key, DiskSlot { len: len as u32 });
-                            self.delete(evicted);
+                            self.index(key, slot);
                         }
                         found += 1;
                         if found.is_multiple_of(65_536) {
@@ -494,8 +540,8 @@ impl DiskTier {
         self.dir.join(&file.as_str()[..2])
     }
 
-    fn path_of(&self, key: &SliceKey, len: u64) -> PathBuf {
-        self.shard_dir(&key.file).join(format!("{}.{}.{len}", key.file, key.index))
+    fn path_of(&self, key: &SliceKey, slot: DiskSlot) -> PathBuf {
+        self.shard_dir(&key.file).join(format!("{}.{}.{}.{}", key.file, key.index, slot.len, slot.object_len))
     }
 }
 
@@ -549,21 +595,24 @@ fn is_device_fault(e: &io::Error) -> bool {
         || e.raw_os_error() == Some(5) // EIO
 }
 
-fn header(key: &SliceKey, len: u64, slice_size: u64, crc: u32) -> [u8; HEADER_LEN] {
+/// The header: magic, version, slice size, file id, slice index, object
+/// length, slice length, CRC-32 of the payload (integers little-endian).
+fn header(key: &SliceKey, slot: DiskSlot, slice_size: u64, crc: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(slice_size as u32).to_le_bytes());
     h[16..48].copy_from_slice(key.file.as_str().as_bytes());
     h[48..56].copy_from_slice(&key.index.to_le_bytes());
-    h[56..60].copy_from_slice(&(len as u32).to_le_bytes());
-    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    h[56..64].copy_from_slice(&slot.object_len.to_le_bytes());
+    h[64..68].copy_from_slice(&slot.len.to_le_bytes());
+    h[68..72].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
 /// Check a whole file (header and payload) against what it should hold.
-fn verify(buf: &[u8], key: &SliceKey, len: u64, slice_size: u64) -> Result<(), String> {
-    let want = HEADER_LEN as u64 + len;
+fn verify(buf: &[u8], key: &SliceKey, slot: DiskSlot, slice_size: u64) -> Result<(), String> {
+    let want = HEADER_LEN as u64 + u64::from(slot.len);
     if buf.len() as u64 != want {
         return Err(format!("file is {} bytes, expected {want}", buf.len()));
     }
@@ -584,32 +633,36 @@ fn verify(buf: &[u8], key: &SliceKey, len: u64, slice_size: u64) -> Result<(), S
     if u64::from_le_bytes(h[48..56].try_into().expect("8 bytes")) != key.index {
         return Err("header names another slice".into());
     }
-    if u64::from(u32_at(56)) != len {
-        return Err(format!("header says {} bytes", u32_at(56)));
+    if u64::from_le_bytes(h[56..64].try_into().expect("8 bytes")) != slot.object_len {
+        return Err("header names another object length".into());
+    }
+    if u32_at(64) != slot.len {
+        return Err(format!("header says {} bytes", u32_at(64)));
     }
     let crc = crc32fast::hash(payload);
-    if crc != u32_at(60) {
-        return Err(format!("payload CRC-32 {crc:08x}, header {:08x}", u32_at(60)));
+    if crc != u32_at(68) {
+        return Err(format!("payload CRC-32 {crc:08x}, header {:08x}", u32_at(68)));
     }
     Ok(())
 }
 
-/// `<file_id>.<index>.<len>` → key and length.
-fn parse_name(name: &str) -> Option<(SliceKey, u64)> {
+/// `<file_id>.<index>.<len>.<object_len>` → key and slot.
+fn parse_name(name: &str) -> Option<(SliceKey, DiskSlot)> {
     let (file, rest) = name.split_once('.')?;
     let file: FileId = file.parse().ok()?;
-    let (index, len) = parse_rest(rest)?;
-    Some((SliceKey { file, index }, len))
+    let (index, slot) = parse_rest(rest)?;
+    Some((SliceKey { file, index }, slot))
 }
 
-/// `<index>.<len>`.
-fn parse_rest(rest: &str) -> Option<(u64, u64)> {
-    let (index, len) = rest.split_once('.')?;
+/// `<index>.<len>.<object_len>`.
+fn parse_rest(rest: &str) -> Option<(u64, DiskSlot)> {
+    let mut parts = rest.split('.');
+    let (index, len, object_len) = (parts.next()?, parts.next()?, parts.next()?);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if !digits(index) || !digits(len) {
+    if parts.next().is_some() || !digits(index) || !digits(len) || !digits(object_len) {
         return None;
     }
-    Some((index.parse().ok()?, len.parse().ok()?))
+    Some((index.parse().ok()?, DiskSlot { len: len.parse().ok()?, object_len: object_len.parse().ok()? }))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -627,22 +680,24 @@ mod tests {
     #[test]
     fn a_file_verifies_only_against_the_slice_it_was_written_for() {
         let payload = b"some audio bytes".to_vec();
-        let mut buf = header(&key(), payload.len() as u64, 262_144, crc32fast::hash(&payload)).to_vec();
+        let slot = DiskSlot { len: payload.len() as u32, object_len: 1_000_000 };
+        let mut buf = header(&key(), slot, 262_144, crc32fast::hash(&payload)).to_vec();
         buf.extend_from_slice(&payload);
-        let len = payload.len() as u64;
-        assert_eq!(verify(&buf, &key(), len, 262_144), Ok(()));
+        assert_eq!(verify(&buf, &key(), slot, 262_144), Ok(()));
         let other_slice = SliceKey { index: 4, ..key() };
-        assert!(verify(&buf, &other_slice, len, 262_144).unwrap_err().contains("another slice"));
+        assert!(verify(&buf, &other_slice, slot, 262_144).unwrap_err().contains("another slice"));
         let other_file = SliceKey { file: FileId::of_content(b"y"), ..key() };
-        assert!(verify(&buf, &other_file, len, 262_144).unwrap_err().contains("another file"));
-        assert!(verify(&buf, &key(), len, 1 << 20).unwrap_err().contains("slice size"));
-        assert!(verify(&buf[..buf.len() - 1], &key(), len, 262_144).unwrap_err().contains("bytes"));
+        assert!(verify(&buf, &other_file, slot, 262_144).unwrap_err().contains("another file"));
+        let other_object = DiskSlot { object_len: 999_999, ..slot };
+        assert!(verify(&buf, &key(), other_object, 262_144).unwrap_err().contains("object length"));
+        assert!(verify(&buf, &key(), slot, 1 << 20).unwrap_err().contains("slice size"));
+        assert!(verify(&buf[..buf.len() - 1], &key(), slot, 262_144).unwrap_err().contains("bytes"));
         // Every single flipped bit anywhere in the file is caught.
         for at in 0..buf.len() {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[at] ^= 1 << bit;
-                assert!(verify(&bad, &key(), len, 262_144).is_err(), "bit {bit} of byte {at}");
+                assert!(verify(&bad, &key(), slot, 262_144).is_err(), "bit {bit} of byte {at}");
             }
         }
     }
@@ -650,12 +705,18 @@ mod tests {
     #[test]
     fn names_round_trip_and_strangers_are_refused() {
         let k = key();
-        let name = format!("{}.{}.{}", k.file, k.index, 1234);
-        assert_eq!(parse_name(&name), Some((k, 1234)));
-        for bad in
-            ["", "x.1.2", &format!("{}.1", k.file), &format!("{}.1.-2", k.file), &format!("{}..2", k.file)]
-        {
-            assert_eq!(parse_name(bad), None, "{bad}");
+        let slot = DiskSlot { len: 1234, object_len: 99_999 };
+        let name = format!("{}.{}.{}.{}", k.file, k.index, slot.len, slot.object_len);
+        assert_eq!(parse_name(&name), Some((k, slot)));
+        for bad in [
+            "".to_owned(),
+            "x.1.2.3".to_owned(),
+            format!("{}.1.2", k.file),
+            format!("{}.1.2.3.4", k.file),
+            format!("{}.1.-2.3", k.file),
+            format!("{}..2.3", k.file),
+        ] {
+            assert_eq!(parse_name(&bad), None, "{bad}");
         }
     }
 }

@@ -95,7 +95,7 @@ async fn origin_gets(edge: &TestEdge) -> u64 {
 }
 
 #[tokio::test]
-async fn slices_come_back_from_disk_after_a_restart_without_asking_upstream() {
+async fn slices_come_back_from_disk_after_a_restart_even_with_the_object_gone_upstream() {
     let store = store_with_object(5 * SLICE as usize + 1000).await;
     let cache = tempfile::tempdir().unwrap();
     let edge = start_edge(disk_config(&store.url, cache.path())).await;
@@ -103,9 +103,13 @@ async fn slices_come_back_from_disk_after_a_restart_without_asking_upstream() {
     assert_eq!((status, x_cache.as_str()), (200, "MISS"));
     assert_eq!(body, store.bytes);
     let s = wait_disk(&edge, 6).await;
-    assert_eq!(s["disk"]["bytes"], 6 * 64 + store.bytes.len() as u64, "headers plus payload");
+    assert_eq!(s["disk"]["bytes"], 6 * 72 + store.bytes.len() as u64, "headers plus payload");
     assert_eq!(slice_files(cache.path()).len(), 6);
     edge.stop().await;
+    // Upstream loses the object: what is on disk is served all the same,
+    // its length included.
+    let object = store.dir.path().join(cadenza_config::layout::audio_key(&store.file));
+    std::fs::remove_file(&object).unwrap();
 
     let edge = start_edge(disk_config(&store.url, cache.path())).await;
     let s = wait_disk(&edge, 6).await;
@@ -118,6 +122,7 @@ async fn slices_come_back_from_disk_after_a_restart_without_asking_upstream() {
     assert_eq!((status, x_cache.as_str()), (206, "HIT-MEM"));
     assert_eq!(body, store.bytes.slice(70000..140001));
     assert_eq!(origin_gets(&edge).await, 0, "nothing fetched upstream after the restart");
+    assert_eq!(edge.counter("cadenza_edge_origin_requests_total", &["kind=\"head\""]).await, 0);
     assert_eq!(edge.counter("cadenza_edge_slice_lookups_total", &["result=\"disk\""]).await, 6);
     let s = stats(&edge).await;
     assert!(s["hit_ratio"]["1m"]["disk_hits"].as_u64() == Some(6), "{s}");
@@ -273,7 +278,7 @@ async fn a_tiny_disk_budget_holds_and_listeners_are_served() {
         objects.push((file, bytes));
     }
     let mut config = disk_config(&store.url, cache.path());
-    config.disk.max_size = ByteSize(3 * SLICE + 3 * 64);
+    config.disk.max_size = ByteSize(3 * SLICE + 3 * 72);
     config.cache.memory = ByteSize(SLICE);
     let edge = start_edge(config).await;
     for round in 0..2 {
@@ -286,10 +291,10 @@ async fn a_tiny_disk_budget_holds_and_listeners_are_served() {
     edge.settle().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s = stats(&edge).await;
-    assert!(s["disk"]["bytes"].as_u64().unwrap() <= 3 * SLICE + 3 * 64, "{s}");
+    assert!(s["disk"]["bytes"].as_u64().unwrap() <= 3 * SLICE + 3 * 72, "{s}");
     assert!(s["disk"]["evictions"].as_u64().unwrap() > 0, "{s}");
     let on_disk: u64 = slice_files(cache.path()).iter().map(|p| p.metadata().unwrap().len()).sum();
-    assert!(on_disk <= 3 * SLICE + 3 * 64, "files on disk: {on_disk} bytes");
+    assert!(on_disk <= 3 * SLICE + 3 * 72, "files on disk: {on_disk} bytes");
     assert_eq!(s["degraded"], false);
     edge.stop().await;
 }

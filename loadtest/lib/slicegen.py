@@ -32,10 +32,10 @@ def main():
             b"CDZSLICE"
             + struct.pack("<II", 1, slice_bytes)
             + fid.encode()
-            + struct.pack("<QII", 0, payload, zlib.crc32(body))
+            + struct.pack("<QQII", 0, payload, payload, zlib.crc32(body))
         )
-        assert len(header) == 64
-        with open(os.path.join(d, fid[:2], f"{fid}.0.{payload}"), "wb") as f:
+        assert len(header) == 72
+        with open(os.path.join(d, fid[:2], f"{fid}.0.{payload}.{payload}"), "wb") as f:
             f.write(header + body)
         if n < sample:
             path = os.path.join(store, "audio", f"{fid}.ogg")

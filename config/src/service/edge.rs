@@ -46,7 +46,7 @@ pub struct DiskConfig {
     /// Directory the edge owns for its slice files (created if missing;
     /// nothing else may live in it). Empty (the default): no disk tier.
     pub path: String,
-    /// Budget in bytes of cached audio (each file adds a 64-byte header and
+    /// Budget in bytes of cached audio (each file adds a 72-byte header and
     /// the filesystem's block rounding). Default `10GiB`.
     pub max_size: ByteSize,
     /// Slice writes in flight at once; a fill that finds them all busy is
