@@ -145,12 +145,13 @@ impl RangeCursor {
                 let index = self.next_index;
                 let read = match self.ahead.take() {
                     Some((i, read)) if i == index => read,
-                    _ => cache.open(file, index, len).0,
+                    _ => cache.open(file, index, len, &self.want).0,
                 };
                 self.open = Some((index * self.size, read));
                 self.next_index += 1;
                 if self.next_index <= self.last_index {
-                    self.ahead = Some((self.next_index, cache.open(file, self.next_index, len).0));
+                    self.ahead =
+                        Some((self.next_index, cache.open(file, self.next_index, len, &self.want).0));
                 }
             }
             let (offset, read) = self.open.as_mut().expect("opened above");
@@ -161,6 +162,19 @@ impl RangeCursor {
                     if !piece.is_empty() {
                         return Some(Ok(piece));
                     }
+                }
+                SliceRead::Part(start, bytes) => {
+                    let piece = cut(bytes, *start, &self.want);
+                    self.open = None;
+                    if !piece.is_empty() {
+                        return Some(Ok(piece));
+                    }
+                }
+                SliceRead::Disk(_) => {
+                    let (offset, read) = self.open.take().expect("matched above");
+                    let index = offset / self.size;
+                    let (read, _) = cache.resolve(read, file, index, len, &self.want).await;
+                    self.open = Some((offset, read));
                 }
                 SliceRead::Filling(reader) => {
                     if *offset >= self.want.end {

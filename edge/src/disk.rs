@@ -5,7 +5,7 @@
 //! ```text
 //! <path>/FORMAT                          "cadenza-disk 1 slice=<bytes>"
 //! <path>/<ab>/<file_id>.<index>.<len>.<object_len>
-//!                                        one slice: 72-byte header, payload
+//!                                        one slice: header, block CRCs, payload
 //! <path>/<ab>/.tmp.<…>                   a write in progress
 //! ```
 //!
@@ -23,7 +23,9 @@
 //!   the disk) fails the check below like any other damage.
 //! - **Every read is verified before its first byte is served**: the file's
 //!   size, the header's magic, format version, file id, slice index, slice
-//!   size, object length and slice length, and the CRC-32 of the payload. A file that fails is
+//!   size, object length and slice length, the CRC-32 of the block table,
+//!   and the CRC-32 of every 16 KiB block of payload the read returns (so a
+//!   64 KiB range reads and checks ~80 KiB, not the whole slice). A file that fails is
 //!   deleted, counted (`cadenza_edge_disk_reads_total{result="corrupt"}`),
 //!   and the slice is fetched from upstream by the same fill, so its
 //!   readers never see the bad bytes.
@@ -51,7 +53,8 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -64,8 +67,15 @@ use tokio::sync::{Notify, Semaphore};
 use crate::metrics::Metrics;
 use crate::tier::{Entry, SliceKey, Tier};
 
-/// Bytes of header before each payload.
+/// Bytes of the fixed header; the block table follows it.
 pub const HEADER_LEN: usize = 72;
+/// Payload bytes per CRC-32 in the block table.
+pub const BLOCK: u64 = 16 * 1024;
+
+/// Header plus block table for a payload of `len` bytes.
+pub fn header_len(len: u64) -> u64 {
+    HEADER_LEN as u64 + 4 * len.div_ceil(BLOCK)
+}
 const MAGIC: &[u8; 8] = b"CDZSLICE";
 const VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".tmp.";
@@ -81,7 +91,7 @@ pub struct DiskSlot {
 
 impl Entry for DiskSlot {
     fn weight(&self) -> u64 {
-        u64::from(self.len) + HEADER_LEN as u64
+        u64::from(self.len) + header_len(u64::from(self.len))
     }
 }
 
@@ -207,15 +217,21 @@ impl DiskTier {
         lock(&self.lengths).get(file).map(|&(len, _)| len)
     }
 
-    /// Read and verify slice `key`, `len` bytes of an `object_len`-byte
-    /// object.
-    pub(crate) async fn read(self: &Arc<Self>, key: SliceKey, len: u64, object_len: u64) -> DiskRead {
+    /// Read and verify bytes `part` (offsets in the slice) of slice `key`,
+    /// `len` bytes of an `object_len`-byte object.
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        key: SliceKey,
+        len: u64,
+        object_len: u64,
+        part: Range<u64>,
+    ) -> DiskRead {
         if self.index.get(&key).is_none() {
             return DiskRead::Miss;
         }
         let slot = DiskSlot { len: len as u32, object_len };
         let this = self.clone();
-        let read = tokio::task::spawn_blocking(move || this.read_blocking(&key, slot))
+        let read = tokio::task::spawn_blocking(move || this.read_blocking(&key, slot, part))
             .await
             .unwrap_or_else(|e| DiskRead::Failed(io::Error::other(e)));
         let label = match &read {
@@ -242,27 +258,46 @@ impl DiskTier {
         read
     }
 
-    fn read_blocking(&self, key: &SliceKey, slot: DiskSlot) -> DiskRead {
+    fn read_blocking(&self, key: &SliceKey, slot: DiskSlot, part: Range<u64>) -> DiskRead {
+        use std::os::unix::fs::FileExt as _;
         let path = self.path_of(key, slot);
         let len = u64::from(slot.len);
-        let mut file = match File::open(&path) {
+        let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return DiskRead::Miss,
             Err(e) => return DiskRead::Failed(e),
         };
-        let want = HEADER_LEN as u64 + len;
-        let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0) + 1);
-        // One byte more than expected, to see a file that is too long.
-        if let Err(e) = (&mut file).take(want + 1).read_to_end(&mut buf) {
-            return DiskRead::Failed(e);
-        }
-        match verify(&buf, key, slot, self.slice_size) {
-            Ok(()) => DiskRead::Hit(Bytes::from(buf).slice(HEADER_LEN..)),
-            Err(why) => {
+        let head_len = header_len(len);
+        // The blocks covering `part`.
+        let (first, end) = (part.start / BLOCK, part.end.div_ceil(BLOCK).min(len.div_ceil(BLOCK)));
+        let (from, to) = (first * BLOCK, (end * BLOCK).min(len));
+        let mut head = vec![0u8; head_len as usize];
+        let mut blocks = vec![0u8; (to - from) as usize];
+        let read = (|| -> io::Result<Result<(), String>> {
+            let size = file.metadata()?.len();
+            if size != head_len + len {
+                return Ok(Err(format!("file is {size} bytes, expected {}", head_len + len)));
+            }
+            file.read_exact_at(&mut head, 0)?;
+            file.read_exact_at(&mut blocks, head_len + from)?;
+            Ok(verify(&head, &blocks, first, key, slot, self.slice_size))
+        })();
+        match read {
+            Ok(Ok(())) => DiskRead::Hit(
+                Bytes::from(blocks).slice((part.start - from) as usize..(part.end - from) as usize),
+            ),
+            Ok(Err(why)) => {
                 let _ = fs::remove_file(&path);
                 self.unindex(key);
                 DiskRead::Corrupt(why)
             }
+            // A file cut short after the size check reads as EOF: damage.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let _ = fs::remove_file(&path);
+                self.unindex(key);
+                DiskRead::Corrupt("file ended early".into())
+            }
+            Err(e) => DiskRead::Failed(e),
         }
     }
 
@@ -340,7 +375,7 @@ impl DiskTier {
         ));
         let written = (|| {
             let mut file = File::create_new(&tmp)?;
-            file.write_all(&header(&key, slot, self.slice_size, crc32fast::hash(bytes)))?;
+            file.write_all(&header(&key, slot, self.slice_size, bytes))?;
             file.write_all(bytes)?;
             Ok(())
         })();
@@ -596,9 +631,13 @@ fn is_device_fault(e: &io::Error) -> bool {
 }
 
 /// The header: magic, version, slice size, file id, slice index, object
-/// length, slice length, CRC-32 of the payload (integers little-endian).
-fn header(key: &SliceKey, slot: DiskSlot, slice_size: u64, crc: u32) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
+/// length, slice length, CRC-32 of the block table (integers
+/// little-endian); then the block table, the CRC-32 of each [`BLOCK`] of
+/// `payload`.
+fn header(key: &SliceKey, slot: DiskSlot, slice_size: u64, payload: &[u8]) -> Vec<u8> {
+    let table: Vec<u8> =
+        payload.chunks(BLOCK as usize).flat_map(|b| crc32fast::hash(b).to_le_bytes()).collect();
+    let mut h = vec![0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(slice_size as u32).to_le_bytes());
@@ -606,17 +645,23 @@ fn header(key: &SliceKey, slot: DiskSlot, slice_size: u64, crc: u32) -> [u8; HEA
     h[48..56].copy_from_slice(&key.index.to_le_bytes());
     h[56..64].copy_from_slice(&slot.object_len.to_le_bytes());
     h[64..68].copy_from_slice(&slot.len.to_le_bytes());
-    h[68..72].copy_from_slice(&crc.to_le_bytes());
+    h[68..72].copy_from_slice(&crc32fast::hash(&table).to_le_bytes());
+    h.extend_from_slice(&table);
     h
 }
 
-/// Check a whole file (header and payload) against what it should hold.
-fn verify(buf: &[u8], key: &SliceKey, slot: DiskSlot, slice_size: u64) -> Result<(), String> {
-    let want = HEADER_LEN as u64 + u64::from(slot.len);
-    if buf.len() as u64 != want {
-        return Err(format!("file is {} bytes, expected {want}", buf.len()));
-    }
-    let (h, payload) = buf.split_at(HEADER_LEN);
+/// Check a file's header and block table (`head`) against the slice it
+/// should hold, and `blocks` (whole blocks from block `first` on) against
+/// their CRCs.
+fn verify(
+    head: &[u8],
+    blocks: &[u8],
+    first: u64,
+    key: &SliceKey,
+    slot: DiskSlot,
+    slice_size: u64,
+) -> Result<(), String> {
+    let (h, table) = head.split_at(HEADER_LEN);
     let u32_at = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
     if &h[0..8] != MAGIC {
         return Err("bad magic".into());
@@ -639,9 +684,15 @@ fn verify(buf: &[u8], key: &SliceKey, slot: DiskSlot, slice_size: u64) -> Result
     if u32_at(64) != slot.len {
         return Err(format!("header says {} bytes", u32_at(64)));
     }
-    let crc = crc32fast::hash(payload);
-    if crc != u32_at(68) {
-        return Err(format!("payload CRC-32 {crc:08x}, header {:08x}", u32_at(68)));
+    if crc32fast::hash(table) != u32_at(68) {
+        return Err("block table CRC-32 mismatch".into());
+    }
+    for (i, block) in blocks.chunks(BLOCK as usize).enumerate() {
+        let at = (first as usize + i) * 4;
+        let want = table.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        if want != Some(crc32fast::hash(block)) {
+            return Err(format!("payload block {} CRC-32 mismatch", first as usize + i));
+        }
     }
     Ok(())
 }
@@ -679,27 +730,45 @@ mod tests {
 
     #[test]
     fn a_file_verifies_only_against_the_slice_it_was_written_for() {
-        let payload = b"some audio bytes".to_vec();
+        let payload: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let slot = DiskSlot { len: payload.len() as u32, object_len: 1_000_000 };
-        let mut buf = header(&key(), slot, 262_144, crc32fast::hash(&payload)).to_vec();
-        buf.extend_from_slice(&payload);
-        assert_eq!(verify(&buf, &key(), slot, 262_144), Ok(()));
+        let head = header(&key(), slot, 262_144, &payload);
+        assert_eq!(head.len() as u64, header_len(payload.len() as u64));
+        let ok = |head: &[u8], blocks: &[u8], first, k: &SliceKey, slot, size| {
+            verify(head, blocks, first, k, slot, size)
+        };
+        assert_eq!(ok(&head, &payload, 0, &key(), slot, 262_144), Ok(()));
+        // A part: blocks 1 and 2 alone.
+        assert_eq!(ok(&head, &payload[16_384..], 1, &key(), slot, 262_144), Ok(()));
         let other_slice = SliceKey { index: 4, ..key() };
-        assert!(verify(&buf, &other_slice, slot, 262_144).unwrap_err().contains("another slice"));
+        assert!(ok(&head, &payload, 0, &other_slice, slot, 262_144).unwrap_err().contains("another slice"));
         let other_file = SliceKey { file: FileId::of_content(b"y"), ..key() };
-        assert!(verify(&buf, &other_file, slot, 262_144).unwrap_err().contains("another file"));
+        assert!(ok(&head, &payload, 0, &other_file, slot, 262_144).unwrap_err().contains("another file"));
         let other_object = DiskSlot { object_len: 999_999, ..slot };
-        assert!(verify(&buf, &key(), other_object, 262_144).unwrap_err().contains("object length"));
-        assert!(verify(&buf, &key(), slot, 1 << 20).unwrap_err().contains("slice size"));
-        assert!(verify(&buf[..buf.len() - 1], &key(), slot, 262_144).unwrap_err().contains("bytes"));
-        // Every single flipped bit anywhere in the file is caught.
-        for at in 0..buf.len() {
+        assert!(ok(&head, &payload, 0, &key(), other_object, 262_144).unwrap_err().contains("object length"));
+        assert!(ok(&head, &payload, 0, &key(), slot, 1 << 20).unwrap_err().contains("slice size"));
+        // Every single flipped bit anywhere in the header or payload is caught.
+        for at in 0..head.len() {
             for bit in 0..8 {
-                let mut bad = buf.clone();
+                let mut bad = head.clone();
                 bad[at] ^= 1 << bit;
-                assert!(verify(&bad, &key(), slot, 262_144).is_err(), "bit {bit} of byte {at}");
+                assert!(
+                    ok(&bad, &payload, 0, &key(), slot, 262_144).is_err(),
+                    "bit {bit} of header byte {at}"
+                );
             }
         }
+        for at in (0..payload.len()).step_by(97) {
+            let mut bad = payload.clone();
+            bad[at] ^= 0x10;
+            assert!(ok(&head, &bad, 0, &key(), slot, 262_144).is_err(), "payload byte {at}");
+        }
+        // Damage in block 0 does not fail a read of blocks 1 and 2 (it is
+        // caught when block 0 is read).
+        let mut bad = payload.clone();
+        bad[5] ^= 1;
+        assert_eq!(ok(&head, &bad[16_384..], 1, &key(), slot, 262_144), Ok(()));
+        assert!(ok(&head, &bad[..16_384], 0, &key(), slot, 262_144).unwrap_err().contains("block 0"));
     }
 
     #[test]

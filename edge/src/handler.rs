@@ -163,7 +163,7 @@ async fn answer<B>(
         .sum();
     resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     let first = parts.iter().find_map(|p| match p {
-        Part::Range(r) if !r.is_empty() => Some(r.start),
+        Part::Range(r) if !r.is_empty() => Some(r.clone()),
         _ => None,
     });
     let (Some(first), false) = (first, *req.method() == Method::HEAD) else {
@@ -172,8 +172,12 @@ async fn answer<B>(
 
     // Open the first slice and wait for its first byte before answering, so
     // an upstream failure becomes a status code rather than a broken 200.
-    let index = first / edge.cache.slice_size();
-    let (read, mut got) = edge.cache.open(file, index, len);
+    let index = first.start / edge.cache.slice_size();
+    let (read, mut got) = edge.cache.open(file, index, len, &first);
+    let (read, reopened) = edge.cache.resolve(read, file, index, len, &first).await;
+    if let Some(source) = reopened {
+        got = source;
+    }
     if let SliceRead::Filling(reader) = &read {
         reader.started().await.map_err(Refusal::Upstream)?;
         if reader.from_disk() {

@@ -103,7 +103,12 @@ async fn slices_come_back_from_disk_after_a_restart_even_with_the_object_gone_up
     assert_eq!((status, x_cache.as_str()), (200, "MISS"));
     assert_eq!(body, store.bytes);
     let s = wait_disk(&edge, 6).await;
-    assert_eq!(s["disk"]["bytes"], 6 * 72 + store.bytes.len() as u64, "headers plus payload");
+    // Headers: 72 bytes and a 4-byte CRC per 16 KiB block.
+    assert_eq!(
+        s["disk"]["bytes"],
+        5 * (72 + 16) + (72 + 4) + store.bytes.len() as u64,
+        "headers plus payload"
+    );
     assert_eq!(slice_files(cache.path()).len(), 6);
     edge.stop().await;
     // Upstream loses the object: what is on disk is served all the same,
@@ -278,7 +283,7 @@ async fn a_tiny_disk_budget_holds_and_listeners_are_served() {
         objects.push((file, bytes));
     }
     let mut config = disk_config(&store.url, cache.path());
-    config.disk.max_size = ByteSize(3 * SLICE + 3 * 72);
+    config.disk.max_size = ByteSize(3 * SLICE + 3 * 88);
     config.cache.memory = ByteSize(SLICE);
     let edge = start_edge(config).await;
     for round in 0..2 {
@@ -291,10 +296,10 @@ async fn a_tiny_disk_budget_holds_and_listeners_are_served() {
     edge.settle().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s = stats(&edge).await;
-    assert!(s["disk"]["bytes"].as_u64().unwrap() <= 3 * SLICE + 3 * 72, "{s}");
+    assert!(s["disk"]["bytes"].as_u64().unwrap() <= 3 * SLICE + 3 * 88, "{s}");
     assert!(s["disk"]["evictions"].as_u64().unwrap() > 0, "{s}");
     let on_disk: u64 = slice_files(cache.path()).iter().map(|p| p.metadata().unwrap().len()).sum();
-    assert!(on_disk <= 3 * SLICE + 3 * 72, "files on disk: {on_disk} bytes");
+    assert!(on_disk <= 3 * SLICE + 3 * 88, "files on disk: {on_disk} bytes");
     assert_eq!(s["degraded"], false);
     edge.stop().await;
 }

@@ -15,6 +15,8 @@ import struct
 import sys
 import zlib
 
+BLOCK = 16 * 1024  # payload bytes per CRC-32 in the block table
+
 
 def main():
     d, count, slice_bytes, payload, store, sample = sys.argv[1:7]
@@ -28,13 +30,15 @@ def main():
     for n in range(count):
         body = os.urandom(payload)
         fid = hashlib.sha256(body).hexdigest()[:32]
+        table = b"".join(struct.pack("<I", zlib.crc32(body[i : i + BLOCK])) for i in range(0, len(body), BLOCK))
         header = (
             b"CDZSLICE"
             + struct.pack("<II", 1, slice_bytes)
             + fid.encode()
-            + struct.pack("<QQII", 0, payload, payload, zlib.crc32(body))
+            + struct.pack("<QQII", 0, payload, payload, zlib.crc32(table))
         )
         assert len(header) == 72
+        header += table
         with open(os.path.join(d, fid[:2], f"{fid}.0.{payload}.{payload}"), "wb") as f:
             f.write(header + body)
         if n < sample:
