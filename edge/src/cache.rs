@@ -99,11 +99,16 @@ pub(crate) enum SliceRead {
     Part(u64, Bytes),
 }
 
-/// Part of a slice being read from the disk tier, on the blocking pool.
+/// Part of a slice to read from the disk tier (when resolved).
 #[derive(Debug)]
 pub(crate) struct DiskPart {
+    key: SliceKey,
+    slice_len: u64,
+    object_len: u64,
+    /// Offsets in the slice.
+    part: Range<u64>,
+    /// Object offset of the part's first byte.
     start: u64,
-    task: tokio::task::JoinHandle<Option<Bytes>>,
 }
 
 /// Lengths of objects we have seen: 8 bytes each, so many fit.
@@ -255,16 +260,14 @@ impl SliceCache {
         {
             drop(fills);
             self.metrics.slice_disk_hits.inc();
-            let disk = disk.clone();
-            let (slice_len, in_slice) =
-                (range.end - range.start, part.start - range.start..part.end - range.start);
-            let task = tokio::spawn(async move {
-                match disk.read(key, slice_len, len, in_slice).await {
-                    DiskRead::Hit(bytes) => Some(bytes),
-                    _ => None,
-                }
-            });
-            return (SliceRead::Disk(DiskPart { start: part.start, task }), Source::Disk);
+            let read = DiskPart {
+                key,
+                slice_len: range.end - range.start,
+                object_len: len,
+                part: part.start - range.start..part.end - range.start,
+                start: part.start,
+            };
+            return (SliceRead::Disk(read), Source::Disk);
         }
         let fill = Arc::new(Fill::default());
         fill.demand.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -286,8 +289,9 @@ impl SliceCache {
         want: &Range<u64>,
     ) -> (SliceRead, Option<Source>) {
         let SliceRead::Disk(part) = read else { return (read, None) };
-        match part.task.await {
-            Ok(Some(bytes)) => (SliceRead::Part(part.start, bytes), None),
+        let disk = self.disk.as_ref().expect("a disk part comes from the disk tier");
+        match disk.read(part.key, part.slice_len, part.object_len, part.part).await {
+            DiskRead::Hit(bytes) => (SliceRead::Part(part.start, bytes), None),
             _ => {
                 let (read, source) = self.open(file, index, len, want);
                 (read, Some(source))

@@ -230,10 +230,20 @@ impl DiskTier {
             return DiskRead::Miss;
         }
         let slot = DiskSlot { len: len as u32, object_len };
-        let this = self.clone();
-        let read = tokio::task::spawn_blocking(move || this.read_blocking(&key, slot, part))
-            .await
-            .unwrap_or_else(|e| DiskRead::Failed(io::Error::other(e)));
+        // In the page cache (the usual case for a hot slice): read right
+        // here, no thread handoff. Else on the blocking pool.
+        let read = match self.read_file(&key, slot, &part, Wait::No) {
+            Some(read) => read,
+            None => {
+                self.metrics.disk_blocking_reads.inc();
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.read_file(&key, slot, &part, Wait::Yes).expect("a blocking read always answers")
+                })
+                .await
+                .unwrap_or_else(|e| DiskRead::Failed(io::Error::other(e)))
+            }
+        };
         let label = match &read {
             DiskRead::Hit(_) => "hit",
             DiskRead::Miss => "missing",
@@ -258,14 +268,19 @@ impl DiskTier {
         read
     }
 
-    fn read_blocking(&self, key: &SliceKey, slot: DiskSlot, part: Range<u64>) -> DiskRead {
-        use std::os::unix::fs::FileExt as _;
+    /// Read and verify `part` of a slice file. With [`Wait::No`], `None`
+    /// when the bytes are not all in the page cache (nothing is changed:
+    /// ask again with [`Wait::Yes`], which always answers). The file is
+    /// opened either way: the 256 directories and hot inodes stay in the
+    /// kernel's caches (nginx relies on the same for its cache files).
+    fn read_file(&self, key: &SliceKey, slot: DiskSlot, part: &Range<u64>, wait: Wait) -> Option<DiskRead> {
         let path = self.path_of(key, slot);
         let len = u64::from(slot.len);
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return DiskRead::Miss,
-            Err(e) => return DiskRead::Failed(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(DiskRead::Miss),
+            Err(_) if wait == Wait::No => return None,
+            Err(e) => return Some(DiskRead::Failed(e)),
         };
         let head_len = header_len(len);
         // The blocks covering `part`.
@@ -278,11 +293,11 @@ impl DiskTier {
             if size != head_len + len {
                 return Ok(Err(format!("file is {size} bytes, expected {}", head_len + len)));
             }
-            file.read_exact_at(&mut head, 0)?;
-            file.read_exact_at(&mut blocks, head_len + from)?;
+            read_at(&file, &mut head, 0, wait)?;
+            read_at(&file, &mut blocks, head_len + from, wait)?;
             Ok(verify(&head, &blocks, first, key, slot, self.slice_size))
         })();
-        match read {
+        Some(match read {
             Ok(Ok(())) => DiskRead::Hit(
                 Bytes::from(blocks).slice((part.start - from) as usize..(part.end - from) as usize),
             ),
@@ -291,14 +306,16 @@ impl DiskTier {
                 self.unindex(key);
                 DiskRead::Corrupt(why)
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             // A file cut short after the size check reads as EOF: damage.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 let _ = fs::remove_file(&path);
                 self.unindex(key);
                 DiskRead::Corrupt("file ended early".into())
             }
+            Err(_) if wait == Wait::No => return None,
             Err(e) => DiskRead::Failed(e),
-        }
+        })
     }
 
     /// Index a slice file just renamed or found; delete what the policy
@@ -622,6 +639,47 @@ async fn probe(tier: Weak<DiskTier>, wake: Arc<Notify>, min: Duration, max: Dura
             wait = (wait * 2).min(max);
         }
     }
+}
+
+/// Whether a read may block the calling thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Only what the page cache holds (`preadv2(RWF_NOWAIT)`); anything
+    /// else is `WouldBlock`.
+    No,
+    Yes,
+}
+
+/// Fill `buf` from `offset`. With [`Wait::No`], a read the page cache
+/// cannot answer whole is `WouldBlock`.
+fn read_at(file: &File, buf: &mut [u8], offset: u64, wait: Wait) -> io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    match wait {
+        Wait::Yes => file.read_exact_at(buf, offset),
+        Wait::No => read_cached(file, buf, offset),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use rustix::io::{ReadWriteFlags, preadv2};
+    let want = buf.len();
+    let got = preadv2(file, &mut [io::IoSliceMut::new(buf)], offset, ReadWriteFlags::NOWAIT)
+        .map_err(io::Error::from)?;
+    if got == want {
+        Ok(())
+    } else if got == 0 && want > 0 {
+        Err(io::ErrorKind::UnexpectedEof.into())
+    } else {
+        // Part of it is cached: the blocking read does it all.
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// Elsewhere nothing promises not to block: always the blocking pool.
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_: &File, _: &mut [u8], _: u64) -> io::Result<()> {
+    Err(io::ErrorKind::WouldBlock.into())
 }
 
 /// Faults that say the device or filesystem is in trouble, not the file.

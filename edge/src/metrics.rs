@@ -38,6 +38,7 @@ pub(crate) struct Metrics {
     pub(crate) slice_disk_hits: IntCounter,
     pub(crate) disk_reads: IntCounterVec,
     pub(crate) disk_writes: IntCounterVec,
+    pub(crate) disk_blocking_reads: IntCounter,
     pub(crate) disk_evictions: IntCounter,
     pub(crate) disk_bytes: IntGauge,
     pub(crate) disk_entries: IntGauge,
@@ -143,6 +144,10 @@ impl Metrics {
                 "cadenza_edge_disk_reads_total",
                 "Disk tier reads by result (hit, missing, corrupt: failed verification and deleted, error).",
                 &["result"],
+            ),
+            disk_blocking_reads: counter(
+                "cadenza_edge_disk_blocking_reads_total",
+                "Disk tier reads not answered from the page cache, done on the blocking thread pool.",
             ),
             disk_writes: counter_vec(
                 "cadenza_edge_disk_writes_total",
