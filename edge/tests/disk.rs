@@ -395,3 +395,51 @@ async fn a_full_filesystem_degrades_the_tier_listeners_keep_being_served_and_it_
     assert!(edge.counter("cadenza_edge_disk_writes_total", &["result=\"ok\""]).await >= before + 2);
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn a_range_reads_only_its_blocks_and_a_damaged_block_is_caught_when_read() {
+    let store = store_with_object(2 * SLICE as usize).await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = disk_config(&store.url, cache.path());
+    // One slice of memory: the ranges below come from disk.
+    config.cache.memory = ByteSize(SLICE);
+    let edge = start_edge(config.clone()).await;
+    assert_eq!(get(&edge, &store.file, None).await.2, store.bytes);
+    wait_disk(&edge, 2).await;
+    edge.stop().await;
+
+    // Damage slice 1 in its last 16 KiB block only.
+    let path = slice_files(cache.path())
+        .into_iter()
+        .find(|p| name(p).starts_with(&format!("{}.1.", store.file)))
+        .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x80;
+    std::fs::write(&path, bytes).unwrap();
+
+    let edge = start_edge(config).await;
+    wait_disk(&edge, 2).await;
+    let s = SLICE as usize;
+    // Ranges in slice 1's first blocks: read from disk, good blocks only.
+    for range in [s..s + 100, s + 20_000..s + 40_000] {
+        let (status, x_cache, body) =
+            get(&edge, &store.file, Some(&format!("bytes={}-{}", range.start, range.end - 1))).await;
+        assert_eq!((status, x_cache.as_str()), (206, "HIT-DISK"));
+        assert_eq!(body, store.bytes.slice(range));
+    }
+    assert_eq!(edge.counter("cadenza_edge_disk_reads_total", &["result=\"corrupt\""]).await, 0);
+    assert_eq!(origin_gets(&edge).await, 0);
+    // The damaged block: caught, deleted, refetched; right bytes.
+    let range = 2 * s - 200..2 * s - 50;
+    let (status, _, body) =
+        get(&edge, &store.file, Some(&format!("bytes={}-{}", range.start, range.end - 1))).await;
+    assert_eq!(status, 206);
+    assert_eq!(body, store.bytes.slice(range));
+    assert_eq!(edge.counter("cadenza_edge_disk_reads_total", &["result=\"corrupt\""]).await, 1);
+    assert_eq!(origin_gets(&edge).await, 1);
+    // A range across both slices: all right.
+    let (_, _, body) = get(&edge, &store.file, Some(&format!("bytes={}-{}", s - 10, s + 10))).await;
+    assert_eq!(body, store.bytes.slice(s - 10..s + 11));
+    edge.stop().await;
+}
