@@ -625,7 +625,7 @@ impl FillReader {
 
     /// Whether the slice is being read from the disk tier (known once
     /// [`started`](Self::started) has returned).
-    pub(crate) fn from_disk(&self) -> bool {
+    pub(crate) fn reads_disk(&self) -> bool {
         self.fill.from_disk.load(std::sync::atomic::Ordering::SeqCst)
     }
 

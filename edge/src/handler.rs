@@ -180,7 +180,7 @@ async fn answer<B>(
     }
     if let SliceRead::Filling(reader) = &read {
         reader.started().await.map_err(Refusal::Upstream)?;
-        if reader.from_disk() {
+        if reader.reads_disk() {
             got = Source::Disk;
         }
     }

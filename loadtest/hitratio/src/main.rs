@@ -357,13 +357,15 @@ fn main() {
 
 /// The two-level replay of `--disk`.
 fn disk_table(args: &Args, disk: f64, keys: &[SliceKey], slice: &Bytes) {
-    use cadenza_edge::disk::{DiskSlot, HEADER_LEN};
+    use cadenza_edge::disk::DiskSlot;
+    use cadenza_edge::tier::Entry as _;
     use cadenza_edge::tier::Tier;
     let slice_bytes = args.slice_bytes as u64;
     let disk_slices = ((disk * args.distinct as f64).round() as usize).max(1);
-    let disk_bytes = disk_slices as u64 * slice_bytes;
-    // Weighs exactly one slice, header included.
-    let slot = DiskSlot { len: (slice_bytes - HEADER_LEN as u64) as u32 };
+    // Every slice the same size; the budget holds `disk_slices` of them,
+    // headers included, as the edge weighs them.
+    let slot = DiskSlot { len: slice_bytes as u32, object_len: 0 };
+    let disk_bytes = disk_slices as u64 * slot.weight();
     println!(
         "| α | memory (% of slices) | disk (% of slices) | policy | memory hit | disk hit (of memory misses) | \
          either tier | Bélády at memory + disk | either / Bélády | disk writes per 100 requests |"
