@@ -7,9 +7,8 @@
 //!
 //! `CADENZA_CRASH_SEED` replays a run (the seed is printed).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,21 +17,12 @@ use cadenza_config::ids::FileId;
 use sha2::{Digest as _, Sha256};
 
 const ADMIN_TOKEN: &str = "crash-test-admin-token-0123";
-const SLICE: usize = 64 * 1024;
+const SLICE: usize = 1024 * 1024;
 const ROUNDS: usize = 10;
 
-struct Edge(Child);
+mod support;
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{Proc as Edge, free_port};
 
 /// xorshift64*: reproducible from the printed seed.
 struct Rng(u64);
@@ -74,7 +64,7 @@ fn setup(rng: &mut Rng) -> Setup {
     let d = dir.path();
     let mut objects = Vec::new();
     for _ in 0..24 {
-        let len = SLICE / 2 + rng.below(12 * SLICE as u64) as usize;
+        let len = SLICE / 2 + rng.below(6 * SLICE as u64) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         let file = FileId::of_content(&bytes);
         let object = d.join("store").join(cadenza_config::layout::audio_key(&file));
@@ -106,7 +96,7 @@ fn spawn(s: &Setup) -> (Edge, u16, u16) {
         format!("cache.memory={SLICE}B"),
         format!("disk.path={}", s.cache().display()),
         // About a third of the objects' slices: constant eviction.
-        "disk.max_size=3MiB".to_owned(),
+        "disk.max_size=24MiB".to_owned(),
     ] {
         args.extend(["--set".to_owned(), kv]);
     }

@@ -1,23 +1,14 @@
 //! `cadenza edge` with TLS as an operator runs it: a real process, PEM files
 //! on disk, a certificate renewed in place and `kill -HUP`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Edge(Child);
+mod support;
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{Proc as Edge, free_port};
 
 /// A self-signed certificate for localhost written to `cert` and `key`;
 /// returns its PEM and DER.

@@ -27,16 +27,18 @@ fn disk_config(store: &str, dir: &Path) -> EdgeConfig {
     config
 }
 
+/// An admin API call with the admin token: GET, or POST of `body`.
+async fn admin(edge: &TestEdge, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let url = format!("http://{}{path}", edge.admin);
+    let req = match body {
+        Some(body) => client().post(url).json(&body),
+        None => client().get(url),
+    };
+    req.bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap()
+}
+
 async fn stats(edge: &TestEdge) -> serde_json::Value {
-    client()
-        .get(format!("http://{}/admin/stats", edge.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    admin(edge, "/admin/stats", None).await
 }
 
 /// Wait (bounded) until the start-up walk is done and every write has
@@ -215,29 +217,11 @@ async fn a_purge_deletes_the_files_and_a_warm_job_fills_the_disk_not_memory() {
     let store = store_with_object(3 * SLICE as usize).await;
     let cache = tempfile::tempdir().unwrap();
     let edge = start_edge(disk_config(&store.url, cache.path())).await;
-    let admin = client();
-    let warm: serde_json::Value = admin
-        .post(format!("http://{}/admin/warm", edge.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "file_ids": [store.file.as_str()] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let files = serde_json::json!({ "file_ids": [store.file.as_str()] });
+    let warm = admin(&edge, "/admin/warm", Some(files.clone())).await;
     let job = warm["id"].as_str().unwrap().to_owned();
     for _ in 0..500 {
-        let report: serde_json::Value = admin
-            .get(format!("http://{}/admin/warm/{job}", edge.admin))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if report["state"] == "done" {
+        if admin(&edge, &format!("/admin/warm/{job}"), None).await["state"] == "done" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -249,16 +233,7 @@ async fn a_purge_deletes_the_files_and_a_warm_job_fills_the_disk_not_memory() {
     assert_eq!(body, store.bytes);
     assert_eq!(origin_gets(&edge).await, 3, "the warm job's fetches only");
 
-    let purged: serde_json::Value = admin
-        .post(format!("http://{}/admin/purge", edge.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "file_ids": [store.file.as_str()] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let purged = admin(&edge, "/admin/purge", Some(files)).await;
     assert_eq!(purged["purged"][0]["disk_slices"], 3, "{purged}");
     assert!(slice_files(cache.path()).is_empty());
     let s = stats(&edge).await;
