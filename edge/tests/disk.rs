@@ -418,3 +418,77 @@ async fn a_range_reads_only_its_blocks_and_a_damaged_block_is_caught_when_read()
     assert_eq!(body, store.bytes.slice(s - 10..s + 11));
     edge.stop().await;
 }
+
+/// A filesystem remounted read-only under the edge (EROFS on every write):
+/// degraded, listeners served, and healthy again once it is writable.
+/// Needs root, like the full-filesystem test.
+#[tokio::test]
+async fn a_read_only_filesystem_degrades_the_tier_and_reads_go_on() {
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(mount.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.path().to_owned());
+    let remount = |mode: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(mount.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount {mode}");
+    };
+
+    let store = store_with_object(2 * SLICE as usize).await;
+    let origin = cadenza_origin::open_store(&store.url).unwrap();
+    let mut config = disk_config(&store.url, &mount.path().join("cache"));
+    config.cache.memory = ByteSize(SLICE);
+    config.disk.reprobe_min = HumanDuration::millis(100);
+    config.disk.reprobe_max = HumanDuration::millis(100);
+    let edge = start_edge(config).await;
+    assert_eq!(get(&edge, &store.file, None).await.2, store.bytes);
+    wait_disk(&edge, 2).await;
+
+    remount("ro");
+    let other = noise(2 * SLICE as usize + 3);
+    let file = FileId::of_content(&other);
+    cadenza_origin::put_audio(origin.as_ref(), &file, other.clone()).await.unwrap();
+    let (status, _, body) = get(&edge, &file, None).await;
+    assert_eq!((status, body), (200, other.clone()));
+    edge.settle().await;
+    let mut s = stats(&edge).await;
+    for _ in 0..100 {
+        if s["degraded"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = stats(&edge).await;
+    }
+    assert_eq!(s["degraded"], true, "{s}");
+    assert!(s["disk"]["degraded_reason"].as_str().unwrap().contains("ead-only"), "{s}");
+    // What was on disk before is still read from it.
+    let (status, x_cache, body) = get(&edge, &store.file, Some("bytes=10-99")).await;
+    assert_eq!((status, x_cache.as_str()), (206, "HIT-DISK"));
+    assert_eq!(body, store.bytes.slice(10..100));
+
+    remount("rw");
+    for _ in 0..200 {
+        if stats(&edge).await["degraded"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats(&edge).await["degraded"], false);
+    edge.stop().await;
+}
