@@ -51,7 +51,7 @@ run() { # run LABEL
     RUST_LOG=warn "$CADENZA" edge --set "listen=127.0.0.1:$p" --set "admin.listen=127.0.0.1:$a" \
         --set "admin.token=$TOKEN" --set "origin.url=file://$WORK/store" \
         --set "signing.keys_file=$WORK/keys.toml" --set "cache.slice=${SLICE}B" \
-        --set "disk.path=$WORK/cache" --set "disk.max_size=$((COUNT * 8))KiB" >"$WORK/edge-$label.log" 2>&1 &
+        --set "disk.path=$WORK/cache" --set "disk.max_size=$((COUNT * 12 / 10))KiB" >"$WORK/edge-$label.log" 2>&1 &
     EDGE_PID=$!
     local url
     url="http://127.0.0.1:$p$(head -n1 "$WORK/sample.ids" | xargs -I{} "$CADENZA" sign --keys-file "$WORK/keys.toml" --file-id {} --user bench --ttl 1h)"
@@ -69,6 +69,9 @@ run() { # run LABEL
     [[ $stats == *'"index_ready":true'* ]] || die "index not ready after 60 s"
     local indexed millis
     indexed=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['disk']['indexed_at_start'])" "$stats")
+    # The index's memory: the whole process's resident set once it is built.
+    local rss
+    rss=$(awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$EDGE_PID/status")
     millis=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['disk']['rebuild_millis'])" "$stats")
     # The sample comes back from disk, byte for byte (skip the first id: the
     # readiness probe may have fetched it from the store before the walk
@@ -83,7 +86,7 @@ run() { # run LABEL
         cmp -s "$WORK/got" "$WORK/store/audio/$id.ogg" || die "$id: body differs from the store"
         [ "$x" = HIT-DISK ] && disk=$((disk + 1))
     done <"$WORK/sample.ids"
-    echo "| $label | $COUNT | $indexed | $millis ms | $first ms | $ready ms | $disk / $((n - 1)) |"
+    echo "| $label | $COUNT | $indexed | $millis ms | $first ms | $ready ms | $rss | $disk / $((n - 1)) |"
     kill "$EDGE_PID"
     wait "$EDGE_PID" 2>/dev/null || true
     EDGE_PID=
@@ -94,8 +97,10 @@ echo
 echo "- $(date -u +%Y-%m-%dT%H:%MZ), cadenza $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(df --output=fstype "$WORK" | tail -n1) on $(df --output=source "$WORK" | tail -n1)"
 echo "- rebuild = the edge's own walk time (\`rebuild_millis\`); first 200 = from spawning the process to its first answered audio request; ready = to \`index_ready\` seen by polling /admin/stats"
 echo
-echo "| caches | slice files | indexed | rebuild | first 200 | ready | sample from disk |"
-echo "|---|---|---|---|---|---|---|"
+echo "- disk.max_size = 1.2 KiB per file (the files weigh ~1.1 KiB), so the index is sized as for real slices; RSS = the edge process's resident memory with the index built"
+echo
+echo "| caches | slice files | indexed | rebuild | first 200 | ready | edge RSS | sample from disk |"
+echo "|---|---|---|---|---|---|---|---|"
 run warm
 if [ "$COLD" = 1 ]; then
     sync
