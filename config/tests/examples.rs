@@ -164,3 +164,28 @@ fn tls_needs_both_files_and_either_can_come_from_a_flag() {
     let c = load_from::<EdgeConfig>(Some(&example("edge.toml")), no_env, &[keys_override()]).unwrap();
     assert!(c.tls.files().is_none(), "the example runs without TLS");
 }
+
+#[test]
+fn a_previous_tier_token_needs_a_current_one() {
+    let no_env: Vec<(String, String)> = Vec::new();
+    let err = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env.clone(),
+        &[keys_override(), "tier.previous_token=the-old-tier-token-0123".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("tier.previous_token") && err.contains("needs tier.token"), "{err}");
+    assert!(!err.contains("the-old-tier-token"), "token leaked into the error: {err}");
+    let c = load_from::<EdgeConfig>(
+        Some(&example("edge.toml")),
+        no_env,
+        &[
+            keys_override(),
+            "tier.token=the-new-tier-token-0123".into(),
+            "tier.previous_token=the-old-tier-token-0123".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.tier.previous_token.expose(), "the-old-tier-token-0123");
+}

@@ -31,7 +31,8 @@ pub(crate) struct Edge {
     pub(crate) access_log: Sampler,
     /// `tier.token`: when set, this edge is a shield and child edges fill
     /// from it at `/audio/<file_id>.ogg` with this bearer token.
-    pub(crate) tier_token: Option<Secret>,
+    /// This shield's tier token, and the previous one while it rotates.
+    pub(crate) tier_token: Option<(Secret, Option<Secret>)>,
     /// `admin.token`, for the admin API.
     pub(crate) admin_token: Secret,
     pub(crate) name: String,
@@ -193,10 +194,12 @@ async fn answer<B>(
 }
 
 /// `Authorization: Bearer <tier.token>`, compared in constant time.
-fn check_tier_token(headers: &HeaderMap, expected: &Secret) -> Result<(), Refusal> {
+fn check_tier_token(headers: &HeaderMap, expected: &(Secret, Option<Secret>)) -> Result<(), Refusal> {
+    let (current, previous) = expected;
     match reply::bearer(headers) {
         None => Err(Refusal::Tier("tier_token_missing")),
-        Some(given) if expected.matches(given) => Ok(()),
+        // Both compared, so timing does not tell which one matched.
+        Some(given) if current.matches(given) | previous.as_ref().is_some_and(|p| p.matches(given)) => Ok(()),
         Some(_) => Err(Refusal::Tier("tier_token_bad")),
     }
 }

@@ -125,7 +125,9 @@ impl EdgeServer {
             cors: cors::Cors::new(&config.cors),
             max_ranges: config.max_ranges as usize,
             access_log: handler::Sampler::new(config.access_log.sample),
-            tier_token: Some(config.tier.token.clone()).filter(|t| !t.is_empty()),
+            tier_token: Some(config.tier.token.clone())
+                .filter(|t| !t.is_empty())
+                .map(|t| (t, Some(config.tier.previous_token.clone()).filter(|p| !p.is_empty()))),
             admin_token: config.admin.token.clone(),
             name: config.name.clone(),
             windows: stats::Windows::new(std::time::Instant::now(), stats::Sample::default()),

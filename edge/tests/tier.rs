@@ -135,6 +135,20 @@ async fn the_tier_route_needs_the_tier_token_and_exists_only_on_a_shield() {
     assert_eq!(shield.counter("cadenza_edge_token_rejections_total", &["tier_token_bad"]).await, 2);
     shield.stop().await;
 
+    // Rotation: the new token and the previous one both work, nothing else.
+    let mut config = edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5));
+    config.tier.token = Secret::new("the-new-tier-token-rolling-out");
+    config.tier.previous_token = Secret::new(TIER_TOKEN);
+    let shield = start_edge(config).await;
+    let url = format!("http://{}/audio/{}.ogg", shield.addr, store.file);
+    for (token, status) in
+        [("the-new-tier-token-rolling-out", 206), (TIER_TOKEN, 206), ("the-new-tier-token-rolling-ou", 403)]
+    {
+        let resp = client().get(&url).bearer_auth(token).header("range", "bytes=0-9").send().await.unwrap();
+        assert_eq!(resp.status(), status, "{token}");
+    }
+    shield.stop().await;
+
     // An edge without tier.token has no tier route.
     let plain = start_edge(edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5))).await;
     let resp = client()

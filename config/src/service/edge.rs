@@ -101,6 +101,11 @@ pub struct TierConfig {
     /// `origin.url` is simply this edge's URL). At least 16 characters.
     /// Empty (the default): this edge is not a shield, and that path is 404.
     pub token: Secret,
+    /// Also accepted while a new `token` rolls out to the children (set the
+    /// new one here as `token` and the old one as `previous_token`, move the
+    /// children, then clear this). At least 16 characters; needs `token`.
+    /// Empty (the default): only `token`.
+    pub previous_token: Secret,
 }
 
 /// CORS for browser players (`[cors]`).
@@ -244,6 +249,15 @@ impl ServiceConfig for EdgeConfig {
         )?;
         if !self.tier.token.is_empty() {
             validate_admin_token(&self.tier.token, "tier.token")?;
+        }
+        if !self.tier.previous_token.is_empty() {
+            ensure(
+                !self.tier.token.is_empty(),
+                "tier.previous_token",
+                "<redacted>",
+                "needs tier.token (the token being rolled out)",
+            )?;
+            validate_admin_token(&self.tier.previous_token, "tier.previous_token")?;
         }
         if !self.origin.token.is_empty() {
             validate_admin_token(&self.origin.token, "origin.token")?;
