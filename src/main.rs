@@ -91,7 +91,7 @@ struct TranscodeArgs {
     store: Option<String>,
     /// Track id the master is published as.
     track_id: String,
-    /// Master file (WAV or FLAC).
+    /// Master file (WAV, AIFF, FLAC, MP3, AAC/ALAC in MP4, Ogg Vorbis).
     master: PathBuf,
 }
 

@@ -1,5 +1,6 @@
-//! Decoding a master (WAV or FLAC) into planar `f32` in memory, with
-//! symphonia.
+//! Decoding a master (WAV, AIFF, FLAC, MP3, AAC or ALAC in MP4, Ogg
+//! Vorbis) into planar `f32` in memory, with symphonia; more than two
+//! channels are mixed down to stereo on the way (ITU-R BS.775 weights).
 
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
@@ -25,10 +26,13 @@ pub const MAX_SAMPLE_RATE: u32 = 384_000;
 /// A decoded master.
 #[derive(Debug)]
 pub(crate) struct Master {
-    /// `wav` or `flac`.
+    /// The container: `wav`, `aiff`, `flac`, `mp3`, `mp4` or `ogg`.
     pub(crate) format: &'static str,
     pub(crate) sample_rate: u32,
-    /// One plane per channel; 1 or 2 planes, all the same length.
+    /// Channels in the file (before any downmix).
+    pub(crate) source_channels: u8,
+    /// One plane per channel; 1 or 2 planes (more are mixed down to
+    /// stereo while decoding), all the same length.
     pub(crate) planes: Vec<Vec<f32>>,
 }
 
@@ -65,7 +69,9 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
     }
     // A file that starts like a container we know but fails to open is
     // damaged rather than "not audio".
-    let known_magic = [&b"RIFF"[..], b"RF64", b"fLaC", b"OggS"].iter().any(|m| bytes.starts_with(m));
+    let known_magic =
+        [&b"RIFF"[..], b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3"].iter().any(|m| bytes.starts_with(m))
+            || bytes.get(4..8) == Some(b"ftyp");
 
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -78,15 +84,21 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
             if known_magic {
                 corrupt(format!("cannot read the container: {e}"))
             } else {
-                not_audio("no wav or flac header found".into())
+                not_audio("no wav, aiff, flac, mp3, mp4 or ogg header found".into())
             }
         })?;
 
     let format = match reader.format_info().short_name {
         "wave" => "wav",
+        "aiff" => "aiff",
         "flac" => "flac",
+        "mp3" | "mpa" => "mp3",
+        "isomp4" => "mp4",
+        "ogg" => "ogg",
         other => {
-            return Err(unsupported(format!("{other} masters are not accepted; use wav or flac")));
+            return Err(unsupported(format!(
+                "{other} masters are not accepted; use wav, aiff, flac, mp3, mp4 (AAC or ALAC) or ogg"
+            )));
         }
     };
     let track = reader.default_track(TrackType::Audio).ok_or_else(|| not_audio("no audio track".into()))?;
@@ -104,11 +116,12 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
             "sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )));
     }
-    let channels =
-        params.channels.as_ref().map(|c| c.count()).ok_or_else(|| corrupt("no channel layout".into()))?;
-    if !(1..=2).contains(&channels) {
-        return Err(unsupported(format!("{channels} channels; only mono and stereo masters are accepted")));
+    let layout = params.channels.clone().ok_or_else(|| corrupt("no channel layout".into()))?;
+    let channels = layout.count();
+    if !(1..=MAX_CHANNELS).contains(&channels) {
+        return Err(unsupported(format!("{channels} channels; masters may have 1 to {MAX_CHANNELS}")));
     }
+    let downmix = (channels > 2).then(|| Downmix::new(&layout)).transpose().map_err(unsupported)?;
     let max_frames = MAX_DURATION_SECS * u64::from(sample_rate);
     let too_long = |frames: u64| TranscodeError::TooLong {
         path: path.to_owned(),
@@ -129,12 +142,14 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
     // than the file can hold: a header may lie, and a huge reservation
     // would abort the process instead of failing this one master.
     let bytes_per_frame = match format {
-        "wav" => params.bits_per_sample.unwrap_or(8).div_ceil(8).max(1) as u64 * channels as u64,
-        // FLAC needs well under 1 byte per sample for anything but noise.
+        "wav" | "aiff" => params.bits_per_sample.unwrap_or(8).div_ceil(8).max(1) as u64 * channels as u64,
+        // FLAC needs well under 1 byte per sample for anything but noise,
+        // lossy codecs far less.
         _ => channels as u64,
     };
     let reserve = declared_frames.unwrap_or(0).min(file_len / bytes_per_frame).min(max_frames) as usize;
-    let mut planes: Vec<Vec<f32>> = (0..channels).map(|_| Vec::with_capacity(reserve)).collect();
+    let kept = if downmix.is_some() { 2 } else { channels };
+    let mut planes: Vec<Vec<f32>> = (0..kept).map(|_| Vec::with_capacity(reserve)).collect();
     let mut scratch: Vec<Vec<f32>> = Vec::new();
     loop {
         let packet = match reader.next_packet() {
@@ -158,8 +173,13 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
             return Err(corrupt("channel count changes mid-stream".into()));
         }
         buf.copy_to_vecs_planar::<f32>(&mut scratch);
-        for (plane, new) in planes.iter_mut().zip(&scratch) {
-            plane.extend_from_slice(new);
+        match &downmix {
+            Some(mix) => mix.apply(&scratch, &mut planes),
+            None => {
+                for (plane, new) in planes.iter_mut().zip(&scratch) {
+                    plane.extend_from_slice(new);
+                }
+            }
         }
         if planes[0].len() as u64 > max_frames {
             return Err(too_long(planes[0].len() as u64));
@@ -178,13 +198,117 @@ fn decode_unguarded(path: &Path, bytes: Bytes) -> Result<Master, TranscodeError>
     if planes.iter().flatten().any(|s| !s.is_finite()) {
         return Err(corrupt("samples are NaN or infinite".into()));
     }
-    Ok(Master { format, sample_rate, planes })
+    Ok(Master { format, sample_rate, source_channels: channels as u8, planes })
+}
+
+/// Most channels a master may have (7.1).
+pub(crate) const MAX_CHANNELS: usize = 8;
+
+/// −3 dB: the weight of a centre or surround channel in a stereo downmix.
+const MINUS_3DB: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+/// A downmix of 3–8 channels to stereo with the ITU-R BS.775 coefficients:
+/// front left/right at 1, centre at −3 dB into both, surrounds (side and
+/// rear) at −3 dB into their side, a rear centre at −6 dB into both, the
+/// LFE dropped. The weights are then scaled so that no output can exceed
+/// full scale (the sum of each side's weights is at most 1), as ffmpeg's
+/// default rematrix does; the loudness measured afterwards and the
+/// manifest's playback gain make up the level.
+#[derive(Debug)]
+struct Downmix {
+    /// Per input channel (in decode order): weight into left, into right.
+    weights: Vec<(f32, f32)>,
+}
+
+impl Downmix {
+    fn new(layout: &symphonia::core::audio::Channels) -> Result<Self, String> {
+        use symphonia::core::audio::{Channels, Position};
+        let positions: Vec<Position> = match layout {
+            Channels::Positioned(mask) => mask.iter().collect(),
+            // No positions given: WAVE's default order for the count
+            // (L, R, C, LFE, Ls, Rs, Lc, Rc), as players assume.
+            Channels::Discrete(n) => (0..*n).map(|i| Position::from_bits_truncate(1 << i)).collect(),
+            other => return Err(format!("a {} channel layout cannot be mixed to stereo", describe(other))),
+        };
+        let weights = positions
+            .iter()
+            .map(|&p| match p {
+                Position::FRONT_LEFT => (1.0, 0.0),
+                Position::FRONT_RIGHT => (0.0, 1.0),
+                Position::FRONT_CENTER => (MINUS_3DB, MINUS_3DB),
+                Position::LFE1 | Position::LFE2 => (0.0, 0.0),
+                Position::REAR_LEFT | Position::SIDE_LEFT | Position::FRONT_LEFT_CENTER => (MINUS_3DB, 0.0),
+                Position::REAR_RIGHT | Position::SIDE_RIGHT | Position::FRONT_RIGHT_CENTER => {
+                    (0.0, MINUS_3DB)
+                }
+                Position::REAR_CENTER => (0.5, 0.5),
+                // Height and wide channels: half into both sides.
+                _ => (0.5, 0.5),
+            })
+            .collect::<Vec<_>>();
+        let (left, right) = weights.iter().fold((0.0f32, 0.0f32), |(l, r), w| (l + w.0, r + w.1));
+        let scale = 1.0 / left.max(right).max(1.0);
+        Ok(Self { weights: weights.into_iter().map(|(l, r)| (l * scale, r * scale)).collect() })
+    }
+
+    /// Mix one decoded buffer (`input`, a plane per channel) onto the
+    /// stereo `out`.
+    fn apply(&self, input: &[Vec<f32>], out: &mut [Vec<f32>]) {
+        let frames = input.first().map_or(0, Vec::len);
+        let (left, right) = out.split_at_mut(1);
+        let (left, right) = (&mut left[0], &mut right[0]);
+        let start = left.len();
+        left.resize(start + frames, 0.0);
+        right.resize(start + frames, 0.0);
+        for (plane, &(wl, wr)) in input.iter().zip(&self.weights) {
+            for (i, &x) in plane.iter().enumerate() {
+                left[start + i] += wl * x;
+                right[start + i] += wr * x;
+            }
+        }
+    }
+}
+
+fn describe(c: &symphonia::core::audio::Channels) -> &'static str {
+    use symphonia::core::audio::Channels;
+    match c {
+        Channels::Ambisonic(_) => "ambisonic",
+        Channels::Custom(_) => "custom-labelled",
+        _ => "unknown",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synth;
+
+    #[test]
+    fn five_one_mixes_to_stereo_with_the_standard_weights_and_never_clips() {
+        use symphonia::core::audio::{Channels, Position};
+        let layout = Channels::Positioned(
+            Position::FRONT_LEFT
+                | Position::FRONT_RIGHT
+                | Position::FRONT_CENTER
+                | Position::LFE1
+                | Position::REAR_LEFT
+                | Position::REAR_RIGHT,
+        );
+        let mix = Downmix::new(&layout).unwrap();
+        // Each side: 1 + 0.707 + 0.707, scaled to 1.
+        let k = 1.0 / (1.0 + 2.0 * MINUS_3DB);
+        let w = &mix.weights;
+        assert!((w[0].0 - k).abs() < 1e-6 && w[0].1 == 0.0, "front left");
+        assert!((w[2].0 - MINUS_3DB * k).abs() < 1e-6 && (w[2].1 - MINUS_3DB * k).abs() < 1e-6, "centre");
+        assert_eq!(w[3], (0.0, 0.0), "LFE dropped");
+        assert!((w[5].1 - MINUS_3DB * k).abs() < 1e-6 && w[5].0 == 0.0, "rear right");
+        // Full scale in every channel at once stays within full scale.
+        let input = vec![vec![1.0f32; 4]; 6];
+        let mut out = vec![Vec::new(), Vec::new()];
+        mix.apply(&input, &mut out);
+        assert!(out.iter().flatten().all(|&x| x <= 1.0 + 1e-6), "{out:?}");
+        assert!((out[0][0] - 1.0).abs() < 1e-5);
+    }
 
     /// Mutated and truncated masters must give an error or audio, never a
     /// panic (a deterministic mini-fuzz over both decode paths).

@@ -1,7 +1,7 @@
 //! The cadenza transcoder: a master in, a published Ogg Vorbis ladder out.
 //!
 //! ```text
-//! master.wav|flac ─► decode (symphonia) ─► loudness (ebur128, EBU R128)
+//! master (wav aiff flac mp3 m4a ogg) ─► decode (symphonia) ─► loudness (ebur128, EBU R128)
 //!   ─► mix + resample once per output format (rubato)
 //!   ─► encode 24/96/160/320 kbps in parallel (vorbis_rs, ABR)
 //!   ─► check every file with our own Ogg parser (CRCs, granules, seek index)
@@ -48,9 +48,12 @@
 //!   format. Fine for songs; masters are capped at [`MAX_DURATION_SECS`]
 //!   (3 h), but a long or high-rate master needs that much memory
 //!   (streaming decode is a later issue).
-//! - Masters must be WAV or FLAC, mono or stereo, 8–384 kHz, at least 400 ms
-//!   long (one loudness gating block). Multichannel masters are rejected, not
-//!   downmixed; MP3 masters are not supported yet. A WAV whose header
+//! - Masters may be WAV (integer or float PCM), AIFF, FLAC, MP3, AAC or ALAC
+//!   in MP4, or Ogg Vorbis; 1 to 8 channels (3–8 are mixed down to stereo
+//!   with the ITU-R BS.775 weights: centre and surrounds at −3 dB, LFE
+//!   dropped, scaled so nothing clips); 8–384 kHz; at least 400 ms long (one
+//!   loudness gating block). MP3 and AAC keep their encoder's priming and
+//!   padding (symphonia does not apply MP4 edit lists). A WAV whose header
 //!   declares more data than the file holds (as streaming writers do) is
 //!   rejected as truncated.
 //! - Loudness is measured once, on the master; the ReplayGain tags of every

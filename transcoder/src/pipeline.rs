@@ -99,7 +99,7 @@ pub(crate) fn transcode_bytes(
             sha256: hex::encode(digest),
             format: master.format.to_owned(),
             sample_rate: master.sample_rate,
-            channels: master.channels(),
+            channels: master.source_channels,
             frames,
             duration_ms,
         },
