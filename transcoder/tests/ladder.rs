@@ -49,6 +49,12 @@ fn check_ladder(t: &Transcoded, master_bytes: &[u8], rate: u32, channels: u8, se
         let diff = (d.duration_ms() - r.duration_ms as f64).abs();
         assert!(diff <= 50.0, "{rung}: decoded {} ms vs manifest {} ms", d.duration_ms(), r.duration_ms);
 
+        // Exact lengths: the source's frames at the rendition's rate, and
+        // a real decoder gets every one of them.
+        let want = (m.source.frames * u64::from(r.sample_rate)).div_ceil(u64::from(m.source.sample_rate));
+        assert!(r.frames.abs_diff(want) <= 1, "{rung}: {} frames, source x rate ratio = {want}", r.frames);
+        assert_eq!(d.frames, r.frames, "{rung}: the decoder's frame count");
+
         // Our parser agrees with the manifest; CRCs all verify.
         let info = ogg::vorbis_stream_info(bytes).unwrap();
         assert_eq!(info.frames, r.frames);

@@ -48,6 +48,15 @@ fn every_rendition_passes_oggz_validate_and_ogginfo() {
             let file = dir.path().join(format!("{id}.ogg"));
             std::fs::write(&file, bytes).unwrap();
             let what = format!("{} at {} kbps", master.display(), r.bitrate_kbps);
+            // Every source frame at the rendition's rate, all of them decoded.
+            let m = &t.manifest;
+            let want = (m.source.frames * u64::from(r.sample_rate)).div_ceil(u64::from(m.source.sample_rate));
+            assert!(
+                r.frames.abs_diff(want) <= 1,
+                "{what}: {} frames, source x rate ratio = {want}",
+                r.frames
+            );
+            assert_eq!(common::decode_ogg(bytes).frames, r.frames, "{what}: the decoder's frame count");
             let v = Command::new("oggz-validate").arg(&file).output().unwrap();
             assert!(
                 v.status.success(),
