@@ -57,6 +57,9 @@ fn every_rendition_passes_oggz_validate_and_ogginfo() {
                 r.frames
             );
             assert_eq!(common::decode_ogg(bytes).frames, r.frames, "{what}: the decoder's frame count");
+            // The headers are small: a player's first 8 KiB range reaches audio.
+            let info = cadenza_transcoder::ogg::vorbis_stream_info(bytes).unwrap();
+            assert!(info.audio_offset < 8192, "{what}: first audio page at byte {}", info.audio_offset);
             let v = Command::new("oggz-validate").arg(&file).output().unwrap();
             assert!(
                 v.status.success(),
