@@ -355,8 +355,8 @@ impl SliceCache {
         // or missing one is fetched from upstream by this same fill, so its
         // readers never see what failed.
         let mut from_disk = None;
+        // (`read` answers `Miss` at once for a slice it does not index.)
         if let Some(disk) = &self.disk
-            && disk.contains(&key)
             && let DiskRead::Hit(bytes) =
                 disk.read(key, range.end - range.start, object_len, 0..range.end - range.start).await
         {

@@ -96,6 +96,40 @@ async fn origin_gets(edge: &TestEdge) -> u64 {
     edge.counter("cadenza_edge_origin_requests_total", &["kind=\"range\"", "result=\"ok\""]).await
 }
 
+/// A real tmpfs of its own for a test (needs root), unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` when this machine will not let us mount one.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { dir })
+    }
+
+    /// `mount -o remount,<options>`: `ro`, `rw`, `size=64m`.
+    fn remount(&self, options: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
 #[tokio::test]
 async fn slices_come_back_from_disk_after_a_restart_even_with_the_object_gone_upstream() {
     let store = store_with_object(5 * SLICE as usize + 1000).await;
@@ -283,23 +317,10 @@ async fn a_tiny_disk_budget_holds_and_listeners_are_served() {
 /// elsewhere the test says it was skipped.
 #[tokio::test]
 async fn a_full_filesystem_degrades_the_tier_listeners_keep_being_served_and_it_recovers() {
-    let mount = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(mount) = Tmpfs::mount("1m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_owned());
+    };
 
     // Eight objects of 3 slices: 1.5 MiB, more than the filesystem holds;
     // the budget (64 MiB) is not what stops the writes.
@@ -312,7 +333,7 @@ async fn a_full_filesystem_degrades_the_tier_listeners_keep_being_served_and_it_
         cadenza_origin::put_audio(origin.as_ref(), &file, bytes.clone()).await.unwrap();
         objects.push((file, bytes));
     }
-    let mut config = disk_config(&store.url, &mount.path().join("cache"));
+    let mut config = disk_config(&store.url, &mount.dir.path().join("cache"));
     config.cache.memory = ByteSize(SLICE);
     config.disk.reprobe_min = HumanDuration::millis(100);
     config.disk.reprobe_max = HumanDuration::millis(100);
@@ -342,12 +363,7 @@ async fn a_full_filesystem_degrades_the_tier_listeners_keep_being_served_and_it_
         assert_eq!(body, bytes.slice(1000..));
     }
     // Space comes back: the probe notices and writes resume.
-    let grown = std::process::Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(mount.path())
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    mount.remount("size=64m");
     for _ in 0..200 {
         if stats(&edge).await["degraded"] == false {
             break;
@@ -424,35 +440,14 @@ async fn a_range_reads_only_its_blocks_and_a_damaged_block_is_caught_when_read()
 /// Needs root, like the full-filesystem test.
 #[tokio::test]
 async fn a_read_only_filesystem_degrades_the_tier_and_reads_go_on() {
-    let mount = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(mount) = Tmpfs::mount("16m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_owned());
-    let remount = |mode: &str| {
-        let ok = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(mount.path())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "remount {mode}");
     };
 
     let store = store_with_object(2 * SLICE as usize).await;
     let origin = cadenza_origin::open_store(&store.url).unwrap();
-    let mut config = disk_config(&store.url, &mount.path().join("cache"));
+    let mut config = disk_config(&store.url, &mount.dir.path().join("cache"));
     config.cache.memory = ByteSize(SLICE);
     config.disk.reprobe_min = HumanDuration::millis(100);
     config.disk.reprobe_max = HumanDuration::millis(100);
@@ -460,7 +455,7 @@ async fn a_read_only_filesystem_degrades_the_tier_and_reads_go_on() {
     assert_eq!(get(&edge, &store.file, None).await.2, store.bytes);
     wait_disk(&edge, 2).await;
 
-    remount("ro");
+    mount.remount("ro");
     let other = noise(2 * SLICE as usize + 3);
     let file = FileId::of_content(&other);
     cadenza_origin::put_audio(origin.as_ref(), &file, other.clone()).await.unwrap();
@@ -482,7 +477,7 @@ async fn a_read_only_filesystem_degrades_the_tier_and_reads_go_on() {
     assert_eq!((status, x_cache.as_str()), (206, "HIT-DISK"));
     assert_eq!(body, store.bytes.slice(10..100));
 
-    remount("rw");
+    mount.remount("rw");
     for _ in 0..200 {
         if stats(&edge).await["degraded"] == false {
             break;
