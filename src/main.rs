@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use cadenza_config::ids::{FileId, KeyId, UserId, random_id};
+use cadenza_config::ids::{FileId, KeyId, TrackId, UserId, random_id};
 use cadenza_config::load::load;
 use cadenza_config::service::{
     ControlConfig, DevConfig, EdgeConfig, KeyFile, KeySpec, OriginConfig, SigningConfig, TranscoderConfig,
@@ -14,6 +14,8 @@ use cadenza_config::service::{
 };
 use cadenza_config::units::HumanDuration;
 use clap::{Args, Parser, Subcommand};
+
+mod progress;
 
 #[derive(Debug, Parser)]
 #[command(name = "cadenza", version, about = "cadenza: an audio delivery network")]
@@ -89,10 +91,28 @@ struct TranscodeArgs {
     /// Publish into this store URL instead of the config's `store`.
     #[arg(long)]
     store: Option<String>,
-    /// Track id the master is published as.
-    track_id: String,
-    /// Master file (WAV, AIFF, FLAC, MP3, AAC/ALAC in MP4, Ogg Vorbis).
-    master: PathBuf,
+    /// The masters are one album with this id: album ReplayGain over all of them.
+    #[arg(long, conflicts_with = "worker")]
+    album: Option<String>,
+    /// Track id for a single master [default: the file name without extension, with
+    /// characters outside [A-Za-z0-9_-] replaced by '-'].
+    #[arg(long, conflicts_with = "worker")]
+    track_id: Option<String>,
+    /// Print one JSON object per track (outcome and manifest) instead of a summary line.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars (they are off anyway when stderr is not a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Take ingest jobs from the control plane (worker.control_url, worker.token) until stopped.
+    #[arg(long, conflicts_with = "masters")]
+    worker: bool,
+    /// Control plane URL for --worker (sets worker.control_url).
+    #[arg(long, requires = "worker")]
+    control: Option<String>,
+    /// Master files (WAV, AIFF, FLAC, MP3, AAC/ALAC in MP4, Ogg Vorbis).
+    #[arg(required_unless_present = "worker")]
+    masters: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -190,24 +210,7 @@ async fn dispatch(command: Command) -> Result<()> {
             let config: OriginConfig = load(args.config.as_deref(), &args.sets)?;
             cadenza_origin::run(config).await?;
         }
-        Command::Transcode(args) => {
-            let mut sets = args.service.sets;
-            if let Some(store) = args.store {
-                sets.push(format!("store={store}"));
-            }
-            let config: TranscoderConfig = load(args.service.config.as_deref(), &sets)?;
-            let track = args.track_id.parse().with_context(|| format!("track id {:?}", args.track_id))?;
-            let reports = cadenza_transcoder::run(config, vec![(track, args.master)]).await?;
-            for r in reports {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "outcome": format!("{:?}", r.outcome).to_lowercase(),
-                        "manifest": r.manifest,
-                    }))?
-                );
-            }
-        }
+        Command::Transcode(args) => transcode(args).await?,
         Command::Sign(args) => sign(args)?,
         Command::Keys { action: KeysAction::Generate { id } } => {
             let id: KeyId = match id {
@@ -220,6 +223,113 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Keys { action: KeysAction::Token } => println!("{}", random_id(32)),
     }
     Ok(())
+}
+
+async fn transcode(args: TranscodeArgs) -> Result<()> {
+    let mut sets = args.service.sets;
+    if let Some(store) = &args.store {
+        sets.push(format!("store={store}"));
+    }
+    if let Some(control) = &args.control {
+        sets.push(format!("worker.control_url={control}"));
+    }
+    let config: TranscoderConfig = load(args.service.config.as_deref(), &sets)?;
+    if args.worker {
+        let summary = cadenza_transcoder::run_worker(config, shutdown_signal()).await?;
+        println!(
+            "worker stopped: {} jobs completed, {} failed, {} lost to another worker",
+            summary.completed, summary.failed, summary.lost
+        );
+        return Ok(());
+    }
+    if let Some(album) = &args.album
+        && !cadenza_config::ids::is_opaque_id(album, 64)
+    {
+        bail!("--album {album:?}: must be 1-64 characters of [A-Za-z0-9_-]");
+    }
+    let tracks = track_ids(&args.masters, args.track_id.as_deref())?;
+    let bars = progress::Bars::new(args.quiet, &tracks);
+    let reports = cadenza_transcoder::run(config, tracks, args.album, bars.clone()).await;
+    bars.clear();
+    for r in reports? {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({
+                    "track_id": r.track_id,
+                    "master": r.master,
+                    "outcome": format!("{:?}", r.outcome).to_lowercase(),
+                    "manifest": r.manifest,
+                }))?
+            );
+        } else {
+            let m = &r.manifest;
+            let rates: Vec<String> =
+                m.renditions.iter().map(|x| format!("{}→{:.1}", x.bitrate_kbps, x.achieved_kbps)).collect();
+            println!(
+                "{:<11} {}  {}  {:.1} s  {:.2} LUFS  gain {:+.2} dB  {} kbps  {:.0} BPM",
+                format!("{:?}", r.outcome).to_lowercase(),
+                r.track_id,
+                r.master.display(),
+                m.source.duration_ms as f64 / 1000.0,
+                m.loudness.integrated_lufs,
+                m.loudness.gain_db,
+                rates.join(" "),
+                m.features.tempo_bpm,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The track id of each master: `--track-id` for a single master, else
+/// the file name without its extension, made a valid id.
+fn track_ids(masters: &[PathBuf], track_id: Option<&str>) -> Result<Vec<(TrackId, PathBuf)>> {
+    if let Some(id) = track_id {
+        if masters.len() != 1 {
+            bail!("--track-id names one track, but {} masters were given", masters.len());
+        }
+        let id: TrackId = id.parse().with_context(|| format!("--track-id {id:?}"))?;
+        return Ok(vec![(id, masters[0].clone())]);
+    }
+    let mut out: Vec<(TrackId, PathBuf)> = Vec::with_capacity(masters.len());
+    for master in masters {
+        let stem = master.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id: String = stem
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+            .take(TrackId::MAX_LEN)
+            .collect();
+        let id: TrackId = id.parse().with_context(|| {
+            format!("{}: no track id can be made from its name; use --track-id", master.display())
+        })?;
+        if let Some((_, other)) = out.iter().find(|(t, _)| *t == id) {
+            bail!(
+                "{} and {} would both be track {id}; rename one or ingest them separately with --track-id",
+                other.display(),
+                master.display()
+            );
+        }
+        out.push((id, master.clone()));
+    }
+    Ok(out)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("signal received; finishing the job in hand, then stopping");
 }
 
 fn sign(args: SignArgs) -> Result<()> {

@@ -3,6 +3,7 @@
 //! ```text
 //! audio/<file_id>.ogg                 immutable, content-addressed audio
 //! tracks/<track_id>/manifest.json     a track's ladder; written last
+//! masters/…                           masters uploaded for ingest jobs
 //! /a/<file_id>.ogg                    the edge path a signed URL names
 //! ```
 
@@ -10,6 +11,9 @@ use crate::ids::{FileId, TrackId};
 
 /// Prefix of every audio object key.
 pub const AUDIO_PREFIX: &str = "audio/";
+/// Prefix of the masters the control plane's ingest jobs name. The
+/// transcoder reads them; nothing else does.
+pub const MASTERS_PREFIX: &str = "masters/";
 /// Prefix of every track manifest key.
 pub const TRACKS_PREFIX: &str = "tracks/";
 /// Prefix of the edge's audio paths.

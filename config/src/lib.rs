@@ -7,6 +7,8 @@
 //! - [`layout`]: object keys (`audio/<file_id>.ogg`,
 //!   `tracks/<track_id>/manifest.json`) and the edge path `/a/<file_id>.ogg`.
 //! - [`manifest`]: a track's published ladder.
+//! - [`ingest`]: the job protocol between the control plane and transcoder
+//!   workers.
 //! - [`token`]: signed edge URLs (HMAC-SHA256, key ring by `kid`).
 //!
 //! This crate does no I/O beyond reading config and key files.
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod ids;
+pub mod ingest;
 pub mod ladder;
 pub mod layout;
 pub mod load;

@@ -5,7 +5,8 @@
 //!   token is hashed and looked up by that hash.
 //! - The admin token comes from the config. It is compared in constant time
 //!   over the SHA-256 of both sides, so neither the length nor a prefix of
-//!   the real token leaks through timing.
+//!   the real token leaks through timing. So is the ingest worker token,
+//!   which opens only `/v1/ingest/*` (where the admin token works too).
 //!
 //! Tokens are never logged.
 
@@ -84,6 +85,33 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin)
         } else {
             Err(ApiError::new(ErrorKind::Forbidden, "bearer token is not the admin token"))
+        }
+    }
+}
+
+/// Extractor: the request carries the ingest worker token
+/// (`ingest.worker_token`) or the admin token, for `/v1/ingest/*`. Without
+/// a token: 401; with another one: 403. The worker token opens nothing
+/// else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Worker;
+
+impl FromRequestParts<AppState> for Worker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?.ok_or_else(ApiError::missing_token)?;
+        let config = state.config();
+        // Both compared, always, so timing does not tell which one matched.
+        let worker = config.ingest.worker_token.matches(token);
+        let admin = config.admin_token.matches(token);
+        if worker | admin {
+            Ok(Worker)
+        } else {
+            Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "bearer token is neither the worker token nor the admin token",
+            ))
         }
     }
 }

@@ -5,11 +5,17 @@
 //! entities outside the batch (an album's artists, a track's album) are
 //! listed in [`Batch::external_refs`] and checked inside the import
 //! transaction by `db::catalog::import`.
+//!
+//! An ingest job's tracks take the same path: their metadata is validated
+//! here when the job is registered ([`TrackMeta::validate`]), and the
+//! worker's manifests become [`TrackRow`]s through [`TrackRow::new`], so an
+//! ingested track is stored exactly as an imported one.
 
 use std::collections::HashSet;
 
 use cadenza_config::ids::TrackId;
 use cadenza_config::manifest::{Loudness, Manifest};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::types::{AlbumType, ImportAlbum, ImportArtist, ImportRequest, ImportTrack};
@@ -46,18 +52,41 @@ pub(crate) struct AlbumRow {
 #[derive(Debug)]
 pub(crate) struct TrackRow {
     pub(crate) id: TrackId,
+    pub(crate) meta: TrackMeta,
+    pub(crate) duration_ms: i64,
+    /// Of the master.
+    pub(crate) loudness: Loudness,
+    /// JSON object text: the import's `audio_features`, else the manifest's
+    /// `features`.
+    pub(crate) audio_features: String,
+    pub(crate) files: Vec<FileRow>,
+}
+
+/// The catalog fields of a track other than what the transcoder measures,
+/// validated. An ingest job keeps them (as JSON) until its worker reports
+/// the manifests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TrackMeta {
     pub(crate) album_id: String,
     pub(crate) title: String,
     pub(crate) track_number: i64,
     pub(crate) disc_number: i64,
     pub(crate) explicit: bool,
+    /// Canonical: 12 characters, upper case, no hyphens.
     pub(crate) isrc: Option<String>,
     pub(crate) artist_ids: Vec<String>,
-    pub(crate) duration_ms: i64,
-    pub(crate) loudness: Loudness,
-    /// JSON object text, if given.
-    pub(crate) audio_features: Option<String>,
-    pub(crate) files: Vec<FileRow>,
+}
+
+/// A track's metadata fields as a request carries them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetaFields<'a> {
+    pub(crate) album_id: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) track_number: u32,
+    pub(crate) disc_number: Option<u32>,
+    pub(crate) explicit: Option<bool>,
+    pub(crate) isrc: Option<&'a str>,
+    pub(crate) artist_ids: &'a [String],
 }
 
 #[derive(Debug)]
@@ -69,7 +98,9 @@ pub(crate) struct FileRow {
     pub(crate) sample_rate: i64,
     pub(crate) channels: i64,
     pub(crate) achieved_kbps: f64,
+    /// The rendition's own playback gain.
     pub(crate) gain_db: f64,
+    pub(crate) album_gain_db: Option<f64>,
     pub(crate) mime: String,
 }
 
@@ -97,21 +128,21 @@ impl Batch {
             .enumerate()
             .map(|(i, a)| artist(&format!("artists[{i}]"), a))
             .collect::<Result<Vec<_>, _>>()?;
-        unique(artists.iter().map(|a| a.id.as_str()), "artists")?;
+        unique(artists.iter().map(|a| a.id.as_str()), "artists", "batch")?;
         let albums = req
             .albums
             .iter()
             .enumerate()
             .map(|(i, a)| album(&format!("albums[{i}]"), a))
             .collect::<Result<Vec<_>, _>>()?;
-        unique(albums.iter().map(|a| a.id.as_str()), "albums")?;
+        unique(albums.iter().map(|a| a.id.as_str()), "albums", "batch")?;
         let tracks = req
             .tracks
             .into_iter()
             .enumerate()
             .map(|(i, t)| track(&format!("tracks[{i}]"), t))
             .collect::<Result<Vec<_>, _>>()?;
-        unique(tracks.iter().map(|t| t.id.as_str()), "tracks")?;
+        unique(tracks.iter().map(|t| t.id.as_str()), "tracks", "batch")?;
         Ok(Self { artists, albums, tracks })
     }
 
@@ -135,10 +166,10 @@ impl Batch {
             }
         }
         for (i, t) in self.tracks.iter().enumerate() {
-            if !albums.contains(t.album_id.as_str()) {
-                push(format!("tracks[{i}].album_id"), RefTable::Album, &t.album_id);
+            if !albums.contains(t.meta.album_id.as_str()) {
+                push(format!("tracks[{i}].album_id"), RefTable::Album, &t.meta.album_id);
             }
-            for (j, id) in t.artist_ids.iter().enumerate() {
+            for (j, id) in t.meta.artist_ids.iter().enumerate() {
                 if !artists.contains(id.as_str()) {
                     push(format!("tracks[{i}].artist_ids[{j}]"), RefTable::Artist, id);
                 }
@@ -148,12 +179,13 @@ impl Batch {
     }
 }
 
-fn unique<'a>(ids: impl Iterator<Item = &'a str>, list: &str) -> Result<(), ApiError> {
+/// Every id appears once: `{list}[i].id: … appears twice in the {what}`.
+pub(crate) fn unique<'a>(ids: impl Iterator<Item = &'a str>, list: &str, what: &str) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     for (i, id) in ids.enumerate() {
         if !seen.insert(id) {
             return Err(ApiError::invalid(format!(
-                "{list}[{i}].id: {} appears twice in the batch",
+                "{list}[{i}].id: {} appears twice in the {what}",
                 echo(id)
             )));
         }
@@ -211,51 +243,92 @@ fn album(path: &str, a: &ImportAlbum) -> Result<AlbumRow, ApiError> {
 }
 
 fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
-    let positive = |field: &str, v: u32| {
-        if (1..=10_000).contains(&v) {
-            Ok(i64::from(v))
-        } else {
-            Err(ApiError::invalid(format!("{path}.{field}: must be between 1 and 10000, got {v}")))
-        }
-    };
-    let track_number = positive("track_number", t.track_number)?;
-    let disc_number = positive("disc_number", t.disc_number.unwrap_or(1))?;
-    let m = &t.manifest;
-    let mpath = format!("{path}.manifest");
-    check_manifest(&mpath, &t.id, m)?;
-    let files = m
-        .renditions
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let rpath = format!("{mpath}.renditions[{i}]");
-            Ok(FileRow {
-                bitrate_kbps: i64::from(r.bitrate_kbps.kbps()),
-                file_id: r.file_id.to_string(),
-                size: checked_i64(&format!("{rpath}.size"), r.size, 1)?,
-                duration_ms: checked_i64(&format!("{rpath}.duration_ms"), r.duration_ms, 0)?,
-                sample_rate: checked_i64(&format!("{rpath}.sample_rate"), u64::from(r.sample_rate), 1)?,
-                channels: checked_i64(&format!("{rpath}.channels"), u64::from(r.channels), 1)?,
-                achieved_kbps: finite(&format!("{rpath}.achieved_kbps"), r.achieved_kbps)?,
-                gain_db: m.loudness.gain_db,
-                mime: validate::text(&format!("{rpath}.mime"), &r.mime, 100)?,
-            })
+    let meta = TrackMeta::validate(
+        path,
+        MetaFields {
+            album_id: &t.album_id,
+            title: &t.title,
+            track_number: t.track_number,
+            disc_number: t.disc_number,
+            explicit: t.explicit,
+            isrc: t.isrc.as_deref(),
+            artist_ids: &t.artist_ids,
+        },
+    )?;
+    let features = t.audio_features.map(|f| serde_json::Value::Object(f).to_string());
+    TrackRow::new(&format!("{path}.manifest"), t.id, meta, &t.manifest, features)
+}
+
+impl TrackMeta {
+    /// Validate the fields of the track at `path` (`tracks[3]`); errors
+    /// name `{path}.{field}`.
+    pub(crate) fn validate(path: &str, f: MetaFields<'_>) -> Result<Self, ApiError> {
+        let positive = |field: &str, v: u32| {
+            if (1..=10_000).contains(&v) {
+                Ok(i64::from(v))
+            } else {
+                Err(ApiError::invalid(format!("{path}.{field}: must be between 1 and 10000, got {v}")))
+            }
+        };
+        Ok(Self {
+            album_id: validate::id(&format!("{path}.album_id"), f.album_id)?,
+            title: validate::text(&format!("{path}.title"), f.title, MAX_TITLE)?,
+            track_number: positive("track_number", f.track_number)?,
+            disc_number: positive("disc_number", f.disc_number.unwrap_or(1))?,
+            explicit: f.explicit.unwrap_or(false),
+            isrc: f.isrc.map(|v| validate::isrc(&format!("{path}.isrc"), v)).transpose()?,
+            artist_ids: credits(&format!("{path}.artist_ids"), f.artist_ids)?,
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(TrackRow {
-        album_id: validate::id(&format!("{path}.album_id"), &t.album_id)?,
-        title: validate::text(&format!("{path}.title"), &t.title, MAX_TITLE)?,
-        track_number,
-        disc_number,
-        explicit: t.explicit.unwrap_or(false),
-        isrc: t.isrc.as_deref().map(|v| validate::isrc(&format!("{path}.isrc"), v)).transpose()?,
-        artist_ids: credits(&format!("{path}.artist_ids"), &t.artist_ids)?,
-        duration_ms: checked_i64(&format!("{mpath}.source.duration_ms"), m.source.duration_ms, 0)?,
-        loudness: m.loudness,
-        audio_features: t.audio_features.map(|f| serde_json::Value::Object(f).to_string()),
-        files,
-        id: t.id,
-    })
+    }
+}
+
+impl TrackRow {
+    /// The row of track `id` with `meta`, from its manifest `m` (checked
+    /// here; errors name `{mpath}.…`). `features` is JSON object text;
+    /// `None` stores the manifest's own.
+    pub(crate) fn new(
+        mpath: &str,
+        id: TrackId,
+        meta: TrackMeta,
+        m: &Manifest,
+        features: Option<String>,
+    ) -> Result<Self, ApiError> {
+        check_manifest(mpath, &id, m)?;
+        let files = m
+            .renditions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rpath = format!("{mpath}.renditions[{i}]");
+                Ok(FileRow {
+                    bitrate_kbps: i64::from(r.bitrate_kbps.kbps()),
+                    file_id: r.file_id.to_string(),
+                    size: checked_i64(&format!("{rpath}.size"), r.size, 1)?,
+                    duration_ms: checked_i64(&format!("{rpath}.duration_ms"), r.duration_ms, 0)?,
+                    sample_rate: checked_i64(&format!("{rpath}.sample_rate"), u64::from(r.sample_rate), 1)?,
+                    channels: checked_i64(&format!("{rpath}.channels"), u64::from(r.channels), 1)?,
+                    achieved_kbps: finite(&format!("{rpath}.achieved_kbps"), r.achieved_kbps)?,
+                    gain_db: r.loudness.gain_db,
+                    album_gain_db: r.album_loudness.map(|l| l.gain_db),
+                    mime: validate::text(&format!("{rpath}.mime"), &r.mime, 100)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let audio_features = match features {
+            Some(f) => f,
+            None => {
+                serde_json::to_string(&m.features).map_err(|e| ApiError::internal("features json", &e))?
+            }
+        };
+        Ok(TrackRow {
+            duration_ms: checked_i64(&format!("{mpath}.source.duration_ms"), m.source.duration_ms, 0)?,
+            loudness: m.loudness,
+            audio_features,
+            files,
+            meta,
+            id,
+        })
+    }
 }
 
 fn check_manifest(path: &str, id: &TrackId, m: &Manifest) -> Result<(), ApiError> {
@@ -285,43 +358,14 @@ fn finite(path: &str, v: f64) -> Result<f64, ApiError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use cadenza_config::ids::FileId;
+mod tests {
     use cadenza_config::ladder::Rung;
-    use cadenza_config::manifest::{MANIFEST_VERSION, Rendition, Source};
+    use cadenza_config::manifest::{self, AlbumLoudness};
 
     use super::*;
 
-    pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
-        Manifest {
-            version: MANIFEST_VERSION,
-            track_id: track.parse().unwrap(),
-            source: Source {
-                sha256: "00".repeat(32),
-                format: "wav".into(),
-                sample_rate: 44_100,
-                channels: 2,
-                frames: 441_000,
-                duration_ms: 10_000,
-            },
-            loudness: Loudness { integrated_lufs: -18.0, true_peak_dbtp: -2.0, gain_db: 4.0 },
-            encoder: "test".into(),
-            renditions: rungs
-                .iter()
-                .map(|r| Rendition {
-                    bitrate_kbps: *r,
-                    file_id: FileId::of_content(format!("{track}/{r}").as_bytes()),
-                    size: u64::from(r.kbps()) * 1250,
-                    frames: 441_000,
-                    duration_ms: 10_000,
-                    achieved_kbps: f64::from(r.kbps()),
-                    sample_rate: r.output_rate(44_100),
-                    channels: r.channels(),
-                    mime: "audio/ogg; codecs=vorbis".into(),
-                    seek: vec![],
-                })
-                .collect(),
-        }
+    fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
+        manifest::example(track.parse().unwrap(), rungs)
     }
 
     fn request() -> ImportRequest {
@@ -357,9 +401,21 @@ pub(crate) mod tests {
     #[test]
     fn valid_batch_and_external_refs() {
         let b = Batch::validate(request()).unwrap();
-        assert_eq!(b.tracks[0].files.len(), 2);
-        assert_eq!(b.tracks[0].duration_ms, 10_000);
-        assert_eq!(b.tracks[0].disc_number, 1);
+        let t = &b.tracks[0];
+        assert_eq!(t.files.len(), 2);
+        assert_eq!(t.duration_ms, 60_000);
+        assert_eq!(t.meta.disc_number, 1);
+        // Each file carries its own rendition's gain, not the master's.
+        let m = manifest("t1", &[Rung::K96, Rung::K160]);
+        assert_eq!(t.loudness, m.loudness);
+        for (f, r) in t.files.iter().zip(&m.renditions) {
+            assert_eq!(f.gain_db, r.loudness.gain_db);
+            assert_ne!(f.gain_db, m.loudness.gain_db);
+            assert_eq!(f.album_gain_db, None);
+        }
+        // Without explicit features, the manifest's are stored as an object.
+        let features: serde_json::Value = serde_json::from_str(&t.audio_features).unwrap();
+        assert_eq!(features["tempo_bpm"], 120.0);
         assert_eq!(
             b.external_refs(),
             vec![ExternalRef {
@@ -408,5 +464,40 @@ pub(crate) mod tests {
         let mut r = request();
         r.albums[0].release_at = Some(-5);
         assert!(message(Batch::validate(r)).contains("albums[0].release_at"));
+    }
+
+    #[test]
+    fn album_gain_and_explicit_features() {
+        let mut r = request();
+        let t = &mut r.tracks[0];
+        t.manifest.album = Some(AlbumLoudness { id: "al1".into(), tracks: 2, loudness: t.manifest.loudness });
+        for (i, rendition) in t.manifest.renditions.iter_mut().enumerate() {
+            let gain_db = -3.0 - f64::from(u8::try_from(i).unwrap());
+            rendition.album_loudness = Some(Loudness { gain_db, ..rendition.loudness });
+        }
+        t.audio_features = Some(serde_json::json!({"tempo": 99}).as_object().unwrap().clone());
+        let b = Batch::validate(r).unwrap();
+        let gains: Vec<Option<f64>> = b.tracks[0].files.iter().map(|f| f.album_gain_db).collect();
+        assert_eq!(gains, vec![Some(-3.0), Some(-4.0)]);
+        assert_eq!(b.tracks[0].audio_features, r#"{"tempo":99}"#);
+    }
+
+    #[test]
+    fn metadata_alone_is_validated_with_its_path() {
+        let artists = vec!["ar1".to_owned()];
+        let fields = MetaFields {
+            album_id: "al1",
+            title: "  Song ",
+            track_number: 2,
+            disc_number: None,
+            explicit: None,
+            isrc: Some("se-xyz-24-00001"),
+            artist_ids: &artists,
+        };
+        let meta = TrackMeta::validate("tracks[4]", fields).unwrap();
+        assert_eq!((meta.title.as_str(), meta.disc_number), ("Song", 1));
+        assert_eq!(meta.isrc.as_deref(), Some("SEXYZ2400001"));
+        let bad = TrackMeta::validate("tracks[4]", MetaFields { album_id: "a/b", ..fields }).unwrap_err();
+        assert!(format!("{bad:?}").contains("tracks[4].album_id"), "{bad:?}");
     }
 }

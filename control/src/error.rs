@@ -55,6 +55,13 @@ pub(crate) enum ErrorKind {
     NoAudio,
     /// A create collided with an existing entity.
     AlreadyExists,
+    /// No ingest job with that id.
+    JobNotFound,
+    /// A track of a new ingest job already has a queued or running one.
+    IngestInProgress,
+    /// The lease a worker presented is not the job's current one: it was
+    /// claimed again by another worker, or is no longer running.
+    LeaseLost,
     /// No edge POPs are configured.
     NoEdges,
     /// The database is unreachable or overloaded; a retry may help.
@@ -79,6 +86,9 @@ impl ErrorKind {
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
             NoAudio => (StatusCode::CONFLICT, "no_audio"),
             AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+            JobNotFound => (StatusCode::NOT_FOUND, "job_not_found"),
+            IngestInProgress => (StatusCode::CONFLICT, "ingest_in_progress"),
+            LeaseLost => (StatusCode::CONFLICT, "lease_lost"),
             NoEdges => (StatusCode::SERVICE_UNAVAILABLE, "no_edges"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -178,6 +188,9 @@ mod tests {
             NotReleased,
             NoAudio,
             AlreadyExists,
+            JobNotFound,
+            IngestInProgress,
+            LeaseLost,
             NoEdges,
             Unavailable,
             Internal,

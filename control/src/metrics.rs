@@ -4,7 +4,10 @@
 //! Labels are low-cardinality: `route` is the matched route template
 //! (`/v1/tracks/{id}`), never the raw path.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use cadenza_config::ingest::JobState;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
@@ -16,7 +19,52 @@ pub(crate) struct Metrics {
     /// `cadenza_control_stream_urls_total{quality_kbps}`: stream answers
     /// issued, by chosen quality.
     stream_answers: IntCounterVec,
+    /// `cadenza_control_ingest_events_total{event}`: what happened to
+    /// ingest jobs ([`IngestEvent`]).
+    ingest_events: IntCounterVec,
+    /// `cadenza_control_ingest_jobs{state}`: jobs in each state, read from
+    /// the database when `/metrics` is scraped.
+    ingest_jobs: IntGaugeVec,
 }
+
+/// Something that happened to an ingest job, a label of
+/// `cadenza_control_ingest_events_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IngestEvent {
+    /// `POST /v1/admin/ingest` queued a job.
+    Registered,
+    /// A worker was handed a job (a new lease).
+    Claimed,
+    /// A worker's manifests were registered.
+    Completed,
+    /// A retryable failure queued the job again.
+    Retried,
+    /// The job failed for good: a bad master, or out of attempts (by
+    /// failures or by leases running out).
+    Failed,
+}
+
+impl IngestEvent {
+    const ALL: [IngestEvent; 5] = [
+        IngestEvent::Registered,
+        IngestEvent::Claimed,
+        IngestEvent::Completed,
+        IngestEvent::Retried,
+        IngestEvent::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            IngestEvent::Registered => "registered",
+            IngestEvent::Claimed => "claimed",
+            IngestEvent::Completed => "completed",
+            IngestEvent::Retried => "retried",
+            IngestEvent::Failed => "failed",
+        }
+    }
+}
+
+const JOB_STATES: [JobState; 4] = [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed];
 
 impl Metrics {
     pub(crate) fn new() -> Self {
@@ -43,14 +91,43 @@ impl Metrics {
             &["quality_kbps"],
         )
         .expect("valid metric");
-        for c in [&http_requests, &stream_answers] {
+        let ingest_events = IntCounterVec::new(
+            Opts::new("cadenza_control_ingest_events_total", "Ingest job events, by kind"),
+            &["event"],
+        )
+        .expect("valid metric");
+        let ingest_jobs = IntGaugeVec::new(
+            Opts::new("cadenza_control_ingest_jobs", "Ingest jobs in each state, as of the last scrape"),
+            &["state"],
+        )
+        .expect("valid metric");
+        for c in [&http_requests, &stream_answers, &ingest_events] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
+        registry.register(Box::new(ingest_jobs.clone())).expect("unique metric");
         for rung in cadenza_config::ladder::LADDER {
             stream_answers.with_label_values(&[rung.kbps().to_string()]);
         }
-        Self { registry, http_requests, http_duration, stream_answers }
+        for e in IngestEvent::ALL {
+            ingest_events.with_label_values(&[e.as_str()]);
+        }
+        for s in JOB_STATES {
+            ingest_jobs.with_label_values(&[s.as_str()]);
+        }
+        Self { registry, http_requests, http_duration, stream_answers, ingest_events, ingest_jobs }
+    }
+
+    pub(crate) fn ingest(&self, event: IngestEvent, n: u64) {
+        self.ingest_events.with_label_values(&[event.as_str()]).inc_by(n);
+    }
+
+    /// Set the jobs-by-state gauge; states not in `counts` are zero.
+    pub(crate) fn set_ingest_jobs(&self, counts: &[(JobState, i64)]) {
+        for s in JOB_STATES {
+            let n = counts.iter().find(|(state, _)| *state == s).map_or(0, |(_, n)| *n);
+            self.ingest_jobs.with_label_values(&[s.as_str()]).set(n);
+        }
     }
 
     pub(crate) fn observe_request(&self, route: &str, status: u16, seconds: f64) {
@@ -86,5 +163,12 @@ mod tests {
         );
         assert!(!b.render().contains("/v1/tracks/{id}"));
         assert!(b.render().contains(r#"cadenza_control_stream_urls_total{quality_kbps="320"} 0"#));
+        a.ingest(IngestEvent::Claimed, 2);
+        a.set_ingest_jobs(&[(JobState::Running, 3)]);
+        let text = a.render();
+        assert!(text.contains(r#"cadenza_control_ingest_events_total{event="claimed"} 2"#), "{text}");
+        assert!(text.contains(r#"cadenza_control_ingest_events_total{event="failed"} 0"#), "{text}");
+        assert!(text.contains(r#"cadenza_control_ingest_jobs{state="running"} 3"#), "{text}");
+        assert!(text.contains(r#"cadenza_control_ingest_jobs{state="queued"} 0"#), "{text}");
     }
 }

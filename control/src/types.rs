@@ -6,6 +6,7 @@
 //! grow new fields; readers should ignore what they do not know.
 
 use cadenza_config::ids::{FileId, TrackId, UserId};
+use cadenza_config::ingest::JobStatus;
 use cadenza_config::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
@@ -101,10 +102,58 @@ pub struct ImportTrack {
     /// The transcoder's manifest; supplies duration, loudness and files.
     /// `manifest.track_id` must equal `id`.
     pub manifest: Manifest,
-    /// Tempo, energy, … as a JSON object. When absent, a re-import keeps
-    /// what the catalog holds.
+    /// Tempo, energy, … as a JSON object. When absent, the manifest's
+    /// `features` are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_features: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /v1/admin/ingest`: masters already uploaded under `masters/`, to be
+/// transcoded by a worker and registered in the catalog when it reports
+/// their manifests. The album and the artists must already be in the
+/// catalog (import them first, with no tracks).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// Set to ingest the tracks together as one album (album gain is then
+    /// measured over all of them); every track's `album_id` must equal it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album_id: Option<String>,
+    /// 1 to [`cadenza_config::ingest::MAX_JOB_TRACKS`] tracks, unique ids.
+    pub tracks: Vec<IngestTrack>,
+}
+
+/// One track of an ingest job: its catalog metadata (as in [`ImportTrack`],
+/// minus what the transcoder measures) and its master.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestTrack {
+    pub id: TrackId,
+    /// Must be in the catalog.
+    pub album_id: String,
+    pub title: String,
+    /// 1-based.
+    pub track_number: u32,
+    /// 1-based. Default `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc_number: Option<u32>,
+    /// Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<bool>,
+    /// ISO 3901, e.g. `SEXYZ2400001` (hyphens are dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isrc: Option<String>,
+    /// Credited artists in order; each must be in the catalog.
+    pub artist_ids: Vec<String>,
+    /// Store key of the master, e.g. `masters/label/2026/01.flac`
+    /// ([`cadenza_config::ingest::is_master_key`]).
+    pub master: String,
+}
+
+/// `GET /v1/admin/ingest`: jobs, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestJobList {
+    pub jobs: Vec<JobStatus>,
 }
 
 /// Answer to an import: how many of each entity the batch upserted.
@@ -205,6 +254,7 @@ pub struct ArtistSummary {
     pub name: String,
 }
 
+/// Of the master.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackLoudness {
     pub integrated_lufs: f64,
@@ -272,7 +322,12 @@ pub struct StreamFile {
     pub duration_ms: u64,
     pub sample_rate: u32,
     pub channels: u8,
+    /// Playback gain of this file (its own loudness, not the master's) to
+    /// −14 LUFS with true peak ≤ −1 dBTP.
     pub gain_db: f64,
+    /// Album gain of this file, when the track was ingested with its album;
+    /// players in album mode apply it instead of `gain_db`.
+    pub album_gain_db: Option<f64>,
     pub mime: String,
 }
 

@@ -45,7 +45,8 @@ async fn import_is_idempotent_on(db: &TestDb) {
     // Counters survive a re-import.
     support::sql_exec(&db.url, "UPDATE tracks SET stream_count = 7 WHERE id = 't1'").await;
 
-    // A changed batch: new title, a smaller ladder, features omitted (kept).
+    // A changed batch: new title, a smaller ladder, features omitted (the
+    // manifest's are stored instead).
     let mut changed = batch.clone();
     changed.tracks[0].title = "Song t1 (remaster)".into();
     changed.tracks[0].manifest.renditions.retain(|r| r.bitrate_kbps != Rung::K320);
@@ -58,11 +59,20 @@ async fn import_is_idempotent_on(db: &TestDb) {
     assert_eq!(
         support::sql_i64(
             &db.url,
-            "SELECT COUNT(*) FROM tracks WHERE id = 't1' AND audio_features LIKE '%tempo%'"
+            "SELECT COUNT(*) FROM tracks WHERE id = 't1' AND audio_features LIKE '%\"tempo\":120.5%'"
+        )
+        .await,
+        Some(0),
+        "{db:?}: the import's own features replaced"
+    );
+    assert_eq!(
+        support::sql_i64(
+            &db.url,
+            "SELECT COUNT(*) FROM tracks WHERE id = 't1' AND audio_features LIKE '%\"tempo_bpm\":120.0%'"
         )
         .await,
         Some(1),
-        "{db:?}: audio features kept"
+        "{db:?}: the manifest's features stored"
     );
     s.stop().await.unwrap();
 }

@@ -64,7 +64,9 @@ async fn stream_quality_rules_on(db: &TestDb) {
         assert_eq!(r.file.duration_ms, 30_000);
         assert_eq!(r.file.sample_rate, rung.output_rate(44_100));
         assert_eq!(r.file.channels, rung.channels());
-        assert_eq!(r.file.gain_db, 5.5);
+        // The chosen file's own gain, not the master's 5.5 dB.
+        assert_eq!(r.file.gain_db, support::rendition_gain(rung));
+        assert_eq!(r.file.album_gain_db, None);
         assert_eq!(r.file.mime, "audio/ogg; codecs=vorbis");
         assert!(
             (before + TTL_SECS..=after + TTL_SECS).contains(&r.expires_at),

@@ -3,6 +3,7 @@
 //! reuses what the first made.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cadenza_config::ids::TrackId;
 use cadenza_config::service::DemoConfig;
@@ -12,7 +13,7 @@ use cadenza_control::types::{
 };
 use cadenza_origin::Store;
 use cadenza_transcoder::synth::{self, DemoTrackSpec};
-use cadenza_transcoder::{Outcome, ingest};
+use cadenza_transcoder::{Options, Outcome, ingest_album};
 use serde::{Deserialize, Serialize};
 
 use crate::DevError;
@@ -72,10 +73,20 @@ pub(crate) async fn ensure(
     previous: Option<&DemoInfo>,
 ) -> Result<DemoInfo, DevError> {
     let masters = masters(&data_dir.join("masters"), demo)?;
+    let ids: Vec<(TrackId, PathBuf)> = masters
+        .iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            (format!("demo-{:02}", i + 1).parse().expect("demo track ids are valid"), path.clone())
+        })
+        .collect();
+    // One album: album ReplayGain over all of its tracks.
+    let reports = ingest_album(store, &ids, Some(ALBUM_ID), &Options::default(), Arc::new(()))
+        .await
+        .map_err(|e| DevError::Demo(e.to_string()))?;
     let mut tracks = Vec::with_capacity(masters.len());
-    for (i, (path, title)) in masters.iter().enumerate() {
-        let id: TrackId = format!("demo-{:02}", i + 1).parse().expect("demo track ids are valid");
-        let report = ingest(store, path, &id, 0).await.map_err(|e| DevError::Demo(e.to_string()))?;
+    for (i, ((_, title), report)) in masters.iter().zip(reports).enumerate() {
+        let id = report.track_id.clone();
         let verb = match report.outcome {
             Outcome::Published => "transcoded and published",
             Outcome::Unchanged => "already published",

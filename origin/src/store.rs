@@ -29,6 +29,13 @@ pub enum StoreError {
     BadManifest { key: String, reason: String },
     #[error("audio object {key} exists with {found} bytes, expected {expected}: refusing to overwrite")]
     Conflict { key: String, found: u64, expected: u64 },
+    /// A local file being uploaded from or downloaded to failed.
+    #[error("local file {}: {source}", path.display())]
+    Local {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -185,6 +192,100 @@ pub async fn put_audio(store: &dyn ObjectStore, id: &FileId, bytes: Bytes) -> Re
         source,
     })?;
     Ok(true)
+}
+
+/// Parts of a multipart upload, and the size above which an upload is
+/// multipart rather than one `put`.
+pub const UPLOAD_PART: usize = 8 * 1024 * 1024;
+
+/// Store the audio object in local file `path` (`size` bytes) under its
+/// content address, streaming it: a single `put` up to [`UPLOAD_PART`],
+/// a multipart upload of [`UPLOAD_PART`] parts beyond, so memory stays at
+/// a few parts whatever the size. Returns `false` when an object of the
+/// same size was already there, `true` when written.
+pub async fn put_audio_file(
+    store: &dyn ObjectStore,
+    id: &FileId,
+    path: &std::path::Path,
+    size: u64,
+) -> Result<bool, StoreError> {
+    use tokio::io::AsyncReadExt as _;
+    let key = audio_path(id);
+    let backend = |op, source| StoreError::Backend { op, key: key.to_string(), source };
+    let local = |source| StoreError::Local { path: path.to_owned(), source };
+    match store.head(&key).await {
+        Ok(meta) if meta.size == size => return Ok(false),
+        Ok(meta) => {
+            return Err(StoreError::Conflict { key: key.to_string(), found: meta.size, expected: size });
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(source) => return Err(backend("head", source)),
+    }
+    let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+    if size <= UPLOAD_PART as u64 {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).await.map_err(local)?;
+        if bytes.len() as u64 != size {
+            return Err(local(std::io::Error::other(format!("{} bytes, expected {size}", bytes.len()))));
+        }
+        store.put(&key, PutPayload::from(bytes)).await.map_err(|e| backend("put", e))?;
+        return Ok(true);
+    }
+    let upload = store.put_multipart(&key).await.map_err(|e| backend("put_multipart", e))?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let n = match file.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                writer.abort().await.ok();
+                return Err(local(e));
+            }
+        };
+        if let Err(e) = writer.wait_for_capacity(2).await {
+            return Err(backend("put_part", e));
+        }
+        writer.write(&buf[..n]);
+        sent += n as u64;
+    }
+    if sent != size {
+        writer.abort().await.ok();
+        return Err(local(std::io::Error::other(format!("{sent} bytes, expected {size}"))));
+    }
+    writer.finish().await.map_err(|e| backend("complete_multipart", e))?;
+    Ok(true)
+}
+
+/// Download object `key` to the local file `to`, streaming, and return its
+/// size. The file is written whole or removed.
+pub async fn download(store: &dyn ObjectStore, key: &str, to: &std::path::Path) -> Result<u64, StoreError> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let path = StorePath::from(key);
+    let backend = |op, source| StoreError::Backend { op, key: key.to_owned(), source };
+    let local = |source| StoreError::Local { path: to.to_owned(), source };
+    let result = store.get(&path).await.map_err(|e| backend("get", e))?;
+    let mut stream = result.into_stream();
+    let mut file = tokio::fs::File::create(to).await.map_err(local)?;
+    let mut size = 0u64;
+    let written: Result<(), StoreError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| backend("get", e))?;
+            file.write_all(&chunk).await.map_err(local)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        file.sync_all().await.map_err(local)
+    }
+    .await;
+    if let Err(e) = written {
+        drop(file);
+        let _ = tokio::fs::remove_file(to).await;
+        return Err(e);
+    }
+    Ok(size)
 }
 
 /// Write a manifest. Call only after every audio object it names is stored:

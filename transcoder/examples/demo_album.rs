@@ -2,10 +2,10 @@
 //! achieved bitrate per rung, loudness, and wall time.
 //!
 //! ```text
-//! cargo run --release -p cadenza-transcoder --example demo_album -- [tracks] [seconds] [seed] [threads]
+//! cargo run --release -p cadenza-transcoder --example demo_album -- [tracks] [seconds] [seed]
 //! ```
 //!
-//! Defaults: 4 tracks of 30 s, seed 1, one thread per rung. Masters are
+//! Defaults: 4 tracks of 30 s, seed 1. Masters are
 //! written to a temporary directory and removed afterwards.
 
 use std::time::Instant;
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| -> Result<u64, std::num::ParseIntError> {
         args.get(i).map_or(Ok(default), |s| s.parse())
     };
-    let (count, seconds, seed, threads) = (arg(0, 4)?, arg(1, 30)?, arg(2, 1)?, arg(3, 0)?);
+    let (count, seconds, seed) = (arg(0, 4)?, arg(1, 30)?, arg(2, 1)?);
 
     let dir = std::env::temp_dir().join(format!("cadenza-demo-album-{}", std::process::id()));
     let started = Instant::now();
@@ -30,20 +30,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in &tracks {
         let started = Instant::now();
         let id = format!("demo-{}", t.index + 1).parse()?;
-        let out = transcode(&t.path, &id, threads as usize)?;
+        let out = transcode(&t.path, &id)?;
         let secs = started.elapsed().as_secs_f64();
         total += secs;
         let m = &out.manifest;
         let rates: Vec<String> =
             m.renditions.iter().map(|r| format!("{}→{:.1}", r.bitrate_kbps, r.achieved_kbps)).collect();
         println!(
-            "{:<28} {:<4} {:>6.2} LUFS {:>6.2} dBTP gain {:>+6.2} dB | {} | {:.2} s ({:.0}× realtime)",
+            "{:<28} {:<4} {:>6.2} LUFS {:>6.2} dBTP gain {:>+6.2} dB | {} | {:.1} BPM | {:.2} s ({:.0}× realtime)",
             t.title,
             t.format,
             m.loudness.integrated_lufs,
             m.loudness.true_peak_dbtp,
             m.loudness.gain_db,
             rates.join(" "),
+            m.features.tempo_bpm,
             secs,
             t.seconds as f64 / secs
         );

@@ -62,6 +62,13 @@ pub enum TranscodeError {
         #[source]
         source: Box<cadenza_origin::StoreError>,
     },
+    /// Reading or writing a work file failed (disk full, permissions).
+    #[error("transcoder work file {}: {source}", path.display())]
+    Work {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The blocking transcode task panicked or was cancelled.
     #[error("transcoding master {} did not finish: {reason}", path.display())]
     Task { path: PathBuf, reason: String },

@@ -66,16 +66,19 @@
 mod decode;
 mod encode;
 mod error;
+mod features;
 mod loudness;
 pub mod ogg;
 mod pipeline;
+mod progress;
 mod publish;
 mod resample;
 pub mod synth;
+mod worker;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use cadenza_config::ids::{FileId, TrackId};
 use cadenza_config::manifest::Manifest;
 
@@ -84,21 +87,102 @@ pub use encode::encoder_id;
 pub use error::TranscodeError;
 pub use loudness::{CEILING_DBTP, REPLAYGAIN_REFERENCE_LUFS, TARGET_LUFS, gain_db};
 pub use pipeline::RENDITION_MIME;
-pub use publish::{IngestReport, Outcome, ingest, run};
+pub use progress::{Progress, ProgressEvent};
+pub use publish::{IngestReport, Outcome, ingest, ingest_album, run};
+pub use worker::{WorkerError, run_worker};
 
-/// A transcoded master: its manifest and the bytes of every file it names,
-/// in ladder order (lowest bitrate first).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Transcoded {
-    pub manifest: Manifest,
-    pub files: Vec<(FileId, Bytes)>,
+/// Where the transcoder keeps its files while it works.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Directory for work files: each run makes (and removes) its own
+    /// subdirectory there. Default: the system's temporary directory. Needs
+    /// room for about 1.2× the ladder's size (a few MB per track minute).
+    pub work_dir: Option<PathBuf>,
 }
 
-/// Decode, measure and encode `master` as the ladder for `track_id`, using up
-/// to `threads` encoder threads (`0` = one per rung). CPU only: reads the
-/// file, writes nothing. Every output file has passed our own Ogg check.
-pub fn transcode(master: &Path, track_id: &TrackId, threads: usize) -> Result<Transcoded, TranscodeError> {
-    let bytes =
-        std::fs::read(master).map_err(|source| TranscodeError::Read { path: master.to_owned(), source })?;
-    pipeline::transcode_bytes(master, Bytes::from(bytes), track_id, threads)
+/// A private directory for one run's files, removed when the last
+/// [`Transcoded`] using it is dropped.
+#[derive(Debug)]
+pub struct WorkDir(tempfile::TempDir);
+
+impl WorkDir {
+    /// A fresh directory under `options.work_dir` (or the system's).
+    pub fn new(options: &Options) -> Result<Self, TranscodeError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("cadenza-transcode-");
+        let dir = match &options.work_dir {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        };
+        let parent = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        dir.map(Self).map_err(|source| TranscodeError::Work { path: parent, source })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A transcoded master: its manifest and every file it names, written to
+/// a work directory that lives as long as this value.
+#[derive(Clone, Debug)]
+pub struct Transcoded {
+    pub manifest: Manifest,
+    /// In ladder order (lowest bitrate first), as in the manifest.
+    pub files: Vec<EncodedFile>,
+    work: Arc<WorkDir>,
+}
+
+/// One finished rendition on local disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedFile {
+    pub file_id: FileId,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+impl Transcoded {
+    /// The bytes of file `i` (tests and tools; publishing streams them).
+    pub fn read_file(&self, i: usize) -> std::io::Result<Vec<u8>> {
+        let file = self.files.get(i).ok_or_else(|| std::io::Error::other(format!("no file {i}")))?;
+        std::fs::read(&file.path)
+    }
+
+    /// The work directory holding the files.
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+}
+
+/// Decode, measure and encode `master` as the ladder for `track_id`. CPU
+/// and local disk only: reads the file, writes its renditions to a fresh
+/// work directory under the system's temporary directory. Every output file
+/// has been decoded back and checked.
+pub fn transcode(master: &Path, track_id: &TrackId) -> Result<Transcoded, TranscodeError> {
+    let tracks = [(track_id.clone(), master.to_owned())];
+    let mut out = transcode_album(&tracks, None, &Options::default(), &())?;
+    out.pop().ok_or_else(|| TranscodeError::Task { path: master.to_owned(), reason: "no output".into() })
+}
+
+/// Transcode several masters together. With `album_id`, they are one
+/// album: each file also carries `REPLAYGAIN_ALBUM_*` tags and each
+/// manifest the album's loudness, measured over all of them. Any failure
+/// fails the whole call (an album is published whole or not at all).
+pub fn transcode_album(
+    tracks: &[(TrackId, PathBuf)],
+    album_id: Option<&str>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<Transcoded>, TranscodeError> {
+    let mut jobs = Vec::with_capacity(tracks.len());
+    for (index, (track_id, path)) in tracks.iter().enumerate() {
+        progress.event(index, ProgressEvent::Hashing);
+        jobs.push(pipeline::Job {
+            track_id: track_id.clone(),
+            path: path.clone(),
+            sha256: pipeline::sha256_file(path)?,
+        });
+    }
+    let work = Arc::new(WorkDir::new(options)?);
+    pipeline::transcode_jobs(&jobs, album_id, work, progress)
 }

@@ -1,5 +1,5 @@
-//! EBU R128 / ITU-R BS.1770 loudness of a master, and the playback gain
-//! derived from it.
+//! EBU R128 / ITU-R BS.1770 loudness of a master, a rendition or an album,
+//! and the playback gain derived from it.
 
 use cadenza_config::manifest::Loudness;
 use ebur128::{Channel, EbuR128, Mode};
@@ -24,37 +24,92 @@ pub(crate) enum LoudnessError {
     Meter,
 }
 
-/// Measure integrated loudness and true peak of planar audio. Mono is
-/// measured as dual mono (both speakers), which is how it is played.
-pub(crate) fn measure(planes: &[Vec<f32>], rate: u32) -> Result<Loudness, LoudnessError> {
-    let channels = planes.len() as u32;
-    let mut meter =
-        EbuR128::new(channels, rate, Mode::I | Mode::TRUE_PEAK).map_err(|_| LoudnessError::Meter)?;
-    if channels == 1 {
-        meter.set_channel(0, Channel::DualMono).map_err(|_| LoudnessError::Meter)?;
+/// A loudness meter fed as audio streams past: integrated loudness,
+/// loudness range and true peak (EBU R128 / ITU-R BS.1770-4, EBU Tech
+/// 3342). Mono is measured as dual mono (both speakers), which is how it is
+/// played. Kept after [`Meter::loudness`] so an album can be measured as
+/// one programme from its tracks' meters ([`album`]).
+pub(crate) struct Meter {
+    inner: EbuR128,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("channels", &self.inner.channels())
+            .field("rate", &self.inner.rate())
+            .finish()
     }
-    let frames = planes.first().map_or(0, Vec::len);
-    let mut start = 0;
-    while start < frames {
-        let end = (start + BLOCK).min(frames);
-        let block: Vec<&[f32]> = planes.iter().map(|p| &p[start..end]).collect();
-        meter.add_frames_planar_f32(&block).map_err(|_| LoudnessError::Meter)?;
-        start = end;
+}
+
+impl Meter {
+    pub(crate) fn new(channels: u8, rate: u32) -> Result<Self, LoudnessError> {
+        let mut inner = EbuR128::new(u32::from(channels), rate, Mode::I | Mode::LRA | Mode::TRUE_PEAK)
+            .map_err(|_| LoudnessError::Meter)?;
+        if channels == 1 {
+            inner.set_channel(0, Channel::DualMono).map_err(|_| LoudnessError::Meter)?;
+        }
+        Ok(Self { inner })
     }
-    let integrated = meter.loudness_global().map_err(|_| LoudnessError::Meter)?;
+
+    /// Feed the next frames (one plane per channel, equal lengths).
+    pub(crate) fn add(&mut self, planes: &[Vec<f32>]) -> Result<(), LoudnessError> {
+        let frames = planes.first().map_or(0, Vec::len);
+        let mut start = 0;
+        while start < frames {
+            let end = (start + BLOCK).min(frames);
+            let block: Vec<&[f32]> = planes.iter().map(|p| &p[start..end]).collect();
+            self.inner.add_frames_planar_f32(&block).map_err(|_| LoudnessError::Meter)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The loudness of everything fed so far; [`LoudnessError::Silent`] when
+    /// nothing rose above the −70 LUFS gate.
+    pub(crate) fn loudness(&self) -> Result<Loudness, LoudnessError> {
+        album(&[self])
+    }
+
+    fn true_peak(&self) -> Result<f64, LoudnessError> {
+        let mut peak = 0.0f64;
+        for ch in 0..self.inner.channels() {
+            peak = peak.max(self.inner.true_peak(ch).map_err(|_| LoudnessError::Meter)?);
+        }
+        Ok(peak)
+    }
+}
+
+/// The loudness of several meters' audio taken as one programme (an
+/// album): integrated loudness and range over all their gating blocks
+/// together, the highest true peak.
+pub(crate) fn album(meters: &[&Meter]) -> Result<Loudness, LoudnessError> {
+    let integrated = EbuR128::loudness_global_multiple(meters.iter().map(|m| &m.inner))
+        .map_err(|_| LoudnessError::Meter)?;
     if !integrated.is_finite() {
         return Err(LoudnessError::Silent);
     }
+    let range = EbuR128::loudness_range_multiple(meters.iter().map(|m| &m.inner))
+        .map_err(|_| LoudnessError::Meter)?;
     let mut peak = 0.0f64;
-    for ch in 0..channels {
-        peak = peak.max(meter.true_peak(ch).map_err(|_| LoudnessError::Meter)?);
+    for m in meters {
+        peak = peak.max(m.true_peak()?);
     }
     let true_peak_dbtp = 20.0 * peak.log10();
     Ok(Loudness {
         integrated_lufs: round2(integrated),
+        loudness_range_lu: round2(if range.is_finite() { range.max(0.0) } else { 0.0 }),
         true_peak_dbtp: round2(true_peak_dbtp),
         gain_db: round2(gain_db(integrated, true_peak_dbtp)),
     })
+}
+
+/// Measure planar audio in one go.
+#[cfg(test)]
+pub(crate) fn measure(planes: &[Vec<f32>], rate: u32) -> Result<Loudness, LoudnessError> {
+    let mut meter = Meter::new(planes.len() as u8, rate)?;
+    meter.add(planes)?;
+    meter.loudness()
 }
 
 /// The gain that brings `integrated_lufs` to [`TARGET_LUFS`] without taking
@@ -112,5 +167,34 @@ mod tests {
     #[test]
     fn silence_is_an_error() {
         assert_eq!(measure(&vec![vec![0.0; 48_000]; 2], 48_000), Err(LoudnessError::Silent));
+    }
+
+    #[test]
+    fn album_is_one_programme_and_range_is_measured() {
+        // Two tracks 10 dB apart: the album is between them, nearer the
+        // louder (power average), its peak the louder's, and its range
+        // wide.
+        let loud = vec![sine(0.5, 48_000 * 20); 2];
+        let quiet = vec![sine(0.158, 48_000 * 20); 2];
+        let mut a = Meter::new(2, 48_000).unwrap();
+        a.add(&loud).unwrap();
+        let mut b = Meter::new(2, 48_000).unwrap();
+        b.add(&quiet).unwrap();
+        let (la, lb) = (a.loudness().unwrap(), b.loudness().unwrap());
+        assert!((la.integrated_lufs - lb.integrated_lufs - 10.0).abs() < 0.1, "{la:?} {lb:?}");
+        assert!(la.loudness_range_lu < 0.5, "a steady tone has no range: {la:?}");
+        let both = album(&[&a, &b]).unwrap();
+        assert!(
+            both.integrated_lufs < la.integrated_lufs && both.integrated_lufs > lb.integrated_lufs - 0.01
+        );
+        assert!((both.integrated_lufs - (la.integrated_lufs - 2.6)).abs() < 0.2, "{both:?}");
+        assert_eq!(both.true_peak_dbtp, la.true_peak_dbtp);
+        assert!(both.loudness_range_lu > 8.0, "{both:?}");
+        // Feeding in pieces is the same as at once.
+        let mut c = Meter::new(2, 48_000).unwrap();
+        for part in [0..1000, 1000..250_000, 250_000..960_000] {
+            c.add(&[loud[0][part.clone()].to_vec(), loud[1][part].to_vec()]).unwrap();
+        }
+        assert_eq!(c.loudness().unwrap(), la);
     }
 }

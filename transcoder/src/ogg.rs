@@ -3,9 +3,14 @@
 //!
 //! [`parse_pages`] and [`vorbis_stream_info`] take arbitrary bytes and never
 //! panic: every length is bounds-checked and every sum is checked, so they
-//! are safe to fuzz and to run on untrusted files. The transcoder runs them on
-//! its own output before publishing anything, so a file with a bad page CRC,
-//! a torn page or a wrong sample count is never published.
+//! are safe to fuzz and to run on untrusted files. [`PageReader`] and
+//! [`StreamChecker`] do the same one page at a time over any `Read`, so a
+//! file of any length is checked in constant memory. [`retag`] rewrites a
+//! stream's comment header (the ReplayGain tags are known only after the
+//! file is encoded and measured) and renumbers the pages after it. The
+//! transcoder runs these on its own output before publishing anything, so a
+//! file with a bad page CRC, a torn page or a wrong sample count is never
+//! published.
 
 use std::fmt;
 
@@ -23,7 +28,7 @@ pub const FLAG_BOS: u8 = 0x02;
 pub const FLAG_EOS: u8 = 0x04;
 /// Granule position meaning "no packet finishes on this page".
 pub const NO_GRANULE: u64 = u64::MAX;
-/// One seek point per this many milliseconds of audio (see [`seek_index`]).
+/// One seek point per this many milliseconds of audio (see [`StreamChecker`]).
 pub const SEEK_INTERVAL_MS: u64 = 1000;
 
 /// One Ogg page, borrowed from the input.
@@ -141,7 +146,7 @@ const CRC_TABLE: [u32; 256] = {
     table
 };
 
-fn u32_le(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_le(b: &[u8], at: usize) -> u32 {
     let mut v = [0u8; 4];
     if let Some(s) = b.get(at..at + 4) {
         v.copy_from_slice(s);
@@ -229,7 +234,7 @@ pub struct StreamInfo {
     pub frames: u64,
     /// `frames` in milliseconds, rounded to nearest.
     pub duration_ms: u64,
-    /// About one point per [`SEEK_INTERVAL_MS`]; see [`seek_index`].
+    /// About one point per [`SEEK_INTERVAL_MS`]; see [`StreamChecker`].
     pub seek: Vec<SeekPoint>,
     /// Offset of the first audio page (after the three header packets).
     pub audio_offset: usize,
@@ -242,77 +247,130 @@ pub struct StreamInfo {
 /// non-decreasing granules) and describe it.
 pub fn vorbis_stream_info(bytes: &[u8]) -> Result<StreamInfo, OggError> {
     let pages = parse_pages(bytes)?;
-    let stream = |page: &Page<'_>, reason| OggError::Stream { offset: page.offset, reason };
-    let first = pages.first().ok_or(OggError::Empty)?;
-    if first.flags & FLAG_BOS == 0 {
-        return Err(stream(first, Reason::NotBos));
+    let mut checker = StreamChecker::new();
+    for page in &pages {
+        checker.page(page)?;
     }
-    // Identification header: packet type 1, "vorbis", version u32, channels
-    // u8, rate u32 (Vorbis I §4.2.2). It is alone on the first page.
-    let id = first.body;
-    if id.len() < 16 || id[0] != 1 || &id[1..7] != b"vorbis" || u32_le(id, 7) != 0 {
-        return Err(stream(first, Reason::NotVorbis));
-    }
-    let channels = id[11];
-    let sample_rate = u32_le(id, 12);
-    if channels == 0 || sample_rate == 0 {
-        return Err(stream(first, Reason::BadIdentification));
+    checker.finish()
+}
+
+/// The checks of [`vorbis_stream_info`], one page at a time, so a file of
+/// any length can be checked as it streams past (see [`PageReader`]).
+#[derive(Clone, Debug, Default)]
+pub struct StreamChecker {
+    /// From the first page: serial, rate, channels.
+    first: Option<(u32, u32, u8)>,
+    /// Sequence number, flags and offset of the previous page.
+    prev: Option<(u32, u8, usize)>,
+    /// Header packets completed so far (3 once audio starts).
+    packets: usize,
+    audio_offset: Option<usize>,
+    seek: Vec<SeekPoint>,
+    /// Granule of the last audio page on which a packet finished.
+    granule: Option<u64>,
+    pages: usize,
+}
+
+impl StreamChecker {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    let mut packets = 0usize;
-    let mut audio_start = None;
-    for (i, page) in pages.iter().enumerate() {
-        if i > 0 {
-            let prev = &pages[i - 1];
+    /// Check the next page of the stream.
+    pub fn page(&mut self, page: &Page<'_>) -> Result<(), OggError> {
+        let stream = |reason| OggError::Stream { offset: page.offset, reason };
+        self.pages += 1;
+        let Some((serial, rate, _)) = self.first else {
+            if page.flags & FLAG_BOS == 0 {
+                return Err(stream(Reason::NotBos));
+            }
+            // Identification header: packet type 1, "vorbis", version u32,
+            // channels u8, rate u32 (Vorbis I §4.2.2). It is alone on the
+            // first page.
+            let id = page.body;
+            if id.len() < 16 || id[0] != 1 || &id[1..7] != b"vorbis" || u32_le(id, 7) != 0 {
+                return Err(stream(Reason::NotVorbis));
+            }
+            let (channels, rate) = (id[11], u32_le(id, 12));
+            if channels == 0 || rate == 0 {
+                return Err(stream(Reason::BadIdentification));
+            }
+            self.first = Some((page.serial, rate, channels));
+            self.prev = Some((page.sequence, page.flags, page.offset));
+            return self.header_packets(page);
+        };
+        if let Some((sequence, flags, _)) = self.prev {
             if page.flags & FLAG_BOS != 0 {
-                return Err(stream(page, Reason::UnexpectedBos));
+                return Err(stream(Reason::UnexpectedBos));
             }
-            if page.serial != first.serial {
-                return Err(stream(page, Reason::SerialChanged));
+            if page.serial != serial {
+                return Err(stream(Reason::SerialChanged));
             }
-            if Some(page.sequence) != prev.sequence.checked_add(1) {
-                return Err(stream(page, Reason::SequenceGap));
+            if Some(page.sequence) != sequence.checked_add(1) {
+                return Err(stream(Reason::SequenceGap));
             }
-            if prev.flags & FLAG_EOS != 0 {
-                return Err(stream(page, Reason::DataAfterEos));
-            }
-        }
-        if audio_start.is_none() {
-            packets += page.packets_finished();
-            if packets >= 3 {
-                // The third header packet must end its page (Vorbis I §A.2).
-                if packets > 3 || page.ends_mid_packet() {
-                    return Err(stream(page, Reason::HeadersShareAudioPage));
-                }
-                audio_start = Some(i + 1);
+            if flags & FLAG_EOS != 0 {
+                return Err(stream(Reason::DataAfterEos));
             }
         }
+        self.prev = Some((page.sequence, page.flags, page.offset));
+        if self.audio_offset.is_none() {
+            if self.packets < 3 {
+                return self.header_packets(page);
+            }
+            self.audio_offset = Some(page.offset);
+        }
+        // An audio page. Its start time is the previous page's granule;
+        // pages on which no packet finishes are skipped, since decoding
+        // cannot start there.
+        if page.granule == NO_GRANULE {
+            return Ok(());
+        }
+        let prev = self.granule.unwrap_or(0);
+        if page.granule < prev {
+            return Err(stream(Reason::GranuleWentBack));
+        }
+        let ms = frames_to_ms(prev, rate);
+        if self.seek.last().is_none_or(|p| ms / SEEK_INTERVAL_MS > p.ms / SEEK_INTERVAL_MS) {
+            self.seek.push(SeekPoint { ms, offset: page.offset as u64 });
+        }
+        self.granule = Some(page.granule);
+        Ok(())
     }
-    let last = pages.last().ok_or(OggError::Empty)?;
-    if last.flags & FLAG_EOS == 0 {
-        return Err(stream(last, Reason::NoEos));
+
+    /// Count the header packets finishing on `page`; the third must end
+    /// its page (Vorbis I §A.2).
+    fn header_packets(&mut self, page: &Page<'_>) -> Result<(), OggError> {
+        self.packets += page.packets_finished();
+        if self.packets > 3 || (self.packets == 3 && page.ends_mid_packet()) {
+            return Err(OggError::Stream { offset: page.offset, reason: Reason::HeadersShareAudioPage });
+        }
+        Ok(())
     }
-    let audio_start = match audio_start {
-        Some(i) if i < pages.len() => i,
-        _ => return Err(stream(last, Reason::NoAudio)),
-    };
-    let audio = &pages[audio_start..];
-    let seek = seek_index(audio, sample_rate)?;
-    let frames = audio
-        .iter()
-        .rev()
-        .map(|p| p.granule)
-        .find(|&g| g != NO_GRANULE)
-        .ok_or(stream(last, Reason::NoAudio))?;
-    Ok(StreamInfo {
-        sample_rate,
-        channels,
-        frames,
-        duration_ms: frames_to_ms(frames, sample_rate),
-        seek,
-        audio_offset: audio[0].offset,
-        pages: pages.len(),
-    })
+
+    /// The stream is over: check it ended properly and describe it.
+    pub fn finish(self) -> Result<StreamInfo, OggError> {
+        let Some((_, sample_rate, channels)) = self.first else {
+            return Err(OggError::Empty);
+        };
+        let (_, flags, last) = self.prev.ok_or(OggError::Empty)?;
+        let stream = |reason| OggError::Stream { offset: last, reason };
+        if flags & FLAG_EOS == 0 {
+            return Err(stream(Reason::NoEos));
+        }
+        let (Some(audio_offset), Some(frames)) = (self.audio_offset, self.granule) else {
+            return Err(stream(Reason::NoAudio));
+        };
+        Ok(StreamInfo {
+            sample_rate,
+            channels,
+            frames,
+            duration_ms: frames_to_ms(frames, sample_rate),
+            seek: self.seek,
+            audio_offset,
+            pages: self.pages,
+        })
+    }
 }
 
 /// `frames` at `rate` in milliseconds, rounded to nearest; saturates instead
@@ -325,32 +383,11 @@ pub fn frames_to_ms(frames: u64, rate: u32) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-/// The seek index of a stream's audio pages (everything after the headers):
-/// the first page that starts in each [`SEEK_INTERVAL_MS`] interval of the
-/// audio, so the first point is the first audio page at 0 ms and there is
-/// about one point per second when pages are shorter than that. A page's
-/// start time is the previous page's granule (the first sample that
-/// completes on it); pages on which no packet finishes are skipped, since
-/// decoding cannot start there. Errors if granules decrease.
-pub fn seek_index(audio: &[Page<'_>], sample_rate: u32) -> Result<Vec<SeekPoint>, OggError> {
-    let mut seek: Vec<SeekPoint> = Vec::new();
-    let mut prev_granule = 0u64;
-    for page in audio {
-        if page.granule == NO_GRANULE {
-            continue;
-        }
-        if page.granule < prev_granule {
-            return Err(OggError::Stream { offset: page.offset, reason: Reason::GranuleWentBack });
-        }
-        let ms = frames_to_ms(prev_granule, sample_rate);
-        let due = seek.last().is_none_or(|p| ms / SEEK_INTERVAL_MS > p.ms / SEEK_INTERVAL_MS);
-        if due {
-            seek.push(SeekPoint { ms, offset: page.offset as u64 });
-        }
-        prev_granule = page.granule;
-    }
-    Ok(seek)
-}
+mod read;
+mod retag;
+
+pub use read::PageReader;
+pub use retag::{RetagError, Retagged, comment_packet, parse_comment, retag};
 
 #[cfg(test)]
 mod tests;

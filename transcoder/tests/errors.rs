@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cadenza_origin::open_store;
 use cadenza_transcoder::synth::{write_flac, write_wav};
-use cadenza_transcoder::{TranscodeError, ingest, transcode};
+use cadenza_transcoder::{Options, TranscodeError, ingest, transcode};
 use common::{file_url, files_under, music};
 
 /// Ingest `path` into a fresh store; expect an error that names the file
@@ -16,7 +16,7 @@ async fn rejects(path: &Path, check: impl Fn(&TranscodeError) -> bool, needle: &
     let root = tempfile::tempdir().unwrap();
     let store = open_store(&file_url(root.path())).unwrap();
     let track = "trk-bad".parse().unwrap();
-    let err = ingest(&store, path, &track, 0).await.unwrap_err();
+    let err = ingest(&store, path, &track, &Options::default()).await.unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
     assert!(check(&err), "unexpected variant: {err:?}");
@@ -27,7 +27,7 @@ async fn rejects(path: &Path, check: impl Fn(&TranscodeError) -> bool, needle: &
     assert!(err.is_bad_input(), "{err:?}");
     assert!(files_under(root.path()).is_empty(), "{:?}", files_under(root.path()));
     // The CPU-only path agrees.
-    let again = transcode(path, &track, 1).unwrap_err();
+    let again = transcode(path, &track).unwrap_err();
     assert_eq!(again.to_string(), msg);
 }
 

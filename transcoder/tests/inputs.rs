@@ -25,7 +25,7 @@ fn ladder_of(
     seconds: f64,
     slack: f64,
 ) -> cadenza_config::manifest::Manifest {
-    let t = transcode(path, &"trk-in".parse().unwrap(), 0).unwrap_or_else(|e| panic!("{e}"));
+    let t = transcode(path, &"trk-in".parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let m = &t.manifest;
     assert_eq!(m.source.format, format, "{}", path.display());
     assert_eq!(m.source.channels, channels);
@@ -33,8 +33,8 @@ fn ladder_of(
     let got = m.source.duration_ms as f64 / 1000.0;
     assert!(got >= seconds - 0.001 && got <= seconds + slack, "{}: {got} s", path.display());
     assert_eq!(t.files.len(), 4);
-    for ((_, bytes), r) in t.files.iter().zip(&m.renditions) {
-        let d = decode_ogg(bytes);
+    for (i, r) in m.renditions.iter().enumerate() {
+        let d = decode_ogg(&t.read_file(i).unwrap());
         assert_eq!(d.channels, usize::from(r.channels));
         assert!(
             (d.duration_ms() / 1000.0 - got).abs() < 0.03,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cadenza_config::layout;
 use cadenza_config::service::TranscoderConfig;
 use cadenza_origin::{open_store, read_audio, read_manifest};
-use cadenza_transcoder::{Outcome, TranscodeError, ingest, run, transcode};
+use cadenza_transcoder::{Options, Outcome, TranscodeError, ingest, run, transcode};
 use common::{Recording, decode_ogg, file_url, files_under, music, write_master};
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn ingest_publishes_and_reingest_is_a_no_op() {
     let path = write_master(masters.path(), "a.flac", &music(21, 6), 44_100);
     let track = "trk-a".parse().unwrap();
 
-    let first = ingest(&store, &path, &track, 0).await.unwrap();
+    let first = ingest(&store, &path, &track, &Options::default()).await.unwrap();
     assert_eq!(first.outcome, Outcome::Published);
     let m = &first.manifest;
     // The store holds exactly the four audio objects and the manifest.
@@ -36,19 +36,19 @@ async fn ingest_publishes_and_reingest_is_a_no_op() {
         assert!((d.duration_ms() - r.duration_ms as f64).abs() <= 50.0);
     }
     // The same as the CPU-only path.
-    assert_eq!(transcode(&path, &track, 1).unwrap().manifest, *m);
+    assert_eq!(transcode(&path, &track).unwrap().manifest, *m);
 
     // Re-ingest: nothing encoded, nothing written.
     let recorder = Arc::new(Recording::new(store.clone(), None));
     let rec_store: cadenza_origin::Store = recorder.clone();
-    let again = ingest(&rec_store, &path, &track, 0).await.unwrap();
+    let again = ingest(&rec_store, &path, &track, &Options::default()).await.unwrap();
     assert_eq!(again.outcome, Outcome::Unchanged);
     assert_eq!(again.manifest, *m);
     assert!(recorder.puts().is_empty(), "{:?}", recorder.puts());
 
     // A changed master is re-published under the same track.
     let changed = write_master(masters.path(), "a.flac", &music(22, 6), 44_100);
-    let third = ingest(&store, &changed, &track, 0).await.unwrap();
+    let third = ingest(&store, &changed, &track, &Options::default()).await.unwrap();
     assert_eq!(third.outcome, Outcome::Published);
     assert_ne!(third.manifest.source.sha256, m.source.sha256);
     assert_eq!(read_manifest(store.as_ref(), &track).await.unwrap().unwrap(), third.manifest);
@@ -63,7 +63,7 @@ async fn the_manifest_is_written_last() {
     let store: cadenza_origin::Store = recorder.clone();
     let path = write_master(masters.path(), "b.wav", &music(23, 4), 44_100);
     let track = "trk-b".parse().unwrap();
-    let report = ingest(&store, &path, &track, 0).await.unwrap();
+    let report = ingest(&store, &path, &track, &Options::default()).await.unwrap();
 
     let puts = recorder.puts();
     let audio: Vec<String> =
@@ -83,7 +83,7 @@ async fn a_failed_publish_leaves_no_manifest_and_a_retry_completes_it() {
 
     // The third audio put fails.
     let failing: cadenza_origin::Store = Arc::new(Recording::new(inner.clone(), Some(2)));
-    let err = ingest(&failing, &path, &track, 0).await.unwrap_err();
+    let err = ingest(&failing, &path, &track, &Options::default()).await.unwrap_err();
     assert!(matches!(err, TranscodeError::Store { .. }), "{err}");
     assert!(!err.is_bad_input());
     let msg = err.to_string();
@@ -92,7 +92,7 @@ async fn a_failed_publish_leaves_no_manifest_and_a_retry_completes_it() {
     assert!(!files_under(root.path()).iter().any(|f| f.starts_with("tracks/")));
 
     // A retry against the healthy store publishes everything.
-    let report = ingest(&inner, &path, &track, 0).await.unwrap();
+    let report = ingest(&inner, &path, &track, &Options::default()).await.unwrap();
     assert_eq!(report.outcome, Outcome::Published);
     assert_eq!(files_under(root.path()).len(), 5);
 }
@@ -104,11 +104,11 @@ async fn missing_audio_is_republished_not_reported_unchanged() {
     let store = open_store(&file_url(root.path())).unwrap();
     let path = write_master(masters.path(), "d.flac", &music(25, 3), 44_100);
     let track = "trk-d".parse().unwrap();
-    let first = ingest(&store, &path, &track, 0).await.unwrap();
+    let first = ingest(&store, &path, &track, &Options::default()).await.unwrap();
     let lost = &first.manifest.renditions[2];
     std::fs::remove_file(root.path().join(layout::audio_key(&lost.file_id))).unwrap();
 
-    let again = ingest(&store, &path, &track, 0).await.unwrap();
+    let again = ingest(&store, &path, &track, &Options::default()).await.unwrap();
     assert_eq!(again.outcome, Outcome::Published);
     assert_eq!(again.manifest, first.manifest);
     assert!(root.path().join(layout::audio_key(&lost.file_id)).exists());
@@ -120,18 +120,18 @@ async fn run_opens_the_configured_store_and_ingests_in_order() {
     let root = tempfile::tempdir().unwrap();
     let a = write_master(masters.path(), "e.wav", &music(26, 2), 44_100);
     let b = write_master(masters.path(), "f.flac", &music(27, 2), 44_100);
-    let config = TranscoderConfig { store: file_url(&root.path().join("store")), threads: 2 };
+    let config = TranscoderConfig { store: file_url(&root.path().join("store")), ..Default::default() };
     let inputs = vec![("trk-e".parse().unwrap(), a.clone()), ("trk-f".parse().unwrap(), b.clone())];
-    let reports = run(config.clone(), inputs.clone()).await.unwrap();
+    let reports = run(config.clone(), inputs.clone(), None, Arc::new(())).await.unwrap();
     assert_eq!(reports.len(), 2);
     assert!(reports.iter().all(|r| r.outcome == Outcome::Published));
     assert_eq!(reports[1].manifest.track_id.as_str(), "trk-f");
-    let again = run(config.clone(), inputs).await.unwrap();
+    let again = run(config.clone(), inputs, None, Arc::new(())).await.unwrap();
     assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
 
     // A bad store URL is reported as such.
-    let bad = TranscoderConfig { store: "ftp://nowhere/".into(), threads: 0 };
-    let err = run(bad, vec![("t".parse().unwrap(), a)]).await.unwrap_err();
+    let bad = TranscoderConfig { store: "ftp://nowhere/".into(), ..Default::default() };
+    let err = run(bad, vec![("t".parse().unwrap(), a)], None, Arc::new(())).await.unwrap_err();
     assert!(matches!(err, TranscodeError::OpenStore(_)), "{err}");
     assert!(err.to_string().contains("ftp://nowhere/"), "{err}");
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::common::{HttpServerConfig, SigningConfig, validate_admin_token};
@@ -20,6 +22,8 @@ pub struct ControlConfig {
     /// Edge POPs stream URLs point at, in order of preference.
     pub edges: Vec<EdgeEndpoint>,
     pub http: HttpServerConfig,
+    /// The ingest job queue transcoder workers take jobs from.
+    pub ingest: IngestConfig,
 }
 
 /// `[database]`. `Debug` hides any password in the URL.
@@ -42,6 +46,31 @@ pub struct PlaybackConfig {
     pub url_ttl: HumanDuration,
 }
 
+/// `[ingest]`: the job queue of `POST /v1/admin/ingest`, served to
+/// transcoder workers under `/v1/ingest/*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Bearer token workers present on `/v1/ingest/*` (at least 16
+    /// characters, not the admin token). The admin token is accepted there
+    /// too; the worker token is never accepted on `/v1/admin/*`. Default
+    /// empty: only the admin token is accepted.
+    pub worker_token: Secret,
+    /// Claims a job gets before it fails for good: each claim counts, so a
+    /// lease that runs out uses one up as a retryable failure does.
+    /// Default `5`; `1` to `100`.
+    pub max_attempts: u32,
+    /// Delay before a job is handed out again after a retryable failure,
+    /// doubled per attempt used (`retry_backoff · 2^(attempts−1)`). Default
+    /// `30s`; `1s` to `max_retry_backoff`.
+    pub retry_backoff: HumanDuration,
+    /// Longest such delay. Default `15m`; at most `24h`.
+    pub max_retry_backoff: HumanDuration,
+}
+
+/// Longest `ingest.max_retry_backoff`.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+
 /// One `[[edges]]` entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +91,57 @@ impl Default for ControlConfig {
             playback: PlaybackConfig::default(),
             edges: Vec::new(),
             http: HttpServerConfig::default(),
+            ingest: IngestConfig::default(),
         }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            worker_token: Secret::default(),
+            max_attempts: 5,
+            retry_backoff: HumanDuration::secs(30),
+            max_retry_backoff: HumanDuration::secs(15 * 60),
+        }
+    }
+}
+
+impl IngestConfig {
+    fn validate(&self, admin_token: &Secret) -> Result<(), ConfigError> {
+        if !self.worker_token.is_empty() {
+            validate_admin_token(&self.worker_token, "ingest.worker_token")?;
+            ensure(
+                self.worker_token != *admin_token,
+                "ingest.worker_token",
+                "<redacted>",
+                "must differ from admin_token, or workers could use the admin API",
+            )?;
+        }
+        ensure(
+            (1..=100).contains(&self.max_attempts),
+            "ingest.max_attempts",
+            self.max_attempts,
+            "must be between 1 and 100",
+        )?;
+        ensure(
+            self.max_retry_backoff.get() <= MAX_RETRY_BACKOFF,
+            "ingest.max_retry_backoff",
+            self.max_retry_backoff.to_string(),
+            "must be at most 24h",
+        )?;
+        ensure(
+            self.retry_backoff.get() >= Duration::from_secs(1),
+            "ingest.retry_backoff",
+            self.retry_backoff.to_string(),
+            "must be at least 1s",
+        )?;
+        ensure(
+            self.retry_backoff <= self.max_retry_backoff,
+            "ingest.retry_backoff",
+            self.retry_backoff.to_string(),
+            "must not exceed ingest.max_retry_backoff",
+        )
     }
 }
 
@@ -127,6 +206,7 @@ impl ServiceConfig for ControlConfig {
                 return Err(ConfigError::invalid(format!("edges[{i}].name"), &e.name, "appears twice"));
             }
         }
+        self.ingest.validate(&self.admin_token)?;
         self.http.validate()
     }
 }
@@ -171,5 +251,37 @@ mod tests {
         assert_eq!(redact_url_password("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
         assert_eq!(redact_url_password("postgres://u:p@h/db?x=a@b"), "postgres://u:***@h/db?x=a@b");
+    }
+
+    #[test]
+    fn ingest_keys_are_validated_by_name() {
+        let valid = || ControlConfig {
+            admin_token: Secret::new("admin-token-0123456789"),
+            signing: SigningConfig {
+                keys: vec![crate::service::KeySpec { id: "k1".into(), secret: Secret::new("a".repeat(43)) }],
+                ..SigningConfig::default()
+            },
+            ..ControlConfig::default()
+        };
+        assert_eq!(valid().validate().map_err(|e| e.to_string()), Ok(()));
+        let mut ok = valid();
+        ok.ingest.worker_token = Secret::new("worker-token-0123456789");
+        assert!(ok.validate().is_ok());
+        let cases: [(&str, fn(&mut IngestConfig)); 7] = [
+            ("ingest.worker_token", |i| i.worker_token = Secret::new("short")),
+            ("ingest.worker_token", |i| i.worker_token = Secret::new("admin-token-0123456789")),
+            ("ingest.max_attempts", |i| i.max_attempts = 0),
+            ("ingest.max_attempts", |i| i.max_attempts = 101),
+            ("ingest.retry_backoff", |i| i.retry_backoff = HumanDuration::millis(500)),
+            ("ingest.retry_backoff", |i| i.retry_backoff = HumanDuration::secs(3600)),
+            ("ingest.max_retry_backoff", |i| i.max_retry_backoff = HumanDuration::secs(25 * 3600)),
+        ];
+        for (key, break_it) in cases {
+            let mut c = valid();
+            break_it(&mut c.ingest);
+            let err = c.validate().expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(!err.contains("admin-token-0123456789"), "secret echoed: {err}");
+        }
     }
 }

@@ -9,11 +9,13 @@ mod origin;
 mod transcoder;
 
 pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig, TlsConfig};
-pub use control::{ControlConfig, DatabaseConfig, EdgeEndpoint, PlaybackConfig, redact_url_password};
+pub use control::{
+    ControlConfig, DatabaseConfig, EdgeEndpoint, IngestConfig, PlaybackConfig, redact_url_password,
+};
 pub use dev::{DemoConfig, DevConfig};
 pub use edge::{
     AccessLogConfig, CorsConfig, DiskConfig, EdgeCacheConfig, EdgeConfig, TierConfig, UpstreamConfig,
     WarmConfig,
 };
 pub use origin::OriginConfig;
-pub use transcoder::TranscoderConfig;
+pub use transcoder::{TranscoderConfig, WorkerConfig};

@@ -5,8 +5,8 @@
 //! `serde_path_to_error`, so a bad value deep in an import batch is reported
 //! as `tracks[3].manifest.renditions[0].bitrate_kbps: …`.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -78,6 +78,29 @@ where
         Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| ApiPath(v)).map_err(
             |rejection: PathRejection| {
                 ApiError::invalid(format!("path: {}", lower_first(&rejection.body_text())))
+            },
+        )
+    }
+}
+
+/// Query-string parameters (`?state=queued&limit=10`); errors name the
+/// parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state).await.map(|Query(v)| ApiQuery(v)).map_err(
+            |rejection: QueryRejection| {
+                let text = rejection.body_text();
+                let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+                ApiError::invalid(format!("query: {}", lower_first(text)))
             },
         )
     }

@@ -25,7 +25,13 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+/// `GET /metrics`: Prometheus text exposition format 0.0.4. The ingest
+/// jobs-by-state gauge is read from the database first (kept as it was if
+/// the database does not answer).
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match crate::db::ingest::counts(state.db()).await {
+        Ok(counts) => state.metrics().set_ingest_jobs(&counts),
+        Err(e) => tracing::warn!(error = %e, "ingest job counts for /metrics"),
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render())
 }

@@ -9,12 +9,22 @@
 //! | `POST /v1/playback/stream` | user | [`playback::stream`] |
 //! | `POST /v1/admin/import` | admin | [`admin::import`] |
 //! | `POST /v1/admin/users` | admin | [`admin::create_user`] |
+//! | `POST /v1/admin/ingest` | admin | [`ingest::register`]: 202, job queued |
+//! | `GET /v1/admin/ingest` | admin | [`ingest::list_jobs`] (`?state=&limit=&offset=`) |
+//! | `GET /v1/admin/ingest/{id}` | admin | [`ingest::get_job`] |
+//! | `POST /v1/ingest/claim` | worker | [`ingest::claim`]: 200 leased job, or 204 |
+//! | `POST /v1/ingest/jobs/{id}/heartbeat` | worker | [`ingest::heartbeat`] |
+//! | `POST /v1/ingest/jobs/{id}/complete` | worker | [`ingest::complete`] |
+//! | `POST /v1/ingest/jobs/{id}/fail` | worker | [`ingest::fail`] |
 //!
-//! Unknown routes and methods answer with the JSON error shape too.
+//! "worker" is `ingest.worker_token` or the admin token; the worker token
+//! opens nothing else. Unknown routes and methods answer with the JSON
+//! error shape too.
 
 mod admin;
 mod extract;
 mod health;
+mod ingest;
 mod playback;
 mod tracks;
 
@@ -38,7 +48,8 @@ use crate::validate::echo;
 /// Largest request body outside the import route.
 const BODY_LIMIT: usize = 64 * 1024;
 /// Largest import batch: manifests carry seek tables, so an album is a few
-/// hundred KiB; this allows a few hundred albums per batch.
+/// hundred KiB; this allows a few hundred albums per batch. Also the limit
+/// of an ingest completion (up to 200 manifests).
 const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// What every handler shares. Cheap to clone.
@@ -96,6 +107,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/playback/stream", post(playback::stream))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/users", post(admin::create_user))
+        .route("/v1/admin/ingest", post(ingest::register).get(ingest::list_jobs))
+        .route("/v1/admin/ingest/{id}", get(ingest::get_job))
+        .route("/v1/ingest/claim", post(ingest::claim))
+        .route("/v1/ingest/jobs/{id}/heartbeat", post(ingest::heartbeat))
+        .route(
+            "/v1/ingest/jobs/{id}/complete",
+            post(ingest::complete).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route("/v1/ingest/jobs/{id}/fail", post(ingest::fail))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -1,5 +1,5 @@
-//! Catalog queries: the import upsert, the track view, and what playback
-//! needs to pick a file.
+//! Catalog queries: the import upsert (also run by an ingest job's
+//! completion), the track view, and what playback needs to pick a file.
 
 use std::str::FromStr;
 
@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{Db, get_bool, get_unsigned, now_ms};
-use crate::catalog::{AlbumRow, ArtistRow, Batch, RefTable, TrackRow};
+use crate::catalog::{AlbumRow, ArtistRow, Batch, ExternalRef, RefTable, TrackRow};
 use crate::error::{ApiError, ErrorKind};
 use crate::types::{
     AlbumSummary, AlbumType, ArtistSummary, ImportResponse, StreamFile, TrackLoudness, TrackResponse,
@@ -21,18 +21,51 @@ use crate::validate::echo;
 /// nothing (not even `updated_at`); counters such as `stream_count` are
 /// never touched.
 pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, ApiError> {
-    let now = now_ms();
     let mut tx = db.begin_write().await?;
+    let counts = import_in(&mut tx, batch, now_ms()).await?;
+    tx.commit().await?;
+    Ok(counts)
+}
+
+/// [`import`] inside the caller's transaction (an ingest job's completion
+/// registers its tracks and finishes the job in one). The caller commits;
+/// on error it must drop the transaction.
+pub(crate) async fn import_in(
+    tx: &mut Transaction<'static, Any>,
+    batch: &Batch,
+    now: i64,
+) -> Result<ImportResponse, ApiError> {
     for a in &batch.artists {
-        upsert_artist(&mut tx, a, now).await.map_err(constraint_error)?;
+        upsert_artist(tx, a, now).await.map_err(constraint_error)?;
     }
     // Everything the batch names but does not carry must already exist.
-    for r in batch.external_refs() {
+    check_refs(tx, &batch.external_refs()).await?;
+    for a in &batch.albums {
+        upsert_album(tx, a, now).await.map_err(constraint_error)?;
+    }
+    for t in &batch.tracks {
+        upsert_track(tx, t, now).await.map_err(constraint_error)?;
+    }
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(ImportResponse {
+        artists: count(batch.artists.len()),
+        albums: count(batch.albums.len()),
+        tracks: count(batch.tracks.len()),
+    })
+}
+
+/// Every reference must name a row of the catalog: 400 naming the field
+/// of the first that does not.
+pub(crate) async fn check_refs(
+    tx: &mut Transaction<'static, Any>,
+    refs: &[ExternalRef],
+) -> Result<(), ApiError> {
+    for r in refs {
         let sql = match r.table {
             RefTable::Artist => "SELECT id FROM artists WHERE id = $1",
             RefTable::Album => "SELECT id FROM albums WHERE id = $1",
         };
-        let found = sqlx::query(sql).bind(&r.id).fetch_optional(&mut *tx).await?;
+        let found = sqlx::query(sql).bind(&r.id).fetch_optional(&mut **tx).await?;
         if found.is_none() {
             let what = match r.table {
                 RefTable::Artist => "artist",
@@ -45,19 +78,7 @@ pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, Api
             )));
         }
     }
-    for a in &batch.albums {
-        upsert_album(&mut tx, a, now).await.map_err(constraint_error)?;
-    }
-    for t in &batch.tracks {
-        upsert_track(&mut tx, t, now).await.map_err(constraint_error)?;
-    }
-    tx.commit().await?;
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    Ok(ImportResponse {
-        artists: count(batch.artists.len()),
-        albums: count(batch.albums.len()),
-        tracks: count(batch.tracks.len()),
-    })
+    Ok(())
 }
 
 async fn upsert_artist(
@@ -122,7 +143,7 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
              track_number = excluded.track_number, disc_number = excluded.disc_number,
              duration_ms = excluded.duration_ms, explicit = excluded.explicit,
              isrc = excluded.isrc,
-             audio_features = COALESCE(excluded.audio_features, tracks.audio_features),
+             audio_features = excluded.audio_features,
              loudness_integrated_lufs = excluded.loudness_integrated_lufs,
              loudness_true_peak_dbtp = excluded.loudness_true_peak_dbtp,
              loudness_gain_db = excluded.loudness_gain_db,
@@ -134,21 +155,20 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
             OR tracks.duration_ms <> excluded.duration_ms
             OR tracks.explicit <> excluded.explicit
             OR tracks.isrc IS DISTINCT FROM excluded.isrc
-            OR (excluded.audio_features IS NOT NULL
-                AND tracks.audio_features IS DISTINCT FROM excluded.audio_features)
+            OR tracks.audio_features IS DISTINCT FROM excluded.audio_features
             OR tracks.loudness_integrated_lufs <> excluded.loudness_integrated_lufs
             OR tracks.loudness_true_peak_dbtp <> excluded.loudness_true_peak_dbtp
             OR tracks.loudness_gain_db <> excluded.loudness_gain_db",
     )
     .bind(t.id.as_str())
-    .bind(&t.album_id)
-    .bind(&t.title)
-    .bind(t.track_number)
-    .bind(t.disc_number)
+    .bind(&t.meta.album_id)
+    .bind(&t.meta.title)
+    .bind(t.meta.track_number)
+    .bind(t.meta.disc_number)
     .bind(t.duration_ms)
-    .bind(t.explicit)
-    .bind(t.isrc.as_deref())
-    .bind(t.audio_features.as_deref())
+    .bind(t.meta.explicit)
+    .bind(t.meta.isrc.as_deref())
+    .bind(&t.audio_features)
     .bind(t.loudness.integrated_lufs)
     .bind(t.loudness.true_peak_dbtp)
     .bind(t.loudness.gain_db)
@@ -160,7 +180,7 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
         .bind(t.id.as_str())
         .execute(&mut **tx)
         .await?;
-    for (position, artist) in (0_i64..).zip(&t.artist_ids) {
+    for (position, artist) in (0_i64..).zip(&t.meta.artist_ids) {
         sqlx::query("INSERT INTO track_artists (track_id, artist_id, position) VALUES ($1, $2, $3)")
             .bind(t.id.as_str())
             .bind(artist)
@@ -174,8 +194,8 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
     for f in &t.files {
         sqlx::query(
             "INSERT INTO track_files (track_id, bitrate_kbps, file_id, size, duration_ms,
-                 sample_rate, channels, achieved_kbps, gain_db, mime)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 sample_rate, channels, achieved_kbps, gain_db, album_gain_db, mime)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(t.id.as_str())
         .bind(f.bitrate_kbps)
@@ -186,6 +206,7 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
         .bind(f.channels)
         .bind(f.achieved_kbps)
         .bind(f.gain_db)
+        .bind(f.album_gain_db)
         .bind(&f.mime)
         .execute(&mut **tx)
         .await?;
@@ -226,7 +247,8 @@ pub(crate) async fn playable(db: &Db, id: &TrackId) -> Result<Option<Playable>, 
 
 async fn files(db: &Db, id: &TrackId) -> Result<Vec<TrackFile>, ApiError> {
     let rows = sqlx::query(
-        "SELECT bitrate_kbps, file_id, size, duration_ms, sample_rate, channels, gain_db, mime
+        "SELECT bitrate_kbps, file_id, size, duration_ms, sample_rate, channels, gain_db,
+                album_gain_db, mime
          FROM track_files WHERE track_id = $1 ORDER BY bitrate_kbps",
     )
     .bind(id.as_str())
@@ -250,6 +272,7 @@ fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
             sample_rate: get_unsigned(row, "sample_rate")?,
             channels: get_unsigned(row, "channels")?,
             gain_db: row.try_get("gain_db")?,
+            album_gain_db: row.try_get("album_gain_db")?,
             mime: row.try_get("mime")?,
         },
     })

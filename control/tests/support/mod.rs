@@ -9,13 +9,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub(crate) mod ingest;
+
 use std::time::Duration;
 
 use cadenza_config::ids::{FileId, random_id};
 use cadenza_config::ladder::Rung;
-use cadenza_config::manifest::{Loudness, MANIFEST_VERSION, Manifest, Rendition, SeekPoint, Source};
+use cadenza_config::manifest::{self, Loudness, Manifest, SeekPoint};
 use cadenza_config::service::{
-    ControlConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, KeySpec, PlaybackConfig, SigningConfig,
+    ControlConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, IngestConfig, KeySpec, PlaybackConfig,
+    SigningConfig,
 };
 use cadenza_config::token::{KeyRing, SigningKey, TokenPolicy, Verifier};
 use cadenza_config::units::{HumanDuration, Secret};
@@ -29,6 +32,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// `ingest.worker_token` of the test servers.
+pub(crate) const WORKER_TOKEN: &str = "test-worker-token-0123456789";
 pub(crate) const ENV_DATABASE_URL: &str = "CADENZA_TEST_DATABASE_URL";
 
 /// A database for one test.
@@ -173,6 +178,7 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
             EdgeEndpoint { name: "pop-b".into(), url: "https://edge-b.example.net".into() },
         ],
         http: HttpServerConfig { shutdown_grace: HumanDuration::secs(5), ..defaults.http },
+        ingest: IngestConfig { worker_token: Secret::new(WORKER_TOKEN), ..defaults.ingest },
     }
 }
 
@@ -247,6 +253,31 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `POST path` with a JSON body and, if given, a bearer token.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// `GET path` with, if given, a bearer token.
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
 /// Assert `resp` is an error with `status` and `code` in the JSON shape,
 /// and return its message.
 pub(crate) async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> String {
@@ -260,37 +291,35 @@ pub(crate) async fn expect_error(resp: reqwest::Response, status: u16, code: &st
     body.error.message
 }
 
-/// A manifest for `track` with `rungs` published.
+/// A manifest for `track` with `rungs` published: [`manifest::example`]
+/// with the fixture's numbers (30 s, master gain 5.5 dB, each rendition's
+/// own gain [`rendition_gain`], file ids [`file_id`]).
 pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
-    Manifest {
-        version: MANIFEST_VERSION,
-        track_id: track.parse().unwrap(),
-        source: Source {
-            sha256: "ab".repeat(32),
-            format: "wav".into(),
-            sample_rate: 44_100,
-            channels: 2,
-            frames: 44_100 * 30,
-            duration_ms: 30_000,
-        },
-        loudness: Loudness { integrated_lufs: -19.5, true_peak_dbtp: -2.25, gain_db: 5.5 },
-        encoder: "test-encoder".into(),
-        renditions: rungs
-            .iter()
-            .map(|r| Rendition {
-                bitrate_kbps: *r,
-                file_id: file_id(track, *r),
-                size: u64::from(r.kbps()) * 30 * 125,
-                frames: 44_100 * 30,
-                duration_ms: 30_000,
-                achieved_kbps: f64::from(r.kbps()) * 1.01,
-                sample_rate: r.output_rate(44_100),
-                channels: r.channels(),
-                mime: "audio/ogg; codecs=vorbis".into(),
-                seek: vec![SeekPoint { ms: 0, offset: 4_000 }],
-            })
-            .collect(),
+    let mut m = manifest::example(track.parse().unwrap(), rungs);
+    m.source.sha256 = "ab".repeat(32);
+    m.source.frames = 44_100 * 30;
+    m.source.duration_ms = 30_000;
+    m.features.duration_ms = 30_000;
+    m.loudness =
+        Loudness { integrated_lufs: -19.5, loudness_range_lu: 7.0, true_peak_dbtp: -2.25, gain_db: 5.5 };
+    m.encoder = "test-encoder".into();
+    for r in &mut m.renditions {
+        let rung = r.bitrate_kbps;
+        r.file_id = file_id(track, rung);
+        r.size = u64::from(rung.kbps()) * 30 * 125;
+        r.frames = u64::from(rung.output_rate(44_100)) * 30;
+        r.duration_ms = 30_000;
+        r.achieved_kbps = f64::from(rung.kbps()) * 1.01;
+        r.loudness = Loudness { gain_db: rendition_gain(rung), ..m.loudness };
+        r.seek = vec![SeekPoint { ms: 0, offset: 4_000 }];
     }
+    m
+}
+
+/// The playback gain the fixture gives each rendition: never the master's
+/// 5.5 dB, exact in binary.
+pub(crate) fn rendition_gain(rung: Rung) -> f64 {
+    6.0 + f64::from(rung.kbps()) / 64.0
 }
 
 /// The file id the fixture gives `track` at `rung`.
