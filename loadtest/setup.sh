@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the load tests need, if missing: nginx (with the slice
-# module), wrk, python3 and curl. Idempotent: a second run installs nothing.
+# module), wrk, python3, curl, oggenc, ffmpeg and GNU time. Idempotent: a second run installs nothing.
 # Debian/Ubuntu only (apt-get); run as root or with sudo available.
 set -euo pipefail
 
@@ -10,6 +10,10 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+# bench-transcode.sh: the peers (oggenc, ffmpeg) and GNU time.
+command -v oggenc >/dev/null 2>&1 || need+=(vorbis-tools)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+[ -x /usr/bin/time ] || need+=(time)
 
 if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""

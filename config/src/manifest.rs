@@ -338,7 +338,8 @@ mod tests {
     #[test]
     fn check_names_the_field() {
         let m = example("t1".parse().unwrap(), &[Rung::K24, Rung::K96]);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+        type Break = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(&str, Break)> = vec![
             ("version", Box::new(|m| m.version = 1)),
             ("loudness.gain_db", Box::new(|m| m.loudness.gain_db = f64::NAN)),
             ("loudness.loudness_range_lu", Box::new(|m| m.loudness.loudness_range_lu = -1.0)),

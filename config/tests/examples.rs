@@ -134,6 +134,8 @@ fn every_key_is_documented() {
         "disk",
         "database",
         "playback",
+        "ingest",
+        "worker",
         "demo",
     ];
     for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {

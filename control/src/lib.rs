@@ -1,4 +1,5 @@
-//! The cadenza control plane: catalog, users and playback over HTTP.
+//! The cadenza control plane: catalog, users, playback and the ingest job
+//! queue over HTTP.
 //!
 //! A player asks `POST /v1/playback/stream` for a track; the control plane
 //! checks the user's bearer token, the album's embargo and the tier, picks a
@@ -7,6 +8,28 @@
 //! signed with the key ring's current key). The catalog arrives through the
 //! admin API (`POST /v1/admin/import`, one transaction per batch, built
 //! from the transcoder's manifests); users through `POST /v1/admin/users`.
+//!
+//! New audio arrives through the **ingest job queue**. A label uploads
+//! masters under `masters/` in the store and registers them with
+//! `POST /v1/admin/ingest` (the tracks' catalog metadata, one track or a
+//! whole album); the job is queued. Transcoder workers (`cadenza transcode
+//! --worker`, with `ingest.worker_token`) take jobs with leases:
+//!
+//! ```text
+//! POST /v1/ingest/claim                →  200 job + lease (attempt n) | 204 nothing ready
+//! POST /v1/ingest/jobs/{id}/heartbeat  →  lease extended
+//! POST /v1/ingest/jobs/{id}/complete   →  manifests registered in the catalog, job done (one transaction)
+//! POST /v1/ingest/jobs/{id}/fail       →  failed, or queued again after a doubling backoff
+//! ```
+//!
+//! A worker that stops heartbeating loses its lease: the next claim hands
+//! the job to another worker under a new lease, and any later call with the
+//! old one is 409 `lease_lost`, so a late result is never registered. Every
+//! claim counts as an attempt; after `ingest.max_attempts` the job fails.
+//! Two claims never get the same job (a compare-and-set on the job's
+//! attempt count; see `db/ingest.rs`). Admins follow jobs with
+//! `GET /v1/admin/ingest[/{id}]`. The bodies are
+//! [`cadenza_config::ingest`]'s.
 //!
 //! Storage is sqlx's Any driver over SQLite (the embedded default; the file
 //! is created if missing, WAL mode) or PostgreSQL, with one migration set per
@@ -36,8 +59,10 @@
 //!
 //! What this crate must never do:
 //! - import the edge crate: edge and control talk HTTP, like two machines;
-//! - log or store a user token (only its SHA-256 is stored), the admin
-//!   token, a signing key, or a signed URL;
+//! - log or store a user token or a lease token (only their SHA-256 is
+//!   stored), the admin or worker token, a signing key, or a signed URL;
+//! - register a worker's result without its job's current lease, or hand
+//!   one job to two workers at once;
 //! - issue a URL for an embargoed track, or above the user's tier;
 //! - answer an error in anything but the JSON error shape, or panic on
 //!   input.

@@ -4,6 +4,10 @@
 //! Request bodies refuse unknown fields, so a typo (`"relase_at"`) is a 400
 //! naming it rather than a silently dropped embargo. Response bodies may
 //! grow new fields; readers should ignore what they do not know.
+//!
+//! The bodies of the worker side of the ingest queue (`/v1/ingest/*`) and
+//! the job status are [`cadenza_config::ingest`]'s, shared with the
+//! transcoder.
 
 use cadenza_config::ids::{FileId, TrackId, UserId};
 use cadenza_config::ingest::JobStatus;

@@ -13,7 +13,8 @@ use crate::units::{HumanDuration, Secret};
 pub struct ControlConfig {
     /// API listener. Default `127.0.0.1:8400`.
     pub listen: std::net::SocketAddr,
-    /// Bearer token for `/v1/admin/*` (at least 16 characters). Required.
+    /// Bearer token for `/v1/admin/*`, also accepted on the workers'
+    /// `/v1/ingest/*` (at least 16 characters). Required.
     pub admin_token: Secret,
     pub database: DatabaseConfig,
     /// Keys for signing stream URLs; the current key signs.
@@ -238,6 +239,8 @@ pub fn redact_url_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::KeySpec;
+    use crate::token::SigningKey;
 
     #[test]
     fn database_passwords_never_print() {
@@ -258,7 +261,7 @@ mod tests {
         let valid = || ControlConfig {
             admin_token: Secret::new("admin-token-0123456789"),
             signing: SigningConfig {
-                keys: vec![crate::service::KeySpec { id: "k1".into(), secret: Secret::new("a".repeat(43)) }],
+                keys: vec![KeySpec::from_key(&SigningKey::generate("k1".parse().unwrap()))],
                 ..SigningConfig::default()
             },
             ..ControlConfig::default()
@@ -267,7 +270,8 @@ mod tests {
         let mut ok = valid();
         ok.ingest.worker_token = Secret::new("worker-token-0123456789");
         assert!(ok.validate().is_ok());
-        let cases: [(&str, fn(&mut IngestConfig)); 7] = [
+        type Break = fn(&mut IngestConfig);
+        let cases: [(&str, Break); 7] = [
             ("ingest.worker_token", |i| i.worker_token = Secret::new("short")),
             ("ingest.worker_token", |i| i.worker_token = Secret::new("admin-token-0123456789")),
             ("ingest.max_attempts", |i| i.max_attempts = 0),

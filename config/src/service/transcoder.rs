@@ -118,7 +118,8 @@ mod tests {
     fn worker_settings_are_checked_by_name() {
         let ok = TranscoderConfig { store: "memory://".into(), ..Default::default() };
         assert!(ok.validate().is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut WorkerConfig)>)> = vec![
+        type Break = Box<dyn Fn(&mut WorkerConfig)>;
+        let cases: Vec<(&str, Break)> = vec![
             ("worker.control_url", Box::new(|w| w.control_url = "ftp://x".into())),
             ("worker.control_url", Box::new(|w| w.control_url = "http://x/".into())),
             ("worker.name", Box::new(|w| w.name = "a b".into())),
