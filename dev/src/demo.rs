@@ -1,19 +1,20 @@
-//! The demo album: synthesised masters → transcoder → origin → catalog, and
-//! a premium demo listener. Every step is idempotent, so a second start
-//! reuses what the first made.
+//! The demo album: synthesised masters → the store's `masters/` → an ingest
+//! job on the control plane → the stack's transcoder worker → published
+//! ladder and catalog entries; and a premium demo listener. Every step is
+//! idempotent, so a second start reuses what the first made (the worker
+//! finds the ladders unchanged and only registers them again).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use cadenza_config::ids::TrackId;
+use cadenza_config::ingest::{JobState, JobStatus};
+use cadenza_config::layout::MASTERS_PREFIX;
 use cadenza_config::service::DemoConfig;
 use cadenza_control::types::{
-    AlbumType, CreateUserRequest, CreateUserResponse, ImportAlbum, ImportArtist, ImportRequest, ImportTrack,
-    Tier,
+    AlbumType, CreateUserRequest, CreateUserResponse, ImportAlbum, ImportArtist, ImportRequest,
+    IngestJobList, IngestRequest, IngestTrack, Tier,
 };
 use cadenza_origin::Store;
 use cadenza_transcoder::synth::{self, DemoTrackSpec};
-use cadenza_transcoder::{Options, Outcome, ingest_album};
 use serde::{Deserialize, Serialize};
 
 use crate::DevError;
@@ -25,6 +26,8 @@ const ARTIST_ID: &str = "demo-artist";
 const ARTIST_NAME: &str = "The Cadenza Ensemble";
 const ALBUM_ID: &str = "demo-album";
 const ALBUM_TITLE: &str = "First Light";
+/// How long the demo album's ingest may take (first start, debug build).
+const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// `masters/album.json`: which masters exist for which spec.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -73,40 +76,13 @@ pub(crate) async fn ensure(
     previous: Option<&DemoInfo>,
 ) -> Result<DemoInfo, DevError> {
     let masters = masters(&data_dir.join("masters"), demo)?;
-    let ids: Vec<(TrackId, PathBuf)> = masters
-        .iter()
-        .enumerate()
-        .map(|(i, (path, _))| {
-            (format!("demo-{:02}", i + 1).parse().expect("demo track ids are valid"), path.clone())
-        })
-        .collect();
-    // One album: album ReplayGain over all of its tracks.
-    let reports = ingest_album(store, &ids, Some(ALBUM_ID), &Options::default(), Arc::new(()))
-        .await
-        .map_err(|e| DevError::Demo(e.to_string()))?;
-    let mut tracks = Vec::with_capacity(masters.len());
-    for (i, ((_, title), report)) in masters.iter().zip(reports).enumerate() {
-        let id = report.track_id.clone();
-        let verb = match report.outcome {
-            Outcome::Published => "transcoded and published",
-            Outcome::Unchanged => "already published",
-        };
-        println!("  {id}  {title:<20} {verb}");
-        tracks.push(ImportTrack {
-            id,
-            album_id: ALBUM_ID.into(),
-            title: title.clone(),
-            track_number: (i + 1) as u32,
-            disc_number: Some(1),
-            explicit: Some(false),
-            isrc: None,
-            artist_ids: vec![ARTIST_ID.into()],
-            manifest: report.manifest,
-            audio_features: None,
-        });
-    }
-    let track_ids: Vec<String> = tracks.iter().map(|t| t.id.to_string()).collect();
-    let import = ImportRequest {
+    let http = client();
+    let post = |path: &str| http.post(format!("{control_url}{path}")).bearer_auth(admin_token);
+
+    // The artist and the album first (an ingest job's tracks must name
+    // entries the catalog has), then the masters into the store's
+    // `masters/`, as a label's upload would put them.
+    let catalog = ImportRequest {
         artists: vec![ImportArtist { id: ARTIST_ID.into(), name: ARTIST_NAME.into() }],
         albums: vec![ImportAlbum {
             id: ALBUM_ID.into(),
@@ -116,17 +92,48 @@ pub(crate) async fn ensure(
             release_at: None,
             artist_ids: vec![ARTIST_ID.into()],
         }],
-        tracks,
+        tracks: Vec::new(),
     };
-    let http = client();
-    let resp = http
-        .post(format!("{control_url}/v1/admin/import"))
-        .bearer_auth(admin_token)
-        .json(&import)
-        .send()
-        .await
-        .map_err(|e| DevError::Http(format!("catalog import: {e}")))?;
-    check(resp, "catalog import").await?;
+    let resp = post("/v1/admin/import").json(&catalog).send().await;
+    check(resp.map_err(|e| DevError::Http(format!("catalog import: {e}")))?, "catalog import").await?;
+    let mut tracks = Vec::with_capacity(masters.len());
+    for (i, (path, title)) in masters.iter().enumerate() {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let key = format!("{MASTERS_PREFIX}{ALBUM_ID}/{name}");
+        cadenza_origin::put_file(store.as_ref(), &key, path).await?;
+        tracks.push(IngestTrack {
+            id: format!("demo-{:02}", i + 1).parse().expect("demo track ids are valid"),
+            album_id: ALBUM_ID.into(),
+            title: title.clone(),
+            track_number: (i + 1) as u32,
+            disc_number: Some(1),
+            explicit: Some(false),
+            isrc: None,
+            artist_ids: vec![ARTIST_ID.into()],
+            master: key,
+        });
+    }
+    let track_ids: Vec<String> = tracks.iter().map(|t| t.id.to_string()).collect();
+
+    // One ingest job for the album; the stack's worker takes it. A job a
+    // killed stack left behind is waited for instead.
+    let request = IngestRequest { album_id: Some(ALBUM_ID.into()), tracks };
+    let resp = post("/v1/admin/ingest").json(&request).send().await;
+    let resp = resp.map_err(|e| DevError::Http(format!("ingest: {e}")))?;
+    let job_id = if resp.status() == reqwest::StatusCode::CONFLICT {
+        unfinished_job(&http, control_url, admin_token, &track_ids[0]).await?
+    } else {
+        let job: JobStatus =
+            check(resp, "ingest").await?.json().await.map_err(|e| DevError::Http(format!("ingest: {e}")))?;
+        job.id
+    };
+    println!("  ingest job {job_id}: {} masters of album {ALBUM_ID}", track_ids.len());
+    let done = wait_for_job(&http, control_url, admin_token, &job_id).await?;
+    println!(
+        "  ingest job {job_id}: done (attempt {}, worker {})",
+        done.attempts,
+        done.worker.unwrap_or_default()
+    );
 
     // Reuse the previous demo user if its token still works.
     if let Some(prev) = previous {
@@ -165,6 +172,64 @@ pub(crate) async fn ensure(
         album_id: ALBUM_ID.into(),
         track_ids,
     })
+}
+
+/// The id of the queued or running job that holds `track`.
+async fn unfinished_job(
+    http: &reqwest::Client,
+    control_url: &str,
+    admin_token: &str,
+    track: &str,
+) -> Result<String, DevError> {
+    for state in [JobState::Running, JobState::Queued] {
+        let url = format!("{control_url}/v1/admin/ingest?state={}&limit=100", state.as_str());
+        let resp = http.get(url).bearer_auth(admin_token).send().await;
+        let resp =
+            check(resp.map_err(|e| DevError::Http(format!("ingest jobs: {e}")))?, "ingest jobs").await?;
+        let list: IngestJobList =
+            resp.json().await.map_err(|e| DevError::Http(format!("ingest jobs: {e}")))?;
+        if let Some(job) =
+            list.jobs.into_iter().find(|j| j.tracks.iter().any(|t| t.track_id.as_str() == track))
+        {
+            return Ok(job.id);
+        }
+    }
+    Err(DevError::Demo(format!(
+        "the control plane reports an ingest in progress for {track}, but no such job"
+    )))
+}
+
+/// Poll a job until it is done; an error if it fails or takes too long.
+async fn wait_for_job(
+    http: &reqwest::Client,
+    control_url: &str,
+    admin_token: &str,
+    id: &str,
+) -> Result<JobStatus, DevError> {
+    let deadline = std::time::Instant::now() + JOB_DEADLINE;
+    loop {
+        let resp =
+            http.get(format!("{control_url}/v1/admin/ingest/{id}")).bearer_auth(admin_token).send().await;
+        let resp = check(resp.map_err(|e| DevError::Http(format!("ingest job: {e}")))?, "ingest job").await?;
+        let job: JobStatus = resp.json().await.map_err(|e| DevError::Http(format!("ingest job: {e}")))?;
+        match job.state {
+            JobState::Done => return Ok(job),
+            JobState::Failed => {
+                return Err(DevError::Demo(format!(
+                    "ingest job {id} failed: {}",
+                    job.last_error.unwrap_or_default()
+                )));
+            }
+            JobState::Queued | JobState::Running => {}
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(DevError::Demo(format!(
+                "ingest job {id} is still {} after {JOB_DEADLINE:?}",
+                job.state.as_str()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 pub(crate) fn client() -> reqwest::Client {

@@ -1,9 +1,12 @@
 //! `cadenza dev`: the whole system in one process on loopback.
 //!
 //! Starts an origin (a `file://` store under the data dir, served over HTTP),
-//! one or more edges filling from it, and the control plane on SQLite; on
-//! first start synthesises a demo album, transcodes it into the ladder,
-//! publishes it and registers it in the catalog with a premium demo user;
+//! one or more edges filling from it, the control plane on SQLite, and a
+//! transcoder worker taking the control plane's ingest jobs. On first start
+//! it synthesises a demo album, uploads the masters to the store's
+//! `masters/`, registers them as one ingest job, which the worker
+//! transcodes, publishes and registers in the catalog; and it makes a
+//! premium demo user;
 //! then writes `<data-dir>/stack.json` (see [`stack::StackFile`]). A second
 //! start reuses the data dir: same keys, same tokens, nothing re-encoded.
 //!
@@ -31,9 +34,10 @@ use std::path::{Path, PathBuf};
 use cadenza_config::ServiceConfig as _;
 use cadenza_config::service::{
     AdminConfig, ControlConfig, DatabaseConfig, DevConfig, DiskConfig, EdgeConfig,
-    EdgeEndpoint as ControlEdge, OriginConfig, SigningConfig, TlsConfig, TranscoderConfig, UpstreamConfig,
+    EdgeEndpoint as ControlEdge, IngestConfig, OriginConfig, SigningConfig, TlsConfig, TranscoderConfig,
+    UpstreamConfig, WorkerConfig,
 };
-use cadenza_config::units::Secret;
+use cadenza_config::units::{HumanDuration, Secret};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -203,6 +207,10 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             .iter()
             .map(|e| ControlEdge { name: e.name.clone(), url: e.url.clone() })
             .collect(),
+        ingest: IngestConfig {
+            worker_token: Secret::new(secrets.ingest_worker_token.clone()),
+            ..defaults.ingest
+        },
         ..defaults
     };
     let control = cadenza_control::ControlServer::bind(control_config.clone()).await?;
@@ -216,6 +224,31 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
         }),
     ));
 
+    // A transcoder worker taking the control plane's ingest jobs, as a
+    // transcoding fleet would; the demo album arrives through it.
+    let transcoder_config = TranscoderConfig {
+        store: store_url.clone(),
+        work_dir: None,
+        worker: WorkerConfig {
+            control_url: control_url.clone(),
+            token: Secret::new(secrets.ingest_worker_token.clone()),
+            name: "dev-worker".into(),
+            // Short, so a job left running by a killed stack is picked up
+            // again soon after a restart.
+            lease: HumanDuration::secs(30),
+            poll_interval: HumanDuration::millis(250),
+            ..WorkerConfig::default()
+        },
+    };
+    tasks.push((
+        "transcoder-worker".into(),
+        tokio::spawn({
+            let s = stopped();
+            let config = transcoder_config.clone();
+            async move { cadenza_transcoder::run_worker(config, s).await.map(drop).map_err(|e| e.to_string()) }
+        }),
+    ));
+
     let mut stack = DevStack {
         stack: StackFile {
             version: stack::STACK_VERSION,
@@ -223,6 +256,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             control: ControlEndpoint {
                 url: control_url.clone(),
                 admin_token: secrets.control_admin_token.clone(),
+                worker_token: secrets.ingest_worker_token.clone(),
                 database_url: control_config.database.url.clone(),
             },
             origin: OriginEndpoint { url: origin_url, store: store_url.clone() },
@@ -259,7 +293,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             return Err(e);
         }
     }
-    write_service_configs(&data_dir, &control_config, &origin_config, &edge_configs, &store_url)?;
+    write_service_configs(&data_dir, &control_config, &origin_config, &edge_configs, &transcoder_config)?;
     stack.stack.write(&stack.stack_path).map_err(io(&stack.stack_path))?;
     Ok(stack)
 }
@@ -271,15 +305,14 @@ fn write_service_configs(
     control: &ControlConfig,
     origin: &OriginConfig,
     edges: &[EdgeConfig],
-    store_url: &str,
+    transcoder: &TranscoderConfig,
 ) -> Result<(), DevError> {
     let dir = data_dir.join("config");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let transcoder = TranscoderConfig { store: store_url.to_owned(), ..TranscoderConfig::default() };
     let mut files = vec![
         ("control.toml".to_owned(), toml::to_string(control)),
         ("origin.toml".to_owned(), toml::to_string(origin)),
-        ("transcoder.toml".to_owned(), toml::to_string(&transcoder)),
+        ("transcoder.toml".to_owned(), toml::to_string(transcoder)),
     ];
     for e in edges {
         files.push((format!("{}.toml", e.name), toml::to_string(e)));

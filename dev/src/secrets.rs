@@ -15,6 +15,10 @@ pub(crate) struct Secrets {
     pub(crate) control_admin_token: String,
     /// One per edge, by index; grown when `--edges` grows.
     pub(crate) edge_admin_tokens: Vec<String>,
+    /// The control plane's `ingest.worker_token`, which the dev stack's
+    /// transcoder worker presents. Made on the first start that lacks it.
+    #[serde(default)]
+    pub(crate) ingest_worker_token: String,
 }
 
 /// Admin tokens are 32 characters of base62 (~190 bits).
@@ -27,11 +31,16 @@ impl Secrets {
         let path = dir.join("secrets.toml");
         let mut secrets = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| invalid(&path, &e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Secrets { control_admin_token: random_id(TOKEN_LEN), edge_admin_tokens: Vec::new() }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets {
+                control_admin_token: random_id(TOKEN_LEN),
+                edge_admin_tokens: Vec::new(),
+                ingest_worker_token: String::new(),
+            },
             Err(e) => return Err(e),
         };
+        if secrets.ingest_worker_token.is_empty() {
+            secrets.ingest_worker_token = random_id(TOKEN_LEN);
+        }
         while secrets.edge_admin_tokens.len() < edges {
             secrets.edge_admin_tokens.push(random_id(TOKEN_LEN));
         }

@@ -30,6 +30,10 @@ pub struct StackFile {
 pub struct ControlEndpoint {
     pub url: String,
     pub admin_token: String,
+    /// Bearer token of the control plane's `/v1/ingest/*` worker routes
+    /// (`cadenza transcode --worker` presents it).
+    #[serde(default)]
+    pub worker_token: String,
     /// `sqlite://…` URL of the control plane's database.
     pub database_url: String,
 }

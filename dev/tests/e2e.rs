@@ -122,12 +122,19 @@ async fn master_in_audio_out_of_an_edge() {
         .await
         .unwrap()
         .expect("published");
+    assert_eq!(
+        manifest.album.as_ref().map(|a| (a.id.as_str(), a.tracks)),
+        Some(("demo-album", 2)),
+        "the demo masters went through one album ingest job"
+    );
 
     for rung in LADDER {
         let stream = stream_url(&s, track, rung.kbps()).await;
         assert_eq!(stream.quality_kbps, rung.kbps(), "premium demo user gets what it asks for");
         let rendition = manifest.rendition(rung).expect("every rung published");
         assert_eq!(stream.file.file_id, rendition.file_id);
+        assert_eq!(stream.file.gain_db, rendition.loudness.gain_db, "the rendition's own gain");
+        assert_eq!(stream.file.album_gain_db, rendition.album_loudness.map(|l| l.gain_db));
         assert!(stream.urls[0].url.starts_with(&s.edges[0].url), "URL points at the dev edge");
 
         let (bytes, len) = fetch_in_ranges(&stream.urls[0].url).await;
@@ -190,6 +197,8 @@ async fn master_in_audio_out_of_an_edge() {
     assert_eq!(s2.demo, s.demo, "demo user and tracks reused");
     assert_eq!(s2.signing, s.signing, "signing key reused");
     assert_eq!(s2.control.admin_token, s.control.admin_token);
+    assert_eq!(s2.control.worker_token, s.control.worker_token);
+    assert!(!s2.control.worker_token.is_empty());
     let manifest2 =
         cadenza_origin::read_manifest(store.as_ref(), &track.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(manifest2, manifest, "nothing re-encoded");

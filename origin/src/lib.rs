@@ -21,7 +21,7 @@ mod store;
 pub use server::{OriginError, OriginServer, run};
 pub use store::{
     Store, StoreError, UPLOAD_PART, audio_path, download, manifest_path, open_store, open_store_with_token,
-    put_audio, put_audio_file, read_audio, read_manifest, write_manifest,
+    put_audio, put_audio_file, put_file, read_audio, read_manifest, write_manifest,
 };
 
 /// Install rustls' ring provider as the process default, once. HTTP clients

@@ -199,39 +199,53 @@ pub async fn put_audio(store: &dyn ObjectStore, id: &FileId, bytes: Bytes) -> Re
 pub const UPLOAD_PART: usize = 8 * 1024 * 1024;
 
 /// Store the audio object in local file `path` (`size` bytes) under its
-/// content address, streaming it: a single `put` up to [`UPLOAD_PART`],
-/// a multipart upload of [`UPLOAD_PART`] parts beyond, so memory stays at
-/// a few parts whatever the size. Returns `false` when an object of the
-/// same size was already there, `true` when written.
+/// content address, streaming it ([`put_file`]). Returns `false` when an
+/// object of the same size was already there (content addressing makes it
+/// the same bytes), `true` when written.
 pub async fn put_audio_file(
     store: &dyn ObjectStore,
     id: &FileId,
     path: &std::path::Path,
     size: u64,
 ) -> Result<bool, StoreError> {
-    use tokio::io::AsyncReadExt as _;
     let key = audio_path(id);
-    let backend = |op, source| StoreError::Backend { op, key: key.to_string(), source };
-    let local = |source| StoreError::Local { path: path.to_owned(), source };
     match store.head(&key).await {
         Ok(meta) if meta.size == size => return Ok(false),
         Ok(meta) => {
             return Err(StoreError::Conflict { key: key.to_string(), found: meta.size, expected: size });
         }
         Err(object_store::Error::NotFound { .. }) => {}
-        Err(source) => return Err(backend("head", source)),
+        Err(source) => return Err(StoreError::Backend { op: "head", key: key.to_string(), source }),
     }
+    let written = put_file(store, key.as_ref(), path).await?;
+    if written != size {
+        return Err(StoreError::Local {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("{written} bytes uploaded, expected {size}")),
+        });
+    }
+    Ok(true)
+}
+
+/// Upload local file `path` to `key`, streaming: a single `put` up to
+/// [`UPLOAD_PART`], a multipart upload of [`UPLOAD_PART`] parts beyond, so
+/// memory stays at a few parts whatever the size. Returns the bytes
+/// written. A failed multipart upload is aborted.
+pub async fn put_file(store: &dyn ObjectStore, key: &str, path: &std::path::Path) -> Result<u64, StoreError> {
+    use tokio::io::AsyncReadExt as _;
+    let location = StorePath::from(key);
+    let backend = |op, source| StoreError::Backend { op, key: key.to_owned(), source };
+    let local = |source| StoreError::Local { path: path.to_owned(), source };
     let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+    let size = file.metadata().await.map_err(local)?.len();
     if size <= UPLOAD_PART as u64 {
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes).await.map_err(local)?;
-        if bytes.len() as u64 != size {
-            return Err(local(std::io::Error::other(format!("{} bytes, expected {size}", bytes.len()))));
-        }
-        store.put(&key, PutPayload::from(bytes)).await.map_err(|e| backend("put", e))?;
-        return Ok(true);
+        let n = bytes.len() as u64;
+        store.put(&location, PutPayload::from(bytes)).await.map_err(|e| backend("put", e))?;
+        return Ok(n);
     }
-    let upload = store.put_multipart(&key).await.map_err(|e| backend("put_multipart", e))?;
+    let upload = store.put_multipart(&location).await.map_err(|e| backend("put_multipart", e))?;
     let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
     let mut buf = vec![0u8; 1024 * 1024];
     let mut sent = 0u64;
@@ -250,12 +264,8 @@ pub async fn put_audio_file(
         writer.write(&buf[..n]);
         sent += n as u64;
     }
-    if sent != size {
-        writer.abort().await.ok();
-        return Err(local(std::io::Error::other(format!("{sent} bytes, expected {size}"))));
-    }
     writer.finish().await.map_err(|e| backend("complete_multipart", e))?;
-    Ok(true)
+    Ok(sent)
 }
 
 /// Download object `key` to the local file `to`, streaming, and return its

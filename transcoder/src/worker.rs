@@ -210,7 +210,12 @@ async fn run_job(
             end
         }
         Err(CallError::LeaseLost) => {
-            tracing::warn!("lease lost before the result was reported; result dropped");
+            // Also what a retry hears when an earlier attempt got through
+            // but its answer was lost: the job is then done, not lost.
+            tracing::warn!(
+                "the control plane no longer takes this lease: the job was taken over, or an earlier \
+                 report whose answer was lost already landed"
+            );
             JobEnd::Lost
         }
         Err(e) => {
