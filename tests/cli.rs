@@ -97,11 +97,87 @@ fn transcode_names_a_bad_master() {
     let master = dir.path().join("notes.txt");
     std::fs::write(&master, "these are not audio samples").unwrap();
     let store = format!("file://{}", dir.path().join("store").display());
-    let out = cadenza(&["transcode", "--store", &store, "t1", master.to_str().unwrap()]);
+    let out = cadenza(&["transcode", "--store", &store, "--track-id", "t1", master.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("notes.txt"), "{err}");
     assert!(!Path::new(&dir.path().join("store/tracks")).exists(), "a bad master published something");
+}
+
+#[test]
+fn transcode_an_album_of_masters_named_by_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("01 Intro.wav");
+    let b = dir.path().join("02_Theme.flac");
+    let planes = |seed| cadenza_transcoder::synth::render(seed, 0, 2).to_vec();
+    cadenza_transcoder::synth::write_wav(&a, &planes(1), 44_100, 16).unwrap();
+    cadenza_transcoder::synth::write_flac(&b, &planes(2), 44_100, 16).unwrap();
+    let store = format!("file://{}", dir.path().join("store").display());
+    let args = [
+        "transcode",
+        "--store",
+        &store,
+        "--album",
+        "alb-9",
+        "--json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ];
+    let out = cadenza(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, id) in lines.iter().zip(["01-Intro", "02_Theme"]) {
+        assert_eq!(line["track_id"], id);
+        assert_eq!(line["outcome"], "published");
+        assert_eq!(line["manifest"]["album"]["id"], "alb-9");
+        assert_eq!(line["manifest"]["album"]["tracks"], 2);
+        assert!(dir.path().join(format!("store/tracks/{id}/manifest.json")).exists());
+    }
+    // Again: nothing to do, and the summary line says so.
+    let again = cadenza(&[
+        "transcode",
+        "--store",
+        &store,
+        "--album",
+        "alb-9",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let summary = text(&again.stdout);
+    assert_eq!(summary.lines().filter(|l| l.starts_with("unchanged ")).count(), 2, "{summary}");
+
+    // Bad usage is named.
+    let out = cadenza(&[
+        "transcode",
+        "--store",
+        &store,
+        "--track-id",
+        "x",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--track-id names one track"), "{}", text(&out.stderr));
+    let out = cadenza(&["transcode", "--store", &store, "--album", "no/slash", a.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--album"), "{}", text(&out.stderr));
+    let dup = dir.path().join("sub");
+    std::fs::create_dir(&dup).unwrap();
+    std::fs::copy(&a, dup.join("01 Intro.wav")).unwrap();
+    let out = cadenza(&[
+        "transcode",
+        "--store",
+        &store,
+        a.to_str().unwrap(),
+        dup.join("01 Intro.wav").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("would both be track 01-Intro"), "{}", text(&out.stderr));
 }
 
 #[test]
