@@ -1,67 +1,68 @@
-//! The cadenza transcoder: a master in, a published Ogg Vorbis ladder out.
+//! The cadenza transcoder: masters in, published Ogg Vorbis ladders out.
 //!
 //! ```text
-//! master (wav aiff flac mp3 m4a ogg) ─► decode (symphonia) ─► loudness (ebur128, EBU R128)
-//!   ─► mix + resample once per output format (rubato)
-//!   ─► encode 24/96/160/320 kbps in parallel (vorbis_rs, ABR)
-//!   ─► check every file with our own Ogg parser (CRCs, granules, seek index)
+//! master (wav aiff flac mp3 m4a ogg), streamed chunk by chunk (symphonia)
+//!   ├─► master loudness (ebur128: I, LRA, true peak)
+//!   └─► mix + resample once per output format (rubato) ─► audio features (22.05 kHz mono)
+//!         └─► encode 24/96/160/320 kbps in parallel (vorbis_rs, ABR) ─► raw files on disk
+//!   ─► decode every rendition back (symphonia) and meter it ─► album loudness, if an album
+//!   ─► ReplayGain tags written, pages checked and hashed (our Ogg code) ─► file id
 //!   ─► audio/<file_id>.ogg × 4, then tracks/<track_id>/manifest.json
 //! ```
 //!
-//! - [`transcode`]: the CPU part only; returns the manifest and the bytes.
-//! - [`ingest`]: transcode and publish to a store, audio first and the
-//!   manifest last; re-ingesting an unchanged master is a no-op
-//!   ([`Outcome::Unchanged`]).
-//! - [`run`]: `cadenza transcode` — open the configured store and ingest a
-//!   list of masters.
-//! - [`ogg`]: the Ogg page parser (safe on arbitrary bytes; fuzzable).
+//! - [`transcode`] / [`transcode_album`]: the CPU and local-disk part;
+//!   returns manifests and files in a work directory.
+//! - [`ingest`] / [`ingest_album`]: transcode and publish to a store, audio
+//!   first and manifests last; re-ingesting an unchanged master (or album)
+//!   is a no-op ([`Outcome::Unchanged`]).
+//! - [`run`]: `cadenza transcode` on a list of masters.
+//! - [`run_worker`]: `cadenza transcode --worker`, taking ingest jobs from
+//!   the control plane under leases ([`cadenza_config::ingest`]).
+//! - [`ogg`]: the Ogg page parser, streaming checker and retagger (safe on
+//!   arbitrary bytes; fuzzable).
 //! - [`synth`]: deterministic demo music written as WAV/FLAC masters.
 //!
 //! The ladder is [`cadenza_config::ladder::LADDER`]: 96/160/320 kbps stereo
-//! at 44.1 kHz (48 kHz masters stay 48 kHz; any other rate is resampled to
-//! 44.1 kHz) and 24 kbps as 22.05 kHz mono (`(L + R) / 2`). Output is
-//! deterministic: the Ogg serial of each file is derived from the master's
-//! SHA-256 and the rung, so the same master always gives byte-identical
-//! files and therefore the same content-addressed file ids. Each file carries
-//! ReplayGain 2.0 track gain/peak tags; the manifest carries the master's
-//! integrated loudness, true peak, and the playback gain to −14 LUFS capped
-//! so the true peak stays ≤ −1 dBTP.
+//! at 44.1 kHz (48 kHz masters stay 48 kHz) and 24 kbps as 22.05 kHz mono
+//! (`(L + R) / 2`), in ABR mode with the Ogg framing's overshoot corrected
+//! for. Memory is a few chunks whatever the master's length (every stage is
+//! a thread joined to the next by a bounded channel); encoded files live in
+//! a work directory, never in memory. Output is deterministic: each file's
+//! Ogg serial derives from the master's SHA-256 and the rung. Loudness is
+//! measured on the master and on every rendition as decoded; each file's
+//! ReplayGain 2.0 tags and each rendition's playback gain (to −14 LUFS,
+//! true peak ≤ −1 dBTP) come from its own measurement. The full story is in
+//! `docs/transcoder.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use cadenza_transcoder::{Outcome, ingest, synth};
+//! use cadenza_transcoder::{Options, Outcome, ingest, synth};
 //! let dir = std::path::Path::new("/tmp/masters");
 //! let tracks = synth::write_demo_album(dir, &synth::DemoTrackSpec::album(1, 1, 20))?;
 //! let store = cadenza_origin::open_store("file:///tmp/store")?;
 //! let track = "demo-1".parse()?;
-//! let report = ingest(&store, &tracks[0].path, &track, 0).await?;
+//! let report = ingest(&store, &tracks[0].path, &track, &Options::default()).await?;
 //! assert_eq!(report.outcome, Outcome::Published);
-//! let again = ingest(&store, &tracks[0].path, &track, 0).await?;
+//! let again = ingest(&store, &tracks[0].path, &track, &Options::default()).await?;
 //! assert_eq!(again.outcome, Outcome::Unchanged);
 //! # Ok(()) }
 //! ```
 //!
 //! # Known limits
 //!
-//! - The whole master is decoded into memory as planar `f32` (about 21 MB
-//!   per stereo minute at 44.1 kHz), plus one resampled copy per output
-//!   format. Fine for songs; masters are capped at [`MAX_DURATION_SECS`]
-//!   (3 h), but a long or high-rate master needs that much memory
-//!   (streaming decode is a later issue).
 //! - Masters may be WAV (integer or float PCM), AIFF, FLAC, MP3, AAC or ALAC
 //!   in MP4, or Ogg Vorbis; 1 to 8 channels (3–8 are mixed down to stereo
 //!   with the ITU-R BS.775 weights: centre and surrounds at −3 dB, LFE
-//!   dropped, scaled so nothing clips); 8–384 kHz; at least 400 ms long (one
-//!   loudness gating block). MP3 and AAC keep their encoder's priming and
-//!   padding (symphonia does not apply MP4 edit lists). A WAV whose header
-//!   declares more data than the file holds (as streaming writers do) is
-//!   rejected as truncated.
-//! - Loudness is measured once, on the master; the ReplayGain tags of every
-//!   rendition carry the master's values.
+//!   dropped, scaled so nothing clips); 8–384 kHz; 400 ms to 3 h. MP3 and
+//!   AAC keep their encoder's priming and padding (symphonia does not apply
+//!   MP4 edit lists). A WAV whose header declares more data than the file
+//!   holds (as streaming writers do) is rejected as truncated.
 //! - libvorbis' ABR mode holds the nominal bitrate on real material, but on
 //!   unnaturally clean signals (synthetic tones with no noise floor) it
 //!   undershoots at 160 and 320 kbps, up to −17 % in our measurements.
-//! - No audio features (tempo, key, …) yet.
+//! - The same master gives the same bytes on the same build and CPU family;
+//!   the FFTs pick SIMD code at run time, so another CPU may round
+//!   differently (and then name different, equally valid, files).
 
 mod decode;
 mod encode;
