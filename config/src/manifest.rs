@@ -84,8 +84,27 @@ pub struct AlbumLoudness {
     pub id: String,
     /// Tracks measured together.
     pub tracks: u32,
+    /// Which tracks those were: lower-case hex SHA-256 over, for each track
+    /// in order, its id, a tab, its master's SHA-256 (hex) and a newline.
+    /// Manifests with the same `id` and `members` were measured together;
+    /// see [`album_members`].
+    pub members: String,
     /// Of the album's masters.
     pub loudness: Loudness,
+}
+
+/// [`AlbumLoudness::members`] of an album of `(track id, master SHA-256)`
+/// pairs, in order.
+pub fn album_members<'a>(tracks: impl IntoIterator<Item = (&'a TrackId, &'a [u8; 32])>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for (id, sha) in tracks {
+        h.update(id.as_str().as_bytes());
+        h.update(b"\t");
+        h.update(hex::encode(sha).as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
 }
 
 /// Audio features for content-based recommendations. Tempo, energy,
@@ -222,6 +241,11 @@ impl Manifest {
             if !is_opaque_id(&album.id, 64) {
                 return Err("album.id: must be 1-64 characters of [A-Za-z0-9_-]".into());
             }
+            if album.members.len() != 64
+                || !album.members.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err("album.members: must be 64 lower-case hex digits".into());
+            }
             album.loudness.check("album.loudness")?;
         }
         self.features.check()?;
@@ -336,6 +360,18 @@ mod tests {
     }
 
     #[test]
+    fn album_members_name_the_tracks_in_order() {
+        let (a, b): (TrackId, TrackId) = ("a".parse().unwrap(), "b".parse().unwrap());
+        let (x, y) = ([1u8; 32], [2u8; 32]);
+        let ab = album_members([(&a, &x), (&b, &y)]);
+        assert_eq!(ab.len(), 64);
+        assert_eq!(ab, album_members([(&a, &x), (&b, &y)]));
+        assert_ne!(ab, album_members([(&b, &y), (&a, &x)]), "order counts");
+        assert_ne!(ab, album_members([(&a, &x), (&b, &x)]), "masters count");
+        assert_ne!(ab, album_members([(&a, &x)]));
+    }
+
+    #[test]
     fn check_names_the_field() {
         let m = example("t1".parse().unwrap(), &[Rung::K24, Rung::K96]);
         type Break = Box<dyn Fn(&mut Manifest)>;
@@ -355,14 +391,38 @@ mod tests {
             (
                 "renditions[0].album_loudness: missing",
                 Box::new(|m| {
-                    m.album = Some(AlbumLoudness { id: "a1".into(), tracks: 2, loudness: m.loudness })
+                    m.album = Some(AlbumLoudness {
+                        id: "a1".into(),
+                        tracks: 2,
+                        members: "0".repeat(64),
+                        loudness: m.loudness,
+                    })
                 }),
             ),
             ("no album", Box::new(|m| m.renditions[0].album_loudness = Some(m.loudness))),
             (
+                "album.members",
+                Box::new(|m| {
+                    m.album = Some(AlbumLoudness {
+                        id: "a1".into(),
+                        tracks: 2,
+                        members: "XYZ".into(),
+                        loudness: m.loudness,
+                    });
+                    for r in &mut m.renditions {
+                        r.album_loudness = Some(r.loudness);
+                    }
+                }),
+            ),
+            (
                 "album.id",
                 Box::new(|m| {
-                    m.album = Some(AlbumLoudness { id: "a/1".into(), tracks: 2, loudness: m.loudness });
+                    m.album = Some(AlbumLoudness {
+                        id: "a/1".into(),
+                        tracks: 2,
+                        members: "0".repeat(64),
+                        loudness: m.loudness,
+                    });
                     for r in &mut m.renditions {
                         r.album_loudness = Some(r.loudness);
                     }
@@ -376,7 +436,12 @@ mod tests {
             assert!(err.contains(want), "{want}: {err}");
         }
         let mut album = m;
-        album.album = Some(AlbumLoudness { id: "a1".into(), tracks: 2, loudness: album.loudness });
+        album.album = Some(AlbumLoudness {
+            id: "a1".into(),
+            tracks: 2,
+            members: "0".repeat(64),
+            loudness: album.loudness,
+        });
         for r in &mut album.renditions {
             r.album_loudness = Some(r.loudness);
         }

@@ -470,7 +470,12 @@ mod tests {
     fn album_gain_and_explicit_features() {
         let mut r = request();
         let t = &mut r.tracks[0];
-        t.manifest.album = Some(AlbumLoudness { id: "al1".into(), tracks: 2, loudness: t.manifest.loudness });
+        t.manifest.album = Some(AlbumLoudness {
+            id: "al1".into(),
+            tracks: 2,
+            members: "0".repeat(64),
+            loudness: t.manifest.loudness,
+        });
         for (i, rendition) in t.manifest.renditions.iter_mut().enumerate() {
             let gain_db = -3.0 - f64::from(u8::try_from(i).unwrap());
             rendition.album_loudness = Some(Loudness { gain_db, ..rendition.loudness });

@@ -51,6 +51,9 @@ pub enum TranscodeError {
     /// Our own check of an encoded file failed; nothing was published.
     #[error("the {rung} kbps rendition of master {} is invalid: {reason}", path.display())]
     BadOutput { path: PathBuf, rung: Rung, reason: String },
+    /// The same track id twice in one call.
+    #[error("track {track} is given twice: {} and {}", first.display(), second.display())]
+    DuplicateTrack { track: TrackId, first: PathBuf, second: PathBuf },
     /// The store could not be opened (the message names its URL).
     #[error("opening the transcoder's store: {0}")]
     OpenStore(#[source] Box<cadenza_origin::StoreError>),
@@ -87,6 +90,7 @@ impl TranscodeError {
                 | TranscodeError::Empty { .. }
                 | TranscodeError::Silent { .. }
                 | TranscodeError::TooLong { .. }
+                | TranscodeError::DuplicateTrack { .. }
         )
     }
 }

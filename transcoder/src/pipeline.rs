@@ -29,6 +29,7 @@ use cadenza_config::ids::{FileId, TrackId};
 use cadenza_config::ladder::{LADDER, Rung};
 use cadenza_config::manifest::{
     AlbumLoudness, AudioFeatures, Loudness, MANIFEST_VERSION, Manifest, Rendition, Source as SourceInfo,
+    album_members,
 };
 use sha2::{Digest, Sha256};
 
@@ -77,6 +78,20 @@ pub(crate) fn sha256_file(path: &Path) -> Result<[u8; 32], TranscodeError> {
     Ok(hash.finalize().into())
 }
 
+/// An error naming the first track id given twice, if any.
+pub(crate) fn check_unique(jobs: &[Job]) -> Result<(), TranscodeError> {
+    for (j, b) in jobs.iter().enumerate() {
+        if let Some(a) = jobs[..j].iter().find(|a| a.track_id == b.track_id) {
+            return Err(TranscodeError::DuplicateTrack {
+                track: b.track_id.clone(),
+                first: a.path.clone(),
+                second: b.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Transcode `jobs` (one track, or an album when `album_id` is set) into
 /// `work`. Tracks are encoded one after another, each using every core.
 pub(crate) fn transcode_jobs(
@@ -85,6 +100,7 @@ pub(crate) fn transcode_jobs(
     work: Arc<WorkDir>,
     progress: &dyn Progress,
 ) -> Result<Vec<Transcoded>, TranscodeError> {
+    check_unique(jobs)?;
     let mut measured = Vec::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
         let encoded = encode_track(index, job, work.path(), progress)?;
@@ -407,13 +423,15 @@ fn album_loudness(id: &str, tracks: &[Measured], jobs: &[Job]) -> Result<AlbumLe
             .collect();
         rungs.push((rung, loudness::album(&meters).map_err(fail)?));
     }
-    Ok(AlbumLevels { id: id.to_owned(), tracks: tracks.len() as u32, master, rungs })
+    let members = album_members(jobs.iter().map(|j| (&j.track_id, &j.sha256)));
+    Ok(AlbumLevels { id: id.to_owned(), tracks: tracks.len() as u32, members, master, rungs })
 }
 
 /// Album loudness, of the masters and per rung.
 struct AlbumLevels {
     id: String,
     tracks: u32,
+    members: String,
     master: Loudness,
     rungs: Vec<(Rung, Loudness)>,
 }
@@ -464,7 +482,12 @@ fn tag_track(
             duration_ms,
         },
         loudness: l,
-        album: album.map(|a| AlbumLoudness { id: a.id.clone(), tracks: a.tracks, loudness: a.master }),
+        album: album.map(|a| AlbumLoudness {
+            id: a.id.clone(),
+            tracks: a.tracks,
+            members: a.members.clone(),
+            loudness: a.master,
+        }),
         features: AudioFeatures {
             duration_ms,
             integrated_lufs: l.integrated_lufs,

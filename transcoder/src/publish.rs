@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cadenza_config::ids::TrackId;
-use cadenza_config::manifest::Manifest;
+use cadenza_config::manifest::{Manifest, album_members};
 use cadenza_config::service::TranscoderConfig;
 use cadenza_origin::{Store, StoreError};
 use object_store::ObjectStoreExt as _;
@@ -56,8 +56,9 @@ pub async fn ingest(
 /// manifest has the same master SHA-256, the same [`crate::encoder_id`],
 /// no album, and all its audio present is [`Outcome::Unchanged`] and not
 /// encoded again. With `album_id` they are one album (album ReplayGain over
-/// all of them): unchanged only if every track is, with the same album id
-/// and track count; otherwise all are encoded and published again.
+/// all of them): unchanged only if every track is, measured in the same
+/// album (same id, same tracks and masters in the same order); otherwise all
+/// are encoded and published again. A track id given twice is an error.
 ///
 /// The CPU work runs on tokio's blocking pool.
 pub async fn ingest_album(
@@ -94,6 +95,8 @@ pub async fn ingest_album(
         })
         .await?
     };
+    pipeline::check_unique(&hashed)?;
+    let members = album_members(hashed.iter().map(|j| (&j.track_id, &j.sha256)));
     let mut existing = Vec::with_capacity(hashed.len());
     for job in &hashed {
         let current = match cadenza_origin::read_manifest(store.as_ref(), &job.track_id).await {
@@ -107,9 +110,7 @@ pub async fn ingest_album(
             Err(e) => return Err(store_err(&job.path, &job.track_id, e)),
         };
         let same = match current {
-            Some(m) if is_same(&m, job, album_id, hashed.len()) && all_audio_present(store, &m).await => {
-                Some(m)
-            }
+            Some(m) if is_same(&m, job, album_id, &members) && all_audio_present(store, &m).await => Some(m),
             _ => None,
         };
         existing.push(same);
@@ -191,11 +192,12 @@ pub async fn ingest_album(
 }
 
 /// Does stored manifest `m` describe exactly what ingesting `job` would
-/// make?
-fn is_same(m: &Manifest, job: &Job, album_id: Option<&str>, tracks: usize) -> bool {
+/// make? For an album, `members` names the album's tracks and masters: a
+/// track measured with other tracks has another album loudness.
+fn is_same(m: &Manifest, job: &Job, album_id: Option<&str>, members: &str) -> bool {
     let album_matches = match (album_id, &m.album) {
         (None, None) => true,
-        (Some(id), Some(a)) => a.id == id && a.tracks as usize == tracks,
+        (Some(id), Some(a)) => a.id == id && a.members == members,
         _ => false,
     };
     m.encoder == encode::encoder_id() && m.source.sha256 == hex::encode(job.sha256) && album_matches

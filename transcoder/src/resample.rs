@@ -2,12 +2,18 @@
 //! resampler).
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
-use rubato::{Fft, FixedSync, Indexing, Resampler};
+use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
 /// Input chunk size of the FFT resampler. Larger chunks mean fewer, bigger
 /// FFTs; the resampler rounds this to a multiple of the rate ratio's
 /// minimum block.
 const CHUNK: usize = 4096;
+/// FFT sub-chunks per chunk. rubato's default (chunk / 256, for low
+/// latency) makes short FFTs whose anti-aliasing filter starts cutting at
+/// ~0.9 of the output's Nyquist frequency (about 9.9 kHz at 22.05 kHz);
+/// one sub-chunk puts the cutoff at ~0.99 (10.9 kHz) at the cost of ~1,000
+/// frames more delay, which is cut from the start anyway.
+const SUB_CHUNKS: usize = 1;
 
 /// `planes` as `channels` channels: mono to stereo duplicates, stereo to mono
 /// averages `(L + R) / 2`.
@@ -55,8 +61,16 @@ impl StreamResampler {
         if from == 0 || to == 0 || channels == 0 {
             return Err(format!("cannot resample {channels} channels from {from} Hz to {to} Hz"));
         }
-        let resampler = Fft::<f32>::new(from as usize, to as usize, CHUNK, channels, FixedSync::Input)
-            .map_err(|e| e.to_string())?;
+        let resampler = Fft::<f32>::new_custom(
+            from as usize,
+            to as usize,
+            CHUNK,
+            SUB_CHUNKS,
+            channels,
+            WindowFunction::BlackmanHarris2,
+            FixedSync::Input,
+        )
+        .map_err(|e| e.to_string())?;
         let scratch = vec![vec![0.0; resampler.output_frames_max()]; channels];
         let to_trim = resampler.output_delay();
         Ok(Self {
@@ -220,6 +234,28 @@ mod tests {
         assert_eq!(run(&[x.clone()], 48_000, 44_100, 1), out);
         assert_eq!(run(&[x.clone()], 48_000, 44_100, 10_000), out);
         assert_eq!(run(&[x], 48_000, 44_100, 96_000), out);
+    }
+
+    /// RMS of the middle half of a signal.
+    fn rms(x: &[f32]) -> f32 {
+        let mid = &x[x.len() / 4..3 * x.len() / 4];
+        (mid.iter().map(|s| s * s).sum::<f32>() / mid.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn the_passband_reaches_close_to_nyquist_and_aliases_are_stopped() {
+        // 44.1 -> 22.05 kHz: 10.6 kHz (96 % of the new Nyquist) passes,
+        // 12 kHz (which would alias to 10.05 kHz) does not.
+        let pass = run(&[sine(10_600.0, 44_100, 44_100)], 44_100, 22_050, 4096);
+        let level = 20.0 * (rms(&pass[0]) / 0.3536).log10();
+        assert!(level > -1.0, "10.6 kHz comes out at {level:.2} dB");
+        let stop = run(&[sine(12_000.0, 44_100, 44_100)], 44_100, 22_050, 4096);
+        let level = 20.0 * (rms(&stop[0]) / 0.3536).log10();
+        assert!(level < -60.0, "12 kHz aliases at {level:.2} dB");
+        // 96 -> 44.1 kHz: 20.5 kHz passes.
+        let pass = run(&[sine(20_500.0, 96_000, 96_000)], 96_000, 44_100, 4096);
+        let level = 20.0 * (rms(&pass[0]) / 0.3536).log10();
+        assert!(level > -1.0, "20.5 kHz comes out at {level:.2} dB");
     }
 
     #[test]

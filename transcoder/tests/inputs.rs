@@ -1,15 +1,18 @@
 //! Masters in every container and codec a label may send — AIFF, MP3, AAC
 //! and ALAC in MP4, Ogg Vorbis (real files made by ffmpeg, in
-//! `tests/fixtures/`, see `make.sh` there) and 5.1 WAV — each become a full
-//! ladder that a real decoder plays back at the right length.
+//! `tests/fixtures/`, see `make.sh` there), 5.1 WAV, and WAV at every bit
+//! depth (16/24-bit integer, 32-bit float) and at rates from 8 to 192 kHz —
+//! each become a full ladder that a real decoder plays back at the right
+//! length.
 
 mod common;
 
 use std::path::Path;
 
+use cadenza_config::ladder::{LADDER, Rung};
 use cadenza_transcoder::synth::write_wav;
 use cadenza_transcoder::transcode;
-use common::decode_ogg;
+use common::{decode_ogg, music};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -109,4 +112,69 @@ fn planes_without_lfe(dir: &Path, planes: &[Vec<f32>], with_lfe: &cadenza_config
     write_wav(&p, &quiet, 44_100, 16).unwrap();
     let without = ladder_of(&p, "wav", 6, 2.0, 0.001);
     assert!((with_lfe.loudness.integrated_lufs - without.loudness.integrated_lufs).abs() < 0.01);
+}
+
+/// Transcode `path`, a `rate` Hz master of `channels` channels holding
+/// `frames` frames, and check the whole ladder exactly: every rendition at
+/// [`Rung::output_rate`] with [`Rung::channels`], holding
+/// `ceil(frames × its rate / rate)` frames (±1), every one of which a real
+/// decoder gets back.
+fn exact_ladder(path: &Path, rate: u32, channels: u8, frames: u64) {
+    let what = path.display();
+    let t = transcode(path, &"trk-rate".parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let m = &t.manifest;
+    assert_eq!(m.source.format, "wav", "{what}");
+    assert_eq!(
+        (m.source.sample_rate, m.source.channels, m.source.frames),
+        (rate, channels, frames),
+        "{what}"
+    );
+    let rungs: Vec<Rung> = m.renditions.iter().map(|r| r.bitrate_kbps).collect();
+    assert_eq!(rungs, LADDER, "{what}");
+    for (i, r) in m.renditions.iter().enumerate() {
+        let rung = r.bitrate_kbps;
+        assert_eq!(r.sample_rate, rung.output_rate(rate), "{what} at {rung}");
+        assert_eq!(r.channels, rung.channels(), "{what} at {rung}");
+        let want = (frames * u64::from(r.sample_rate)).div_ceil(u64::from(rate));
+        assert!(r.frames.abs_diff(want) <= 1, "{what} at {rung}: {} frames, want {want}", r.frames);
+        let d = decode_ogg(&t.read_file(i).unwrap());
+        assert_eq!((d.sample_rate, d.channels), (r.sample_rate, usize::from(r.channels)), "{what} at {rung}");
+        assert_eq!(d.frames, r.frames, "{what} at {rung}: the decoder's frame count");
+        println!(
+            "{what} at {rung}: {} Hz, {} ch, {} frames (ratio {want})",
+            r.sample_rate, r.channels, r.frames
+        );
+    }
+}
+
+/// The first `frames` frames of demo music (rendered at 44.1 kHz), to be
+/// written at any rate: the same samples, played faster or slower.
+fn demo_frames(seed: u64, frames: usize, channels: usize) -> Vec<Vec<f32>> {
+    let seconds = (frames as u32).div_ceil(44_100);
+    let mut planes = music(seed, seconds);
+    planes.truncate(channels);
+    for p in &mut planes {
+        p.truncate(frames);
+    }
+    planes
+}
+
+#[test]
+fn wav_bit_depths_and_sample_rates_make_exact_ladders() {
+    let dir = tempfile::tempdir().unwrap();
+    // (name, rate, channels, bits, frames): odd frame counts, so that the
+    // ratio is rarely a whole number.
+    let cases: [(&str, u32, usize, u16, usize); 6] = [
+        ("int24-44k.wav", 44_100, 2, 24, 3 * 44_100 + 17),
+        ("float32-44k.wav", 44_100, 2, 32, 3 * 44_100 + 5),
+        ("mono16-8k.wav", 8_000, 1, 16, 3 * 8_000 + 1),
+        ("stereo24-192k.wav", 192_000, 2, 24, 3 * 192_000 - 7),
+        ("stereo24-88k.wav", 88_200, 2, 24, 3 * 88_200 + 3),
+        ("float32-96k.wav", 96_000, 2, 32, 2 * 96_000 + 11),
+    ];
+    for (i, (name, rate, channels, bits, frames)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        write_wav(&path, &demo_frames(60 + i as u64, frames, channels), rate, bits).unwrap();
+        exact_ladder(&path, rate, channels as u8, frames as u64);
+    }
 }

@@ -12,6 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use cadenza_transcoder::synth::write_wav;
 use cadenza_transcoder::transcode;
 use common::{music, write_master};
 
@@ -34,10 +35,29 @@ fn every_rendition_passes_oggz_validate_and_ogginfo() {
     // 88.2 kHz mono (each sample of 44.1 kHz music twice): resampled for
     // every rung, duplicated to stereo for the stereo ones.
     let mono_88k = vec![music(41, 3)[0].iter().flat_map(|&x| [x, x]).collect::<Vec<f32>>()];
+    // 8 kHz mono 16-bit (3 s of music samples, played slower): upsampled
+    // for every rung. 192 kHz stereo 24-bit (3 s): the highest common
+    // master rate. 32-bit float stereo at 44.1 kHz.
+    let mono_8k = vec![music(43, 1)[0][..3 * 8_000].to_vec()];
+    let stereo_192k: Vec<Vec<f32>> = music(44, 14)
+        .into_iter()
+        .map(|mut p| {
+            p.truncate(3 * 192_000);
+            p
+        })
+        .collect();
+    let wav = |name: &str, planes: &[Vec<f32>], rate: u32, bits: u16| {
+        let path = dir.path().join(name);
+        write_wav(&path, planes, rate, bits).unwrap();
+        path
+    };
     let corpus = [
         write_master(dir.path(), "stereo-44k.wav", &music(40, 4), 44_100),
         write_master(dir.path(), "stereo-48k.flac", &music(42, 3), 48_000),
         write_master(dir.path(), "mono-88k.wav", &mono_88k, 88_200),
+        wav("mono16-8k.wav", &mono_8k, 8_000, 16),
+        wav("stereo24-192k.wav", &stereo_192k, 192_000, 24),
+        wav("float32-44k.wav", &music(45, 3), 44_100, 32),
         fixtures.join("tone.mp3"),
         fixtures.join("tone-aac.m4a"),
     ];

@@ -95,7 +95,8 @@ pub(crate) async fn fail(s: &Server, job: &IngestJob, error: &str, retryable: bo
 /// the rendition's own gain).
 pub(crate) fn album_manifest(track: &str, album: &str, n: u32) -> Manifest {
     let mut m = super::manifest(track, &LADDER);
-    m.album = Some(AlbumLoudness { id: album.into(), tracks: n, loudness: m.loudness });
+    m.album =
+        Some(AlbumLoudness { id: album.into(), tracks: n, members: "0".repeat(64), loudness: m.loudness });
     for r in &mut m.renditions {
         r.album_loudness = Some(Loudness { gain_db: r.loudness.gain_db - 2.5, ..r.loudness });
     }
