@@ -56,8 +56,11 @@ impl Progress for Bars {
                 // Without a declared length the bar tracks what is done.
                 bar.set_length(frames_total.unwrap_or(frames_done).max(frames_done).max(1));
                 bar.set_position(frames_done);
-                bar.set_message("encoding");
+                if matches!(&*bar.message(), "waiting" | "hashing") {
+                    bar.set_message("encoding");
+                }
             }
+            ProgressEvent::Calibrating { pass, .. } => bar.set_message(format!("pass {pass}")),
             ProgressEvent::Measuring => bar.set_message("measuring"),
             ProgressEvent::Tagging => bar.set_message("tagging"),
             ProgressEvent::Publishing => bar.set_message("uploading"),

@@ -1,4 +1,4 @@
-//! Ogg Vorbis encoding of one rung (vorbis_rs, libvorbis aoTuV, ABR mode),
+//! Ogg Vorbis encoding of one rung (vorbis_rs, libvorbis aoTuV; VBR or ABR),
 //! and the encoder identity recorded in manifests.
 
 use std::io::Write;
@@ -18,7 +18,7 @@ const VORBIS_RS_VERSION: &str = "0.5.6";
 /// Bump whenever the bytes this crate produces for the same master change
 /// (new tags, different resampler settings, …) so that re-ingesting an
 /// unchanged master re-encodes instead of reporting `Unchanged`.
-const PIPELINE_REVISION: u32 = 3;
+const PIPELINE_REVISION: u32 = 4;
 /// Frames handed to libvorbis per call; "1024 is a reasonable choice", a few
 /// thousand keeps the per-call overhead negligible.
 const BLOCK_FRAMES: usize = 4096;
@@ -32,7 +32,7 @@ pub fn encoder_id() -> &'static str {
     ID.get_or_init(|| {
         let vendor = libvorbis_vendor().unwrap_or_else(|| "unknown libvorbis".into());
         format!(
-            "vorbis_rs {VORBIS_RS_VERSION} ({vendor}) abr; cadenza-transcoder {} r{PIPELINE_REVISION}",
+            "vorbis_rs {VORBIS_RS_VERSION} ({vendor}) calibrated vbr; cadenza-transcoder {} r{PIPELINE_REVISION}",
             env!("CARGO_PKG_VERSION")
         )
     })
@@ -82,7 +82,14 @@ fn page_fill(kbps: u32) -> u16 {
     (kbps * 1000 / 8 / 2).clamp(512, 4096) as u16
 }
 
-/// The average bitrate asked of libvorbis for `rung`, in bit/s. ABR aims
+/// Whether libvorbis takes `strategy` for `channels` at `rate` Hz (each
+/// mode has a range of bitrates it can aim at).
+pub(crate) fn accepts(rate: u32, channels: u8, strategy: Strategy) -> bool {
+    RungEncoder::new(std::io::sink(), rate, channels, strategy, 96, 0).is_ok()
+}
+
+/// The average bitrate asked of libvorbis for `rung` in ABR mode (the
+/// calibration's fallback), in bit/s. ABR aims
 /// its packets at the nominal rate, and the Ogg page headers (27 bytes plus
 /// one lacing value per packet) come on top: files come out about 1.5 %
 /// over at 96 kbps and up and 3 % over at 24 kbps (where pages are smaller),
@@ -98,7 +105,27 @@ pub(crate) fn abr_target(rung: Rung) -> u32 {
     rung.kbps() * permille
 }
 
-/// One rendition being encoded: an Ogg Vorbis stream in ABR mode written to
+/// How libvorbis is asked for a bitrate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// Quality VBR chosen by libvorbis' estimate for this bitrate (bit/s),
+    /// the rate-management engine off: fast, but the estimate misses.
+    Vbr(u32),
+    /// Average bitrate (bit/s) held by the rate-management engine: five
+    /// times the CPU.
+    Abr(u32),
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Strategy::Vbr(t) => write!(f, "vbr {:.2}", f64::from(*t) / 1000.0),
+            Strategy::Abr(t) => write!(f, "abr {:.2}", f64::from(*t) / 1000.0),
+        }
+    }
+}
+
+/// One rendition being encoded: an Ogg Vorbis stream written to
 /// `W` as audio arrives, with an empty comment header (the tags are added
 /// by [`crate::ogg::retag`] once the file has been measured).
 pub(crate) struct RungEncoder<W: Write> {
@@ -119,16 +146,22 @@ impl<W: Write> RungEncoder<W> {
         sink: W,
         rate: u32,
         channels: u8,
-        bitrate: u32,
+        strategy: Strategy,
         kbps: u32,
         serial: i32,
     ) -> Result<Self, String> {
         let rate_nz = NonZeroU32::new(rate).ok_or("sample rate 0")?;
         let channels_nz = NonZeroU8::new(channels).ok_or("no channels")?;
-        let bitrate = NonZeroU32::new(bitrate).ok_or("bitrate 0")?;
+        let management = match strategy {
+            Strategy::Vbr(t) => VorbisBitrateManagementStrategy::Vbr {
+                target_bitrate: NonZeroU32::new(t).ok_or("bitrate 0")?,
+            },
+            Strategy::Abr(t) => VorbisBitrateManagementStrategy::Abr {
+                average_bitrate: NonZeroU32::new(t).ok_or("bitrate 0")?,
+            },
+        };
         let mut builder = VorbisEncoderBuilder::new_with_serial(rate_nz, channels_nz, sink, serial);
-        builder
-            .bitrate_management_strategy(VorbisBitrateManagementStrategy::Abr { average_bitrate: bitrate });
+        builder.bitrate_management_strategy(management);
         builder.minimum_page_data_size(Some(page_fill(kbps)));
         let encoder = builder.build().map_err(|e| e.to_string())?;
         Ok(Self { encoder, channels: usize::from(channels), frames: 0 })
@@ -172,7 +205,7 @@ pub(crate) fn encode_to_vec(
     serial: i32,
 ) -> Result<Vec<u8>, String> {
     let channels = u8::try_from(planes.len()).map_err(|_| "too many channels")?;
-    let mut encoder = RungEncoder::new(Vec::new(), rate, channels, kbps * 1000, kbps, serial)?;
+    let mut encoder = RungEncoder::new(Vec::new(), rate, channels, Strategy::Abr(kbps * 1000), kbps, serial)?;
     encoder.push(planes)?;
     encoder.finish()
 }
@@ -186,7 +219,7 @@ mod tests {
         let id = encoder_id();
         assert!(id.starts_with("vorbis_rs 0.5.6 ("), "{id}");
         assert!(!id.contains("unknown"), "{id}");
-        let tail = format!(" abr; cadenza-transcoder {} r3", env!("CARGO_PKG_VERSION"));
+        let tail = format!(" calibrated vbr; cadenza-transcoder {} r4", env!("CARGO_PKG_VERSION"));
         assert!(id.ends_with(&tail), "{id}");
     }
 

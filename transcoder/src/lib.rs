@@ -64,6 +64,7 @@
 //!   the FFTs pick SIMD code at run time, so another CPU may round
 //!   differently (and then name different, equally valid, files).
 
+mod calibrate;
 mod decode;
 mod encode;
 mod error;

@@ -33,8 +33,9 @@ use cadenza_config::manifest::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::calibrate::Calibration;
 use crate::decode::{MasterInfo, Source};
-use crate::encode::{self, RungEncoder};
+use crate::encode::{self, RungEncoder, Strategy};
 use crate::features::FeatureExtractor;
 use crate::loudness::{self, LoudnessError, Meter};
 use crate::ogg::{self, frames_to_ms};
@@ -137,6 +138,8 @@ struct RawRung {
     rate: u32,
     channels: u8,
     path: PathBuf,
+    /// How the encoder was asked for the bitrate.
+    strategy: Strategy,
     /// Frames fed to the encoder.
     frames: u64,
 }
@@ -149,6 +152,20 @@ enum Stop {
     StageGone,
 }
 
+/// What one pass over the master produced.
+struct Pass {
+    info: MasterInfo,
+    frames: u64,
+    /// The first pass also meters the master and extracts features.
+    analysis: Option<(Meter, crate::features::Features)>,
+    rungs: Vec<RawRung>,
+}
+
+/// Encode a track's rungs, each calibrated to its nominal bitrate
+/// ([`crate::calibrate`]): the first pass also meters the master and
+/// extracts its features; later passes decode the master again and encode
+/// only the rungs still off their bitrate. The closest pass of each rung is
+/// kept, the other files deleted.
 fn encode_track(
     index: usize,
     job: &Job,
@@ -156,12 +173,108 @@ fn encode_track(
     progress: &dyn Progress,
 ) -> Result<Encoded, TranscodeError> {
     let path = job.path.as_path();
+    let mut calibrations: Vec<Calibration> = LADDER.iter().map(|&r| Calibration::new(r)).collect();
+    // Per rung, the file of every pass, by pass index.
+    let mut files: Vec<Vec<RawRung>> = LADDER.iter().map(|_| Vec::new()).collect();
+    let mut first: Option<(MasterInfo, u64, Meter, crate::features::Features)> = None;
+    for pass in 1.. {
+        let mut wanted = Vec::new();
+        for (i, cal) in calibrations.iter_mut().enumerate() {
+            while let Some(strategy) = cal.next() {
+                let rate = first.as_ref().map(|f| f.0.sample_rate);
+                // A target libvorbis refuses is recorded, and another asked.
+                if let Some(rate) = rate
+                    && !encode::accepts(cal.rung.output_rate(rate), cal.rung.channels(), strategy)
+                {
+                    cal.refused(strategy);
+                    continue;
+                }
+                wanted.push((i, strategy));
+                break;
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+        if pass > 1 {
+            progress
+                .event(index, ProgressEvent::Calibrating { pass: pass as u32, rungs: wanted.len() as u32 });
+        }
+        let specs: Vec<(Rung, Strategy, PathBuf)> = wanted
+            .iter()
+            .map(|&(i, strategy)| {
+                let rung = calibrations[i].rung;
+                (rung, strategy, work.join(format!("t{index}-{rung}.p{pass}.raw.ogg")))
+            })
+            .collect();
+        let out = run_pass(index, job, &specs, first.is_none(), progress)?;
+        match &first {
+            None => {
+                let duration_ms = frames_to_ms(out.frames, out.info.sample_rate);
+                if duration_ms < MIN_DURATION_MS {
+                    return Err(TranscodeError::Unsupported {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "it lasts {duration_ms} ms; at least {MIN_DURATION_MS} ms are needed to measure loudness"
+                        ),
+                    });
+                }
+                let (meter, features) =
+                    out.analysis.ok_or_else(|| task(path, "the first pass did not meter"))?;
+                first = Some((out.info, out.frames, meter, features));
+            }
+            Some((info, frames, ..)) => {
+                if out.frames != *frames || out.info != *info {
+                    return Err(TranscodeError::Corrupt {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "it changed while being transcoded ({} frames, then {})",
+                            frames, out.frames
+                        ),
+                    });
+                }
+            }
+        }
+        for ((i, strategy), raw) in wanted.into_iter().zip(out.rungs) {
+            let bytes = std::fs::metadata(&raw.path).map_err(|source| work_err(&raw.path, source))?.len();
+            let seconds = raw.frames as f64 / f64::from(raw.rate);
+            calibrations[i].record(strategy, bytes, seconds);
+            files[i].push(raw);
+        }
+    }
+    let (info, frames, master, features) = first.ok_or_else(|| task(path, "no pass ran"))?;
+    let mut rungs = Vec::with_capacity(LADDER.len());
+    for (cal, mut passes) in calibrations.iter().zip(files) {
+        let best = cal.best().ok_or_else(|| task(path, "a rung was never encoded"))?;
+        tracing::debug!(master = %path.display(), calibration = %cal.summary(), "rung calibrated");
+        let kept = passes.swap_remove(best);
+        for other in passes {
+            // Only disk space is lost if this fails; the work dir goes anyway.
+            let _ = std::fs::remove_file(&other.path);
+        }
+        rungs.push(kept);
+    }
+    Ok(Encoded { info, frames, master, features, rungs })
+}
+
+/// One pass over the master: decode it and feed the rungs of `specs`
+/// (each with its strategy and output file), and with `analyse` the
+/// master's meter and the feature extractor.
+fn run_pass(
+    index: usize,
+    job: &Job,
+    specs: &[(Rung, Strategy, PathBuf)],
+    analyse: bool,
+    progress: &dyn Progress,
+) -> Result<Pass, TranscodeError> {
+    let path = job.path.as_path();
     let mut source = Source::open(path)?;
     let info = source.info().clone();
     let rate = info.sample_rate;
     let master_format = (rate, info.channels);
     let mut formats: Vec<(u32, u8)> = Vec::new();
-    for f in LADDER.iter().map(|r| (r.output_rate(rate), r.channels())).chain([ANALYSIS]) {
+    let analysis_format = analyse.then_some(ANALYSIS);
+    for f in specs.iter().map(|(r, ..)| (r.output_rate(rate), r.channels())).chain(analysis_format) {
         if !formats.contains(&f) {
             formats.push(f);
         }
@@ -173,34 +286,39 @@ fn encode_track(
 
     std::thread::scope(|s| {
         let mut master_txs: Vec<SyncSender<Chunk>> = Vec::new();
-        let (tx, rx) = sync_channel::<Chunk>(DEPTH);
-        master_txs.push(tx);
-        let meter = s.spawn(move || -> Result<Meter, TranscodeError> {
-            let mut meter = Meter::new(info.channels, rate).map_err(|_| meter_refused(path))?;
-            for chunk in rx {
-                meter.add(&chunk).map_err(|_| meter_refused(path))?;
-            }
-            Ok(meter)
+        let meter = analyse.then(|| {
+            let (tx, rx) = sync_channel::<Chunk>(DEPTH);
+            master_txs.push(tx);
+            s.spawn(move || -> Result<Meter, TranscodeError> {
+                let mut meter = Meter::new(info.channels, rate).map_err(|_| meter_refused(path))?;
+                for chunk in rx {
+                    meter.add(&chunk).map_err(|_| meter_refused(path))?;
+                }
+                Ok(meter)
+            })
         });
         let mut encoders: Vec<ScopedJoinHandle<'_, Result<RawRung, TranscodeError>>> = Vec::new();
         let mut features = None;
         let mut converters = Vec::new();
         for &format in &formats {
             let mut txs = Vec::new();
-            for rung in LADDER.into_iter().filter(|r| (r.output_rate(rate), r.channels()) == format) {
+            for (rung, strategy, out) in
+                specs.iter().filter(|(r, ..)| (r.output_rate(rate), r.channels()) == format)
+            {
                 let (tx, rx) = sync_channel::<Chunk>(DEPTH);
                 txs.push(tx);
                 let raw = RawRung {
-                    rung,
+                    rung: *rung,
                     rate: format.0,
                     channels: format.1,
-                    path: work.join(format!("t{index}-{rung}.raw.ogg")),
+                    path: out.clone(),
+                    strategy: *strategy,
                     frames: 0,
                 };
-                let serial = encode::stream_serial(&job.sha256, rung);
+                let serial = encode::stream_serial(&job.sha256, *rung);
                 encoders.push(s.spawn(move || encode_rung(path, raw, serial, rx)));
             }
-            if format == ANALYSIS {
+            if Some(format) == analysis_format {
                 let (tx, rx) = sync_channel::<Chunk>(DEPTH);
                 txs.push(tx);
                 features = Some(s.spawn(move || {
@@ -240,7 +358,7 @@ fn encode_track(
         // Hang up so every stage drains and ends, then collect them all:
         // no thread outlives the scope, whatever failed.
         drop(master_txs);
-        let meter = join(path, meter);
+        let meter = meter.map(|m| join(path, m));
         let converted: Vec<_> = converters.into_iter().map(|c| join(path, c)).collect();
         let rungs: Vec<_> = encoders.into_iter().map(|e| join(path, e)).collect();
         let features = features.map(|f| f.join());
@@ -256,29 +374,20 @@ fn encode_track(
                 for r in rungs {
                     r?;
                 }
-                meter?;
+                meter.transpose()?;
                 return Err(task(path, "a pipeline stage stopped without an error"));
             }
         };
         for c in converted {
             c?;
         }
-        let meter = meter?;
         let rungs = rungs.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let features = match features {
-            Some(Ok(f)) => f,
+        let analysis = match (meter.transpose()?, features) {
+            (Some(meter), Some(Ok(features))) => Some((meter, features)),
+            (None, None) => None,
             _ => return Err(task(path, "the feature extractor failed")),
         };
-        let duration_ms = frames_to_ms(frames, rate);
-        if duration_ms < MIN_DURATION_MS {
-            return Err(TranscodeError::Unsupported {
-                path: path.to_owned(),
-                reason: format!(
-                    "it lasts {duration_ms} ms; at least {MIN_DURATION_MS} ms are needed to measure loudness"
-                ),
-            });
-        }
-        Ok(Encoded { info, frames, master: meter, features, rungs })
+        Ok(Pass { info, frames, analysis, rungs })
     })
 }
 
@@ -293,9 +402,8 @@ fn encode_rung(
         |reason: String| TranscodeError::Encode { path: path.to_owned(), rung: raw.rung, reason };
     let file = File::create(&raw.path).map_err(|source| work_err(&raw.path, source))?;
     let sink = BufWriter::with_capacity(256 * 1024, file);
-    let mut encoder =
-        RungEncoder::new(sink, raw.rate, raw.channels, encode::abr_target(raw.rung), raw.rung.kbps(), serial)
-            .map_err(encode_err)?;
+    let mut encoder = RungEncoder::new(sink, raw.rate, raw.channels, raw.strategy, raw.rung.kbps(), serial)
+        .map_err(encode_err)?;
     for chunk in rx {
         encoder.push(&chunk).map_err(encode_err)?;
     }

@@ -11,6 +11,9 @@ pub enum ProgressEvent {
     /// Decoding and encoding: `frames_done` of the master so far, of
     /// `frames_total` if the container declares it.
     Decoding { frames_done: u64, frames_total: Option<u64>, sample_rate: u32 },
+    /// Another pass over the master for `rungs` renditions whose bitrate
+    /// was off (pass 2, 3, …; see `docs/transcoder.md`).
+    Calibrating { pass: u32, rungs: u32 },
     /// Decoding the renditions back to measure their loudness.
     Measuring,
     /// Writing the tagged files.
