@@ -1,6 +1,7 @@
 //! The bitrate ladder every track is published in.
 //!
-//! Ogg Vorbis in average-bitrate (ABR) mode: 96, 160 and 320 kbps at the
+//! Ogg Vorbis held at a nominal bitrate (the transcoder calibrates VBR passes
+//! to it, or uses ABR; see `docs/transcoder.md`): 96, 160 and 320 kbps at the
 //! master's rate when it is 44.1 or 48 kHz (stereo), and 24 kbps as 22.05 kHz
 //! mono, because libvorbis has no 24 kbps mode at 44.1 kHz stereo and, of the
 //! formats it accepts, 22.05 kHz mono scored best on an objective quality

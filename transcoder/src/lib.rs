@@ -4,7 +4,8 @@
 //! master (wav aiff flac mp3 m4a ogg), streamed chunk by chunk (symphonia)
 //!   ├─► master loudness (ebur128: I, LRA, true peak)
 //!   └─► mix + resample once per output format (rubato) ─► audio features (22.05 kHz mono)
-//!         └─► encode 24/96/160/320 kbps in parallel (vorbis_rs, ABR) ─► raw files on disk
+//!         └─► encode 24/96/160/320 kbps in parallel (vorbis_rs) ─► raw files on disk
+//!   ─► again for rungs whose bitrate is off (calibrated VBR, 2-3 passes)
 //!   ─► decode every rendition back (symphonia) and meter it ─► album loudness, if an album
 //!   ─► ReplayGain tags written, pages checked and hashed (our Ogg code) ─► file id
 //!   ─► audio/<file_id>.ogg × 4, then tracks/<track_id>/manifest.json
@@ -24,15 +25,17 @@
 //!
 //! The ladder is [`cadenza_config::ladder::LADDER`]: 96/160/320 kbps stereo
 //! at 44.1 kHz (48 kHz masters stay 48 kHz) and 24 kbps as 22.05 kHz mono
-//! (`(L + R) / 2`), in ABR mode with the Ogg framing's overshoot corrected
-//! for. Memory is a few chunks whatever the master's length (every stage is
-//! a thread joined to the next by a bounded channel); encoded files live in
-//! a work directory, never in memory. Output is deterministic: each file's
-//! Ogg serial derives from the master's SHA-256 and the rung. Loudness is
-//! measured on the master and on every rendition as decoded; each file's
-//! ReplayGain 2.0 tags and each rendition's playback gain (to −14 LUFS,
-//! true peak ≤ −1 dBTP) come from its own measurement. The full story is in
-//! `docs/transcoder.md`.
+//! (`(L + R) / 2`). Each stereo rung is calibrated VBR: encoded in libvorbis'
+//! quality mode, measured, and encoded again with a corrected target until
+//! its file is within 1.5 % of the nominal bitrate, at ~60 % of the CPU of
+//! ABR (see `calibrate.rs`); 24 kbps is ABR. Memory is a few chunks whatever
+//! the master's length (every stage is a thread joined to the next by a
+//! bounded channel); encoded files live in a work directory, never in memory.
+//! Output is deterministic: each file's Ogg serial derives from the master's
+//! SHA-256 and the rung. Loudness is measured on the master and on every
+//! rendition as decoded; each file's ReplayGain 2.0 tags and each rendition's
+//! playback gain (to −14 LUFS, true peak ≤ −1 dBTP) come from its own
+//! measurement. The full story is in `docs/transcoder.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,9 +60,10 @@
 //!   AAC keep their encoder's priming and padding (symphonia does not apply
 //!   MP4 edit lists). A WAV whose header declares more data than the file
 //!   holds (as streaming writers do) is rejected as truncated.
-//! - libvorbis' ABR mode holds the nominal bitrate on real material, but on
-//!   unnaturally clean signals (synthetic tones with no noise floor) it
-//!   undershoots at 160 and 320 kbps, up to −17 % in our measurements.
+//! - On unnaturally clean signals (synthetic tones with no noise floor)
+//!   libvorbis finds nothing to spend 160 or 320 kbps on; calibration then
+//!   asks for the highest target and falls back to ABR, which undershoots
+//!   too (up to −17 % in our measurements).
 //! - The same master gives the same bytes on the same build and CPU family;
 //!   the FFTs pick SIMD code at run time, so another CPU may round
 //!   differently (and then name different, equally valid, files).

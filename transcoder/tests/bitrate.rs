@@ -1,12 +1,12 @@
-//! Bitrate accuracy on material like real recordings: libvorbis' ABR,
-//! with the transcoder's correction for Ogg framing, must put each file's
-//! bitrate on the nominal one.
+//! Bitrate accuracy on material like real recordings: the transcoder's
+//! calibrated VBR passes (and ABR for 24 kbps) must put each file's bitrate
+//! on the nominal one.
 //!
 //! The master is 50 s of demo music with a dense noise component on top
 //! (independent pink noise per channel, in bursts that come and go, like
 //! room tone, tape hiss and cymbals): real recordings are never as clean as
-//! a synthesiser, and on clean synthetic tones ABR undershoots (see the
-//! crate's known limits).
+//! a synthesiser, and on clean synthetic tones libvorbis undershoots (see
+//! the crate's known limits).
 
 mod common;
 mod signals;

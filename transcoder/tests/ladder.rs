@@ -106,7 +106,7 @@ fn check_ladder(t: &Transcoded, master_bytes: &[u8], rate: u32, channels: u8, se
         let secs = seconds.floor() as usize;
         assert!(r.seek.len() + 1 >= secs && r.seek.len() <= secs + 1, "{rung}: {} points", r.seek.len());
 
-        // Achieved bitrate. ABR holds it on real music; the 24 kbps rung
+        // Achieved bitrate. Calibration holds it on real music; the 24 kbps rung
         // carries ~4 kB of headers, a visible share of a short file.
         let nominal = f64::from(rung.kbps());
         let ratio = r.achieved_kbps / nominal;
