@@ -151,10 +151,15 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `cadenza transcode FILES` reports on stdout and in its progress bars;
+    // info lines on stderr would only break the bars. Services log at info.
+    let default_filter = match &cli.command {
+        Command::Transcode(args) if !args.worker => "warn,symphonia=error",
+        _ => "info,sqlx=warn,symphonia=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,symphonia=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
