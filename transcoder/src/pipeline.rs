@@ -639,6 +639,7 @@ fn tag_rung(
         BufReader::with_capacity(256 * 1024, input),
         BufWriter::with_capacity(256 * 1024, output),
         &tags,
+        Some(raw.rung.kbps() * 1000),
     )
     .map_err(|e| match e {
         ogg::RetagError::Output(source) => work_err(&out_path, source),

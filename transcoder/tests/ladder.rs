@@ -78,6 +78,8 @@ fn check_ladder(t: &Transcoded, master_bytes: &[u8], rate: u32, channels: u8, se
         assert!((rl.integrated_lufs - l.integrated_lufs).abs() < 8.0, "{rung}: {rl:?} vs master {l:?}");
         assert!(r.album_loudness.is_none());
         let pages = ogg::parse_pages(bytes).unwrap();
+        let nominal = u32::from_le_bytes(pages[0].body[20..24].try_into().unwrap());
+        assert_eq!(nominal, rung.kbps() * 1000, "{rung}: the identification header's nominal bitrate");
         let (vendor, tags) = parse_comment(pages[1].body).unwrap();
         assert_eq!(vendor, m.encoder_vendor);
         assert_eq!(

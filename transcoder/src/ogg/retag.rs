@@ -54,12 +54,16 @@ impl From<OggError> for RetagError {
 
 /// Copy the Ogg Vorbis stream `input` to `output` with a comment header
 /// holding the input's vendor string and `tags` (`KEY=value` each, keys as
-/// given), and nothing else of the old comments. The output is checked as
-/// a whole stream ([`StreamChecker`]) while it is written.
+/// given), and nothing else of the old comments. With `nominal_bitrate`
+/// (bit/s), the identification header's nominal-bitrate hint is set to it:
+/// a calibrated VBR encode otherwise shows the target of its last pass
+/// there, not the rung. The output is checked as a whole stream
+/// ([`StreamChecker`]) while it is written.
 pub fn retag<R: Read, W: Write>(
     input: R,
     mut output: W,
     tags: &[(&str, String)],
+    nominal_bitrate: Option<u32>,
 ) -> Result<Retagged, RetagError> {
     let mut reader = PageReader::new(input);
     let mut out = Sink { inner: &mut output, hash: Sha256::new(), size: 0, checker: StreamChecker::new() };
@@ -73,7 +77,12 @@ pub fn retag<R: Read, W: Write>(
         if page.lacing.last().is_none_or(|&l| l == 255) || page.packets_finished() != 1 {
             return Err(OggError::Stream { offset: page.offset, reason: Reason::NotVorbis }.into());
         }
-        (page.serial, page.flags, page.granule, page.body.to_vec())
+        let mut id = page.body.to_vec();
+        // Vorbis I §4.2.2: bitrate_nominal is the i32 at bytes 20..24.
+        if let (Some(n), Some(field)) = (nominal_bitrate, id.get_mut(20..24)) {
+            field.copy_from_slice(&n.to_le_bytes());
+        }
+        (page.serial, page.flags, page.granule, id)
     };
     out.page(first_flags, granule, serial, 0, &lacing_of(id.len()), &id)?;
 
@@ -264,7 +273,7 @@ mod tests {
 
     fn retagged(input: &[u8], tags: &[(&str, String)]) -> (Vec<u8>, Retagged) {
         let mut out = Vec::new();
-        let r = retag(input, &mut out, tags).unwrap();
+        let r = retag(input, &mut out, tags, None).unwrap();
         (out, r)
     }
 
@@ -292,6 +301,14 @@ mod tests {
         }
         // Retagging again with the same tags is byte-identical.
         assert_eq!(retagged(&out, &tags).0, out);
+        // The identification header is kept, but for the nominal bitrate
+        // when one is given.
+        assert_eq!(pages[0].body, parse_pages(&input).unwrap()[0].body);
+        let mut with_nominal = Vec::new();
+        let r = retag(&input[..], &mut with_nominal, &tags, Some(96_000)).unwrap();
+        let id = parse_pages(&with_nominal).unwrap()[0].body.to_vec();
+        assert_eq!(u32::from_le_bytes(id[20..24].try_into().unwrap()), 96_000);
+        assert_eq!(r.info, vorbis_stream_info(&with_nominal).unwrap());
     }
 
     #[test]
@@ -327,7 +344,7 @@ mod tests {
                 let at = (x as usize) % bad.len();
                 bad[at] ^= 1 << (x % 8);
             }
-            let result = retag(&bad[..], &mut Vec::new(), &[]);
+            let result = retag(&bad[..], &mut Vec::new(), &[], None);
             assert!(result.is_err(), "damage {i} was not noticed");
         }
     }
