@@ -49,6 +49,13 @@ pub(crate) enum ErrorKind {
     /// No such method on the route.
     MethodNotAllowed,
     TrackNotFound,
+    AlbumNotFound,
+    ArtistNotFound,
+    PlaylistNotFound,
+    /// `If-Match` named a snapshot that is no longer current.
+    PreconditionFailed,
+    /// Over the user's rate limit for the route's category.
+    RateLimited,
     /// The album is embargoed until its `release_at`.
     NotReleased,
     /// The track has no registered audio files.
@@ -83,6 +90,11 @@ impl ErrorKind {
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             TrackNotFound => (StatusCode::NOT_FOUND, "track_not_found"),
+            AlbumNotFound => (StatusCode::NOT_FOUND, "album_not_found"),
+            ArtistNotFound => (StatusCode::NOT_FOUND, "artist_not_found"),
+            PlaylistNotFound => (StatusCode::NOT_FOUND, "playlist_not_found"),
+            PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "snapshot_mismatch"),
+            RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
             NoAudio => (StatusCode::CONFLICT, "no_audio"),
             AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
@@ -103,11 +115,25 @@ pub(crate) struct ApiError {
     message: String,
     /// `WWW-Authenticate` challenge for 401s (RFC 6750 §3).
     challenge: Option<&'static str>,
+    /// `Retry-After` seconds for 429s.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), challenge: None }
+        Self { kind, message: message.into(), challenge: None, retry_after: None }
+    }
+
+    /// 429 `rate_limited`, retry after `seconds` (at least 1).
+    pub(crate) fn rate_limited(category: &str, seconds: u64) -> Self {
+        let seconds = seconds.max(1);
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                ErrorKind::RateLimited,
+                format!("too many {category} requests; retry after {seconds} s"),
+            )
+        }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -165,6 +191,9 @@ impl IntoResponse for ApiError {
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -185,6 +214,11 @@ mod tests {
             NotFound,
             MethodNotAllowed,
             TrackNotFound,
+            AlbumNotFound,
+            ArtistNotFound,
+            PlaylistNotFound,
+            PreconditionFailed,
+            RateLimited,
             NotReleased,
             NoAudio,
             AlreadyExists,

@@ -74,6 +74,7 @@ mod db;
 mod error;
 mod metrics;
 mod playback;
+mod search;
 pub mod types;
 mod validate;
 
@@ -124,7 +125,17 @@ impl ControlServer {
         let limits = cadenza_net::Limits::from(&self.state.config().http);
         tracing::info!(addr = %self.local_addr, "control plane listening");
         let service = hyper_util::service::TowerToHyperService::new(app);
+        // Forget idle users' rate-limit buckets once a minute.
+        let limiters = self.state.limiters().clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limiters.forget_idle();
+            }
+        });
         let served = cadenza_net::serve(self.listener, service, limits, shutdown).await;
+        sweeper.abort();
         self.state.db().close().await;
         served.map_err(ControlError::from)
     }

@@ -25,6 +25,9 @@ pub(crate) struct Metrics {
     /// `cadenza_control_ingest_jobs{state}`: jobs in each state, read from
     /// the database when `/metrics` is scraped.
     ingest_jobs: IntGaugeVec,
+    /// `cadenza_control_rate_limited_total{category}`: requests answered
+    /// 429 by the per-user limits.
+    rate_limited: IntCounterVec,
 }
 
 /// Something that happened to an ingest job, a label of
@@ -101,7 +104,15 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
-        for c in [&http_requests, &stream_answers, &ingest_events] {
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "cadenza_control_rate_limited_total",
+                "Requests refused by a per-user rate limit, by category",
+            ),
+            &["category"],
+        )
+        .expect("valid metric");
+        for c in [&http_requests, &stream_answers, &ingest_events, &rate_limited] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
@@ -115,7 +126,18 @@ impl Metrics {
         for s in JOB_STATES {
             ingest_jobs.with_label_values(&[s.as_str()]);
         }
-        Self { registry, http_requests, http_duration, stream_answers, ingest_events, ingest_jobs }
+        for c in crate::api::ratelimit::Category::ALL {
+            rate_limited.with_label_values(&[c.as_str()]);
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            stream_answers,
+            ingest_events,
+            ingest_jobs,
+            rate_limited,
+        }
     }
 
     pub(crate) fn ingest(&self, event: IngestEvent, n: u64) {
@@ -133,6 +155,10 @@ impl Metrics {
     pub(crate) fn observe_request(&self, route: &str, status: u16, seconds: f64) {
         self.http_requests.with_label_values(&[route, status.to_string().as_str()]).inc();
         self.http_duration.with_label_values(&[route]).observe(seconds);
+    }
+
+    pub(crate) fn rate_limited(&self, category: &str) {
+        self.rate_limited.with_label_values(&[category]).inc();
     }
 
     pub(crate) fn stream_answer(&self, kbps: u32) {

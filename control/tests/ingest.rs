@@ -92,7 +92,7 @@ async fn happy_path_on(db: &TestDb) {
     assert_eq!(t1.qualities, vec![24, 96, 160, 320]);
     assert_eq!(t1.duration_ms, 30_000);
     // The track view keeps the master's loudness.
-    assert_eq!(t1.loudness.gain_db, 5.5);
+    assert_eq!(t1.loudness.unwrap().gain_db, 5.5);
     let artists: Vec<&str> = t1.artists.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(artists, vec!["ar2", "ar1"]);
     // A stream's gains are the chosen rendition's own.

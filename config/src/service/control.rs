@@ -25,6 +25,88 @@ pub struct ControlConfig {
     pub http: HttpServerConfig,
     /// The ingest job queue transcoder workers take jobs from.
     pub ingest: IngestConfig,
+    /// Per-user request limits of the public API, by category.
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// `[rate_limits]`: a token bucket (GCRA) per user and category. A request
+/// over its category's limit is answered `429 rate_limited` with
+/// `Retry-After`. The admin and worker routes are not limited.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Default `true`. Load tests that drive one user hard turn it off.
+    pub enabled: bool,
+    /// Catalog, playlist and library reads. Default 50/s, burst 100.
+    pub read: RateLimit,
+    /// `GET /v1/search`. Default 10/s, burst 20.
+    pub search: RateLimit,
+    /// Stream URLs. Default 10/s, burst 30.
+    pub playback: RateLimit,
+    /// Saving and removing library items. Default 10/s, burst 50.
+    pub library_write: RateLimit,
+    /// Creating and changing playlists. Default 10/s, burst 50.
+    pub playlist_write: RateLimit,
+}
+
+/// One category's limit: a sustained rate and the burst allowed on top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second per user, `1` to `100000`.
+    pub per_second: u32,
+    /// Requests a user may make at once after being idle, `1` to `100000`.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    pub const fn new(per_second: u32, burst: u32) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            read: RateLimit::new(50, 100),
+            search: RateLimit::new(10, 20),
+            playback: RateLimit::new(10, 30),
+            library_write: RateLimit::new(10, 50),
+            playlist_write: RateLimit::new(10, 50),
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    /// Every category with its config key.
+    pub fn categories(&self) -> [(&'static str, RateLimit); 5] {
+        [
+            ("read", self.read),
+            ("search", self.search),
+            ("playback", self.playback),
+            ("library_write", self.library_write),
+            ("playlist_write", self.playlist_write),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, limit) in self.categories() {
+            ensure(
+                (1..=100_000).contains(&limit.per_second),
+                &format!("rate_limits.{name}.per_second"),
+                limit.per_second,
+                "must be between 1 and 100000",
+            )?;
+            ensure(
+                (1..=100_000).contains(&limit.burst),
+                &format!("rate_limits.{name}.burst"),
+                limit.burst,
+                "must be between 1 and 100000",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// `[database]`. `Debug` hides any password in the URL.
@@ -93,6 +175,7 @@ impl Default for ControlConfig {
             edges: Vec::new(),
             http: HttpServerConfig::default(),
             ingest: IngestConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -208,6 +291,7 @@ impl ServiceConfig for ControlConfig {
             }
         }
         self.ingest.validate(&self.admin_token)?;
+        self.rate_limits.validate()?;
         self.http.validate()
     }
 }

@@ -22,10 +22,15 @@
 //! error shape too.
 
 mod admin;
+mod conditional;
 mod extract;
 mod health;
 mod ingest;
+mod library;
+pub(crate) mod paging;
 mod playback;
+mod playlists;
+pub(crate) mod ratelimit;
 mod tracks;
 
 use std::sync::Arc;
@@ -37,9 +42,12 @@ use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use cadenza_config::ids::UserId;
 use cadenza_config::service::ControlConfig;
 use cadenza_config::token::KeyRing;
 
+pub(crate) use self::ratelimit::Category;
+use self::ratelimit::RateLimiters;
 use crate::db::Db;
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
@@ -61,6 +69,7 @@ struct Inner {
     config: ControlConfig,
     keys: KeyRing,
     metrics: Metrics,
+    limits: RateLimiters,
 }
 
 /// By hand: the config's `database.url` may hold a password.
@@ -77,7 +86,8 @@ impl std::fmt::Debug for Inner {
 
 impl AppState {
     pub(crate) fn new(db: Db, config: ControlConfig, keys: KeyRing) -> Self {
-        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new() }))
+        let limits = RateLimiters::new(&config.rate_limits);
+        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new(), limits }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -94,6 +104,19 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Spend one request of `user`'s budget in `category`, or a 429.
+    pub(crate) fn rate_limit(&self, user: &UserId, category: Category) -> Result<(), ApiError> {
+        let checked = self.0.limits.check(user.as_str(), category);
+        if checked.is_err() {
+            self.0.metrics.rate_limited(category.as_str());
+        }
+        checked
+    }
+
+    pub(crate) fn limiters(&self) -> &RateLimiters {
+        &self.0.limits
     }
 }
 
@@ -116,9 +139,12 @@ pub(crate) fn router(state: AppState) -> Router {
             post(ingest::complete).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
         .route("/v1/ingest/jobs/{id}/fail", post(ingest::fail))
+        .merge(playlists::routes())
+        .merge(library::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(conditional::etag))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

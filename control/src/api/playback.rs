@@ -24,6 +24,7 @@ pub(crate) async fn stream(
     AuthUser(user): AuthUser,
     ApiJson(req): ApiJson<StreamRequest>,
 ) -> Result<Response, ApiError> {
+    state.rate_limit(&user.id, super::Category::Playback)?;
     let quality = req
         .quality
         .map(|q| {

@@ -1,6 +1,7 @@
 //! Catalog queries: the import upsert (also run by an ingest job's
 //! completion), the track view, and what playback needs to pick a file.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use cadenza_config::ids::{FileId, TrackId};
@@ -280,61 +281,121 @@ fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
 
 /// The public view of a track, or `None` if there is no such track.
 pub(crate) async fn track(db: &Db, id: &TrackId) -> Result<Option<TrackResponse>, ApiError> {
-    let row = sqlx::query(
-        "SELECT t.title, t.duration_ms, t.track_number, t.disc_number, t.explicit, t.isrc,
+    Ok(tracks_by_ids(db, &[id.as_str().to_owned()]).await?.pop().flatten())
+}
+
+/// Most ids one [`tracks_by_ids`] call loads with each query; longer lists
+/// are loaded in chunks.
+const IDS_PER_QUERY: usize = 100;
+
+/// `$from, $from+1, …` for `n` bound values.
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The public views of the tracks `ids`, in the same order, `None` for an
+/// id with no track (repeats allowed). Three queries per chunk of ids
+/// (tracks with albums, credits, files), whatever the list's length.
+pub(crate) async fn tracks_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<TrackResponse>>, ApiError> {
+    let mut found: HashMap<String, TrackResponse> = HashMap::with_capacity(ids.len());
+    let mut unique: Vec<&str> = ids.iter().map(String::as_str).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    for chunk in unique.chunks(IDS_PER_QUERY) {
+        load_tracks(db, chunk, &mut found).await?;
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+async fn load_tracks(
+    db: &Db,
+    ids: &[&str],
+    out: &mut HashMap<String, TrackResponse>,
+) -> Result<(), ApiError> {
+    let list = placeholders(1, ids.len());
+    let sql = format!(
+        "SELECT t.id, t.title, t.duration_ms, t.track_number, t.disc_number, t.explicit, t.isrc,
                 t.popularity, t.loudness_integrated_lufs, t.loudness_true_peak_dbtp,
                 t.loudness_gain_db,
                 a.id AS album_id, a.title AS album_title, a.album_type, a.release_date,
                 a.release_at
          FROM tracks t JOIN albums a ON a.id = t.album_id
-         WHERE t.id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
+         WHERE t.id IN ({list})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    for row in q.fetch_all(db.pool()).await? {
+        let id: String = row.try_get("id")?;
+        let track_id = TrackId::from_str(&id).map_err(|e| ApiError::internal("tracks.id", &e))?;
+        let album_type: String = row.try_get("album_type")?;
+        let album_type = AlbumType::parse(&album_type)
+            .ok_or_else(|| ApiError::internal("albums", &format!("album_type {album_type:?}")))?;
+        let release_at_ms: Option<i64> = row.try_get("release_at")?;
+        let lufs: Option<f64> = row.try_get("loudness_integrated_lufs")?;
+        let peak: Option<f64> = row.try_get("loudness_true_peak_dbtp")?;
+        let gain: Option<f64> = row.try_get("loudness_gain_db")?;
+        let loudness = match (lufs, peak, gain) {
+            (Some(integrated_lufs), Some(true_peak_dbtp), Some(gain_db)) => {
+                Some(TrackLoudness { integrated_lufs, true_peak_dbtp, gain_db })
+            }
+            _ => None,
+        };
+        let track = TrackResponse {
+            id: track_id,
+            title: row.try_get("title")?,
+            duration_ms: get_unsigned(&row, "duration_ms")?,
+            track_number: get_unsigned(&row, "track_number")?,
+            disc_number: get_unsigned(&row, "disc_number")?,
+            explicit: get_bool(&row, "explicit")?,
+            isrc: row.try_get("isrc")?,
+            popularity: get_unsigned(&row, "popularity")?,
+            album: AlbumSummary {
+                id: row.try_get("album_id")?,
+                title: row.try_get("album_title")?,
+                album_type,
+                release_date: row.try_get("release_date")?,
+                release_at: release_at_ms.map(|ms| ms.div_euclid(1000)),
+            },
+            artists: Vec::new(),
+            qualities: Vec::new(),
+            loudness,
+        };
+        out.insert(id, track);
+    }
 
-    let artists = sqlx::query(
-        "SELECT ar.id, ar.name
+    let sql = format!(
+        "SELECT ta.track_id, ar.id, ar.name
          FROM track_artists ta JOIN artists ar ON ar.id = ta.artist_id
-         WHERE ta.track_id = $1 ORDER BY ta.position",
-    )
-    .bind(id.as_str())
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|r| Ok(ArtistSummary { id: r.try_get("id")?, name: r.try_get("name")? }))
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+         WHERE ta.track_id IN ({list}) ORDER BY ta.track_id, ta.position"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    for row in q.fetch_all(db.pool()).await? {
+        let track_id: String = row.try_get("track_id")?;
+        if let Some(t) = out.get_mut(&track_id) {
+            t.artists.push(ArtistSummary { id: row.try_get("id")?, name: row.try_get("name")? });
+        }
+    }
 
-    let qualities = files(db, id).await?.iter().map(|f| f.rung.kbps()).collect();
-    let album_type: String = row.try_get("album_type")?;
-    let album_type = AlbumType::parse(&album_type)
-        .ok_or_else(|| ApiError::internal("albums", &format!("album_type {album_type:?}")))?;
-    let release_at_ms: Option<i64> = row.try_get("release_at")?;
-    Ok(Some(TrackResponse {
-        id: id.clone(),
-        title: row.try_get("title")?,
-        duration_ms: get_unsigned(&row, "duration_ms")?,
-        track_number: get_unsigned(&row, "track_number")?,
-        disc_number: get_unsigned(&row, "disc_number")?,
-        explicit: get_bool(&row, "explicit")?,
-        isrc: row.try_get("isrc")?,
-        popularity: get_unsigned(&row, "popularity")?,
-        album: AlbumSummary {
-            id: row.try_get("album_id")?,
-            title: row.try_get("album_title")?,
-            album_type,
-            release_date: row.try_get("release_date")?,
-            release_at: release_at_ms.map(|ms| ms.div_euclid(1000)),
-        },
-        artists,
-        qualities,
-        loudness: TrackLoudness {
-            integrated_lufs: row.try_get("loudness_integrated_lufs")?,
-            true_peak_dbtp: row.try_get("loudness_true_peak_dbtp")?,
-            gain_db: row.try_get("loudness_gain_db")?,
-        },
-    }))
+    let sql = format!(
+        "SELECT track_id, bitrate_kbps FROM track_files
+         WHERE track_id IN ({list}) ORDER BY track_id, bitrate_kbps"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    for row in q.fetch_all(db.pool()).await? {
+        let track_id: String = row.try_get("track_id")?;
+        if let Some(t) = out.get_mut(&track_id) {
+            t.qualities.push(get_unsigned(&row, "bitrate_kbps")?);
+        }
+    }
+    Ok(())
 }
 
 /// Map a constraint violation the validator should have caught to a 400

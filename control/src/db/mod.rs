@@ -14,6 +14,9 @@
 
 pub(crate) mod catalog;
 pub(crate) mod ingest;
+pub(crate) mod library;
+pub(crate) mod playlists;
+pub(crate) mod search;
 pub(crate) mod users;
 
 use std::time::Duration;
@@ -39,6 +42,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// no-op.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// Run on every new PostgreSQL connection: search candidates need a word
+/// similarity of 0.3, not pg_trgm's default 0.6, to let one typo in a
+/// short word through (`beatels` → `beatles` is 0.5); the ranking in
+/// `crate::search` decides what is a result.
+const POSTGRES_SETTINGS: &str = "SET pg_trgm.word_similarity_threshold = 0.3";
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,14 +104,16 @@ impl Db {
         };
         let mut options =
             AnyPoolOptions::new().max_connections(config.max_connections).acquire_timeout(ACQUIRE_TIMEOUT);
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            });
-        }
+        let setup = match backend {
+            Backend::Sqlite => SQLITE_PRAGMAS,
+            Backend::Postgres => POSTGRES_SETTINGS,
+        };
+        options = options.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute(setup).await?;
+                Ok(())
+            })
+        });
         let pool = options
             .connect(&url)
             .await
@@ -112,6 +123,10 @@ impl Db {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Apply the backend's pending migrations (idempotent).

@@ -14,6 +14,14 @@ use cadenza_config::ingest::JobStatus;
 use cadenza_config::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 
+mod library;
+mod playlists;
+
+#[allow(unused_imports)] // filled in by the playlist and library APIs
+pub use self::library::*;
+#[allow(unused_imports)]
+pub use self::playlists::*;
+
 // ---------------------------------------------------------------- admin
 
 /// `POST /v1/admin/import`: a catalog batch, upserted in one transaction.
@@ -220,6 +228,25 @@ impl std::fmt::Debug for CreateUserResponse {
     }
 }
 
+// ---------------------------------------------------------------- paging
+
+/// A page of a longer list (Spotify's paging object). `href` is this
+/// page's path and query; `next`/`previous` are the neighbouring pages',
+/// `null` at the ends. Paths are relative to the API's base URL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Paging<T> {
+    pub href: String,
+    pub items: Vec<T>,
+    /// Items asked for: `limit` query parameter, default 20, 1 to 50.
+    pub limit: u32,
+    /// Index of the first item: `offset` query parameter, default 0.
+    pub offset: u32,
+    /// Items in the whole list.
+    pub total: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
 // ---------------------------------------------------------------- catalog
 
 /// `GET /v1/tracks/{id}`.
@@ -237,9 +264,11 @@ pub struct TrackResponse {
     pub album: AlbumSummary,
     /// Credited artists, in order.
     pub artists: Vec<ArtistSummary>,
-    /// Published bitrates in kbit/s, ascending.
+    /// Published bitrates in kbit/s, ascending; empty until the track's
+    /// audio is registered.
     pub qualities: Vec<u32>,
-    pub loudness: TrackLoudness,
+    /// Of the master; `null` until the track's audio is registered.
+    pub loudness: Option<TrackLoudness>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

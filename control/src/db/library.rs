@@ -1,0 +1,1 @@
+//! library queries (to be written).

@@ -1,0 +1,1 @@
+//! playlists queries (to be written).

@@ -1,0 +1,170 @@
+//! The search index: each searchable row's `search_text`
+//! ([`crate::search::index_text`]), kept in step by the writes that change
+//! a name, and the candidate queries of each backend (see
+//! [`crate::search`] for how candidates are ranked).
+//!
+//! - PostgreSQL indexes the column itself (pg_trgm GIN and a `simple`
+//!   full-text GIN, migration 0003).
+//! - SQLite keeps an FTS5 trigram table per kind (`tracks_fts`, …) whose
+//!   rowid is [`rowid`]`(id)`, written here in the same transaction.
+
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Backend, Db};
+use crate::search::{CANDIDATES, Query};
+
+/// A searchable kind of entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Track,
+    Album,
+    Artist,
+    Playlist,
+}
+
+impl Kind {
+    pub(crate) const ALL: [Kind; 4] = [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist];
+
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Track => "tracks",
+            Kind::Album => "albums",
+            Kind::Artist => "artists",
+            Kind::Playlist => "playlists",
+        }
+    }
+
+    fn fts(self) -> &'static str {
+        match self {
+            Kind::Track => "tracks_fts",
+            Kind::Album => "albums_fts",
+            Kind::Artist => "artists_fts",
+            Kind::Playlist => "playlists_fts",
+        }
+    }
+
+    /// Only public playlists are found.
+    fn filter(self) -> &'static str {
+        match self {
+            Kind::Playlist => "AND t.is_public",
+            _ => "",
+        }
+    }
+
+    /// The tie-break among equally similar candidates.
+    fn popularity(self) -> &'static str {
+        match self {
+            Kind::Playlist => "t.follower_count",
+            _ => "t.popularity",
+        }
+    }
+}
+
+/// The FTS5 rowid of an entity: the first 8 bytes of SHA-256(id), as a
+/// signed big-endian integer. Stable, unlike an implicit rowid.
+pub(crate) fn rowid(id: &str) -> i64 {
+    let digest = Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Set `kind` `id`'s search text to `text` (from
+/// [`crate::search::index_text`]); a no-op when it is already that.
+pub(crate) async fn index(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    kind: Kind,
+    id: &str,
+    text: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2 AND search_text <> $1", kind.table());
+    let changed = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(id).execute(&mut **tx).await?;
+    if backend == Backend::Sqlite && changed.rows_affected() > 0 {
+        let fts = kind.fts();
+        let rowid = rowid(id);
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {fts} WHERE rowid = $1")))
+            .bind(rowid)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {fts} (rowid, search_text, id) VALUES ($1, $2, $3)"
+        )))
+        .bind(rowid)
+        .bind(text)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drop `kind` `id` from the index (before or after deleting the row).
+pub(crate) async fn unindex(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    kind: Kind,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE rowid = $1", kind.fts())))
+            .bind(rowid(id))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ids of up to [`CANDIDATES`] entities of `kind` that may match `query`,
+/// best first by the backend's own text measure.
+pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<String>, sqlx::Error> {
+    let table = kind.table();
+    let (filter, popularity) = (kind.filter(), kind.popularity());
+    let rows = match db.backend() {
+        Backend::Postgres => {
+            let sql = format!(
+                "SELECT t.id FROM {table} t
+                 WHERE ($1 <% t.search_text
+                        OR to_tsvector('simple', t.search_text) @@ to_tsquery('simple', $2)) {filter}
+                 ORDER BY word_similarity($1, t.search_text) DESC, {popularity} DESC, t.id
+                 LIMIT $3"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&query.normalized)
+                .bind(query.tsquery())
+                .bind(CANDIDATES)
+                .fetch_all(db.pool())
+                .await?
+        }
+        Backend::Sqlite => {
+            let Some(fts_query) = query.fts5() else { return Ok(Vec::new()) };
+            let fts = kind.fts();
+            let sql = format!(
+                "SELECT t.id FROM {fts} f JOIN {table} t ON t.id = f.id
+                 WHERE {fts} MATCH $1 {filter}
+                 ORDER BY f.rank, {popularity} DESC, t.id
+                 LIMIT $2"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(fts_query)
+                .bind(CANDIDATES)
+                .fetch_all(db.pool())
+                .await?
+        }
+    };
+    rows.iter().map(|r| r.try_get::<String, _>("id")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rowids_are_stable_and_distinct() {
+        assert_eq!(rowid("t1"), rowid("t1"));
+        assert_ne!(rowid("t1"), rowid("t2"));
+        // SHA-256("abc") starts ba7816bf8f01cfea.
+        assert_eq!(rowid("abc"), i64::from_be_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]));
+    }
+}

@@ -1,0 +1,302 @@
+//! Search: text normalisation and the ranking rule, shared by both
+//! databases.
+//!
+//! Search runs in two steps. The database finds **candidates** with its own
+//! index over each entity's `search_text` (SQLite: an FTS5 trigram table,
+//! OR of the query's trigrams, best bm25 first; PostgreSQL: pg_trgm word
+//! similarity or a prefix full-text match, best similarity first), at most
+//! [`CANDIDATES`] per type. Then [`score`] ranks them here, the same way on
+//! both, by text relevance and popularity:
+//!
+//! - the query and every name are [`normalize`]d (lower case, accents
+//!   folded, punctuation as spaces): "Mr. Brightside" is `mr brightside`;
+//! - each query word scores against the best word of the entity's name: 1
+//!   equal, 0.9 a prefix of it (`brigh` → `brightside`), 0.8 one edit away
+//!   (a typo: insert, delete, substitute or swap two letters: `beatels` →
+//!   `beatles`), 0.7 two edits away for words of 8+ letters, 0.7 a prefix
+//!   within one edit; words of the secondary text (a track's or album's
+//!   artists, a playlist's owner) count at 0.7 of that;
+//! - text relevance is the mean over the query's words, plus 0.2 when the
+//!   whole name equals the query and 0.1 when it starts with it;
+//! - a candidate whose relevance is below [`MIN_RELEVANCE`] is dropped;
+//! - the score is relevance + 0.25 × popularity / 100: popularity orders
+//!   near-equal matches (a famous song whose name starts with the query
+//!   can pass an obscure exact one) but cannot lift a typo match (0.8) over
+//!   an exact name (1.2); ties go to the more popular, then the smaller id.
+
+/// Candidates each database returns per type before ranking.
+pub(crate) const CANDIDATES: i64 = 200;
+/// Longest query, in characters.
+pub(crate) const MAX_QUERY_CHARS: usize = 200;
+/// Most words of a query that take part.
+pub(crate) const MAX_QUERY_WORDS: usize = 10;
+/// Relevance below which a candidate is not a result.
+pub(crate) const MIN_RELEVANCE: f64 = 0.5;
+/// Weight of popularity (0-100) in the score.
+const POPULARITY_WEIGHT: f64 = 0.25;
+/// Weight of a match in the secondary text.
+const SECONDARY_WEIGHT: f64 = 0.7;
+
+/// Lower case, accents folded (NFKD without combining marks), every run of
+/// non-alphanumeric characters one space, trimmed.
+pub(crate) fn normalize(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let mut out = String::with_capacity(text.len());
+    let mut space = true;
+    for c in text.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+            space = false;
+        } else if !space {
+            out.push(' ');
+            space = true;
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// The indexed text of an entity: its normalised name and secondary text,
+/// with a space before and after, so a trigram starting with a space marks
+/// the start of a word (`" mr"` matches `mr brightside` but not `humrum`).
+pub(crate) fn index_text(name: &str, secondary: &[&str]) -> String {
+    let mut out = String::from(" ");
+    for part in std::iter::once(name).chain(secondary.iter().copied()) {
+        let n = normalize(part);
+        if !n.is_empty() {
+            out.push_str(&n);
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// A parsed query: its normalised words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Query {
+    pub(crate) normalized: String,
+    pub(crate) words: Vec<String>,
+}
+
+impl Query {
+    /// `None` when nothing searchable is left after normalising.
+    pub(crate) fn parse(q: &str) -> Option<Self> {
+        let normalized = normalize(q);
+        let words: Vec<String> = normalized
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .take(MAX_QUERY_WORDS)
+            .map(str::to_owned)
+            .collect();
+        if words.is_empty() {
+            return None;
+        }
+        Some(Self { normalized: words.join(" "), words })
+    }
+
+    /// The FTS5 query for SQLite's trigram tables: every trigram of every
+    /// word (with a leading space, so word starts weigh more), OR-ed, each
+    /// quoted. `None` when no word has two characters.
+    pub(crate) fn fts5(&self) -> Option<String> {
+        let mut grams: Vec<String> = Vec::new();
+        for w in &self.words {
+            let chars: Vec<char> = std::iter::once(' ').chain(w.chars()).collect();
+            if chars.len() < 3 {
+                continue;
+            }
+            for g in chars.windows(3) {
+                let g: String = g.iter().collect();
+                if !grams.contains(&g) {
+                    grams.push(g);
+                }
+            }
+        }
+        if grams.is_empty() {
+            return None;
+        }
+        // Normalised words hold only alphanumerics: no quote to escape.
+        Some(grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR "))
+    }
+
+    /// The `to_tsquery('simple', …)` text for PostgreSQL: every word as a
+    /// prefix, AND-ed (`mr:* & brigh:*`).
+    pub(crate) fn tsquery(&self) -> String {
+        self.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ")
+    }
+}
+
+/// A candidate to rank.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate<'a> {
+    pub(crate) id: &'a str,
+    /// The entity's name or title.
+    pub(crate) name: &'a str,
+    /// Artists, owner: matches here count less.
+    pub(crate) secondary: &'a [String],
+    /// 0-100.
+    pub(crate) popularity: u32,
+}
+
+/// The candidate's score for `query`, or `None` below [`MIN_RELEVANCE`].
+pub(crate) fn score(query: &Query, c: &Candidate<'_>) -> Option<f64> {
+    let name = normalize(c.name);
+    let name_words: Vec<&str> = name.split(' ').filter(|w| !w.is_empty()).collect();
+    let secondary: Vec<String> = c.secondary.iter().map(|s| normalize(s)).collect();
+    let secondary_words: Vec<&str> =
+        secondary.iter().flat_map(|s| s.split(' ')).filter(|w| !w.is_empty()).collect();
+    let mut total = 0.0;
+    for q in &query.words {
+        let primary = name_words.iter().map(|w| word_match(q, w)).fold(0.0, f64::max);
+        let other = secondary_words.iter().map(|w| word_match(q, w) * SECONDARY_WEIGHT).fold(0.0, f64::max);
+        total += primary.max(other);
+    }
+    #[allow(clippy::cast_precision_loss)] // at most MAX_QUERY_WORDS
+    let mut relevance = total / query.words.len() as f64;
+    if name == query.normalized {
+        relevance += 0.2;
+    } else if name.starts_with(&query.normalized) {
+        relevance += 0.1;
+    }
+    (relevance >= MIN_RELEVANCE)
+        .then(|| relevance + POPULARITY_WEIGHT * f64::from(c.popularity.min(100)) / 100.0)
+}
+
+/// Sort scored results best first: score, then popularity, then id.
+pub(crate) fn rank<T>(results: &mut [(f64, u32, String, T)]) {
+    results.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(&b.2)));
+}
+
+/// How well query word `q` matches word `w` (both normalised).
+fn word_match(q: &str, w: &str) -> f64 {
+    if q == w {
+        return 1.0;
+    }
+    if w.starts_with(q) {
+        return 0.9;
+    }
+    let qn = q.chars().count();
+    if qn < 4 {
+        return 0.0;
+    }
+    let d = edits(q, w);
+    if d == 1 {
+        return 0.8;
+    }
+    if d == 2 && qn >= 8 {
+        return 0.7;
+    }
+    // A typo within a prefix: "brihg" → "brightside".
+    let prefix: String = w.chars().take(qn).collect();
+    if prefix.chars().count() == qn && edits(q, &prefix) == 1 {
+        return 0.7;
+    }
+    0.0
+}
+
+/// Optimal string alignment distance (Damerau-Levenshtein without
+/// repeated edits of a substring), by characters. Stops early past 2.
+fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 2 {
+        return 3;
+    }
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        d[i * width] = i;
+        let mut row_min = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > 2 {
+            return 3;
+        }
+    }
+    d[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand<'a>(name: &'a str, secondary: &'a [String], popularity: u32) -> Candidate<'a> {
+        Candidate { id: name, name, secondary, popularity }
+    }
+
+    #[test]
+    fn normalisation_folds_case_accents_and_punctuation() {
+        assert_eq!(normalize("Mr. Brightside"), "mr brightside");
+        assert_eq!(normalize("  Beyoncé — Halo!! "), "beyonce halo");
+        assert_eq!(normalize("Sigur Rós / Hoppípolla"), "sigur ros hoppipolla");
+        assert_eq!(normalize("ＡＢＣ"), "abc");
+        assert_eq!(normalize("¿?"), "");
+        assert_eq!(index_text("Mr. Brightside", &["The Killers"]), " mr brightside the killers ");
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(Query::parse("  !! "), None);
+        let q = Query::parse("Mr brigh").unwrap();
+        assert_eq!(q.words, ["mr", "brigh"]);
+        assert_eq!(q.tsquery(), "mr:* & brigh:*");
+        assert_eq!(q.fts5().unwrap(), r#"" mr" OR " br" OR "bri" OR "rig" OR "igh""#);
+        assert_eq!(Query::parse("a").unwrap().fts5(), None);
+    }
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(edits("beatels", "beatles"), 1); // swap
+        assert_eq!(edits("beatls", "beatles"), 1); // delete
+        assert_eq!(edits("kitten", "sitting"), 3);
+        assert_eq!(edits("abc", "abc"), 0);
+        assert_eq!(edits("a", "abcdef"), 3);
+    }
+
+    #[test]
+    fn prefixes_and_typos_match() {
+        let none: [String; 0] = [];
+        let q = Query::parse("mr brigh").unwrap();
+        assert!(score(&q, &cand("Mr. Brightside", &none, 0)).is_some());
+        assert!(score(&q, &cand("Mrs. Robinson", &none, 100)).is_none());
+        let q = Query::parse("beatels").unwrap();
+        let artists = ["The Beatles".to_owned()];
+        assert!(score(&q, &cand("The Beatles", &none, 50)).is_some());
+        assert!(score(&q, &cand("Yesterday", &artists, 50)).is_some(), "secondary text matches");
+        assert!(score(&q, &cand("Beetroot", &none, 100)).is_none());
+    }
+
+    #[test]
+    fn relevance_beats_popularity_and_popularity_breaks_ties() {
+        let none: [String; 0] = [];
+        let q = Query::parse("halo").unwrap();
+        let exact_obscure = score(&q, &cand("Halo", &none, 0)).unwrap();
+        let typo_famous = score(&q, &cand("Hallo", &none, 100)).unwrap();
+        assert!(exact_obscure > typo_famous, "{exact_obscure} vs {typo_famous}");
+        let prefix_famous = score(&q, &cand("Halogen Lights", &none, 100)).unwrap();
+        let prefix_obscure = score(&q, &cand("Halogen Lights", &none, 0)).unwrap();
+        assert!(prefix_famous > exact_obscure && exact_obscure > prefix_obscure);
+        let a = score(&q, &cand("Halo", &none, 10)).unwrap();
+        let b = score(&q, &cand("Halo", &none, 90)).unwrap();
+        assert!(b > a);
+        let mut ranked =
+            vec![(a, 10, "x".to_owned(), ()), (b, 90, "y".to_owned(), ()), (a, 10, "a".to_owned(), ())];
+        rank(&mut ranked);
+        let order: Vec<&str> = ranked.iter().map(|r| r.2.as_str()).collect();
+        assert_eq!(order, ["y", "a", "x"]);
+    }
+}

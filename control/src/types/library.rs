@@ -1,0 +1,1 @@
+//! Bodies of the library API (to be written).

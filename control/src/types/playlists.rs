@@ -1,0 +1,1 @@
+//! Bodies of the playlists API (to be written).
