@@ -62,7 +62,7 @@ impl Control {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let control = Self { base, http, stop: Some(tx) };
         let import = ImportRequest {
-            artists: vec![ImportArtist { id: "art-1".into(), name: "The Testers".into() }],
+            artists: vec![ImportArtist { id: "art-1".into(), name: "The Testers".into(), popularity: None }],
             albums: vec![ImportAlbum {
                 id: "alb-1".into(),
                 title: "Leases".into(),
@@ -70,6 +70,7 @@ impl Control {
                 release_date: None,
                 release_at: None,
                 artist_ids: vec!["art-1".into()],
+                popularity: None,
             }],
             tracks: vec![],
         };

@@ -37,6 +37,7 @@ pub(crate) struct Batch {
 pub(crate) struct ArtistRow {
     pub(crate) id: String,
     pub(crate) name: String,
+    pub(crate) popularity: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -47,6 +48,7 @@ pub(crate) struct AlbumRow {
     pub(crate) release_date: Option<String>,
     pub(crate) release_at_ms: Option<i64>,
     pub(crate) artist_ids: Vec<String>,
+    pub(crate) popularity: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -54,6 +56,15 @@ pub(crate) struct TrackRow {
     pub(crate) id: TrackId,
     pub(crate) meta: TrackMeta,
     pub(crate) duration_ms: i64,
+    /// `None`: keep the track's current popularity (0 for a new track).
+    pub(crate) popularity: Option<i64>,
+    /// `None`: metadata only; the track's audio, if any, is kept.
+    pub(crate) audio: Option<TrackAudio>,
+}
+
+/// What a manifest brings: loudness, features and the files.
+#[derive(Debug)]
+pub(crate) struct TrackAudio {
     /// Of the master.
     pub(crate) loudness: Loudness,
     /// JSON object text: the import's `audio_features`, else the manifest's
@@ -221,6 +232,7 @@ fn artist(path: &str, a: &ImportArtist) -> Result<ArtistRow, ApiError> {
     Ok(ArtistRow {
         id: validate::id(&format!("{path}.id"), &a.id)?,
         name: validate::text(&format!("{path}.name"), &a.name, MAX_TITLE)?,
+        popularity: popularity(&format!("{path}.popularity"), a.popularity)?,
     })
 }
 
@@ -239,8 +251,20 @@ fn album(path: &str, a: &ImportAlbum) -> Result<AlbumRow, ApiError> {
             .map(|t| validate::unix_seconds(&format!("{path}.release_at"), t))
             .transpose()?,
         artist_ids: credits(&format!("{path}.artist_ids"), &a.artist_ids)?,
+        popularity: popularity(&format!("{path}.popularity"), a.popularity)?,
     })
 }
+
+fn popularity(path: &str, p: Option<u32>) -> Result<Option<i64>, ApiError> {
+    match p {
+        None => Ok(None),
+        Some(v) if v <= 100 => Ok(Some(i64::from(v))),
+        Some(v) => Err(ApiError::invalid(format!("{path}: must be between 0 and 100, got {v}"))),
+    }
+}
+
+/// Longest track a catalog entry may declare: the transcoder's 3 h limit.
+const MAX_DURATION_MS: u64 = 3 * 3600 * 1000;
 
 fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
     let meta = TrackMeta::validate(
@@ -256,7 +280,35 @@ fn track(path: &str, t: ImportTrack) -> Result<TrackRow, ApiError> {
         },
     )?;
     let features = t.audio_features.map(|f| serde_json::Value::Object(f).to_string());
-    TrackRow::new(&format!("{path}.manifest"), t.id, meta, &t.manifest, features)
+    let popularity = popularity(&format!("{path}.popularity"), t.popularity)?;
+    let Some(manifest) = &t.manifest else {
+        let duration_ms = t.duration_ms.ok_or_else(|| {
+            ApiError::invalid(format!("{path}.duration_ms: required when the track has no manifest"))
+        })?;
+        if duration_ms > MAX_DURATION_MS {
+            return Err(ApiError::invalid(format!(
+                "{path}.duration_ms: must be at most {MAX_DURATION_MS}, got {duration_ms}"
+            )));
+        }
+        if features.is_some() {
+            return Err(ApiError::invalid(format!(
+                "{path}.audio_features: only with a manifest (features describe the audio)"
+            )));
+        }
+        let duration_ms = checked_i64(&format!("{path}.duration_ms"), duration_ms, 0)?;
+        return Ok(TrackRow { id: t.id, meta, duration_ms, popularity, audio: None });
+    };
+    let mut row = TrackRow::new(&format!("{path}.manifest"), t.id, meta, manifest, features)?;
+    if let Some(d) = t.duration_ms
+        && i64::try_from(d).ok() != Some(row.duration_ms)
+    {
+        return Err(ApiError::invalid(format!(
+            "{path}.duration_ms: {d} differs from the manifest's {}",
+            row.duration_ms
+        )));
+    }
+    row.popularity = popularity;
+    Ok(row)
 }
 
 impl TrackMeta {
@@ -322,9 +374,8 @@ impl TrackRow {
         };
         Ok(TrackRow {
             duration_ms: checked_i64(&format!("{mpath}.source.duration_ms"), m.source.duration_ms, 0)?,
-            loudness: m.loudness,
-            audio_features,
-            files,
+            popularity: None,
+            audio: Some(TrackAudio { loudness: m.loudness, audio_features, files }),
             meta,
             id,
         })
@@ -370,7 +421,7 @@ mod tests {
 
     fn request() -> ImportRequest {
         ImportRequest {
-            artists: vec![ImportArtist { id: "ar1".into(), name: "Artist".into() }],
+            artists: vec![ImportArtist { id: "ar1".into(), name: "Artist".into(), popularity: None }],
             albums: vec![ImportAlbum {
                 id: "al1".into(),
                 title: "Album".into(),
@@ -378,6 +429,7 @@ mod tests {
                 release_date: Some("2024-02-29".into()),
                 release_at: None,
                 artist_ids: vec!["ar1".into()],
+                popularity: None,
             }],
             tracks: vec![ImportTrack {
                 id: "t1".parse().unwrap(),
@@ -388,7 +440,9 @@ mod tests {
                 explicit: None,
                 isrc: None,
                 artist_ids: vec!["ar1".into(), "ar2".into()],
-                manifest: manifest("t1", &[Rung::K96, Rung::K160]),
+                manifest: Some(manifest("t1", &[Rung::K96, Rung::K160])),
+                duration_ms: None,
+                popularity: Some(7),
                 audio_features: None,
             }],
         }
@@ -402,19 +456,21 @@ mod tests {
     fn valid_batch_and_external_refs() {
         let b = Batch::validate(request()).unwrap();
         let t = &b.tracks[0];
-        assert_eq!(t.files.len(), 2);
+        let audio = t.audio.as_ref().unwrap();
+        assert_eq!(audio.files.len(), 2);
         assert_eq!(t.duration_ms, 60_000);
+        assert_eq!(t.popularity, Some(7));
         assert_eq!(t.meta.disc_number, 1);
         // Each file carries its own rendition's gain, not the master's.
         let m = manifest("t1", &[Rung::K96, Rung::K160]);
-        assert_eq!(t.loudness, m.loudness);
-        for (f, r) in t.files.iter().zip(&m.renditions) {
+        assert_eq!(audio.loudness, m.loudness);
+        for (f, r) in audio.files.iter().zip(&m.renditions) {
             assert_eq!(f.gain_db, r.loudness.gain_db);
             assert_ne!(f.gain_db, m.loudness.gain_db);
             assert_eq!(f.album_gain_db, None);
         }
         // Without explicit features, the manifest's are stored as an object.
-        let features: serde_json::Value = serde_json::from_str(&t.audio_features).unwrap();
+        let features: serde_json::Value = serde_json::from_str(&audio.audio_features).unwrap();
         assert_eq!(features["tempo_bpm"], 120.0);
         assert_eq!(
             b.external_refs(),
@@ -429,7 +485,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let mut r = request();
-        r.tracks[0].manifest.track_id = "t2".parse().unwrap();
+        r.tracks[0].manifest.as_mut().unwrap().track_id = "t2".parse().unwrap();
         assert!(message(Batch::validate(r)).contains("tracks[0].manifest.track_id"));
 
         let mut r = request();
@@ -449,42 +505,66 @@ mod tests {
         assert!(message(Batch::validate(r)).contains("tracks[0].track_number"));
 
         let mut r = request();
-        r.tracks[0].manifest.renditions.clear();
+        r.tracks[0].manifest.as_mut().unwrap().renditions.clear();
         assert!(message(Batch::validate(r)).contains("tracks[0].manifest.renditions"));
 
         let mut r = request();
-        let dup = r.tracks[0].manifest.renditions[0].clone();
-        r.tracks[0].manifest.renditions.push(dup);
+        let dup = r.tracks[0].manifest.as_mut().unwrap().renditions[0].clone();
+        r.tracks[0].manifest.as_mut().unwrap().renditions.push(dup);
         assert!(message(Batch::validate(r)).contains("renditions[2].bitrate_kbps"));
 
         let mut r = request();
-        r.tracks[0].manifest.loudness.gain_db = f64::NAN;
+        r.tracks[0].manifest.as_mut().unwrap().loudness.gain_db = f64::NAN;
         assert!(message(Batch::validate(r)).contains("loudness.gain_db"));
 
         let mut r = request();
         r.albums[0].release_at = Some(-5);
         assert!(message(Batch::validate(r)).contains("albums[0].release_at"));
+
+        let mut r = request();
+        r.tracks[0].popularity = Some(101);
+        assert!(message(Batch::validate(r)).contains("tracks[0].popularity"));
+
+        let mut r = request();
+        r.tracks[0].manifest = None;
+        assert!(message(Batch::validate(r)).contains("tracks[0].duration_ms: required"));
+
+        let mut r = request();
+        r.tracks[0].duration_ms = Some(1);
+        assert!(message(Batch::validate(r)).contains("tracks[0].duration_ms: 1 differs"));
+    }
+
+    #[test]
+    fn metadata_only_tracks() {
+        let mut r = request();
+        r.tracks[0].manifest = None;
+        r.tracks[0].duration_ms = Some(200_000);
+        let b = Batch::validate(r).unwrap();
+        assert!(b.tracks[0].audio.is_none());
+        assert_eq!(b.tracks[0].duration_ms, 200_000);
     }
 
     #[test]
     fn album_gain_and_explicit_features() {
         let mut r = request();
         let t = &mut r.tracks[0];
-        t.manifest.album = Some(AlbumLoudness {
+        let m = t.manifest.as_mut().unwrap();
+        m.album = Some(AlbumLoudness {
             id: "al1".into(),
             tracks: 2,
             members: "0".repeat(64),
-            loudness: t.manifest.loudness,
+            loudness: m.loudness,
         });
-        for (i, rendition) in t.manifest.renditions.iter_mut().enumerate() {
+        for (i, rendition) in m.renditions.iter_mut().enumerate() {
             let gain_db = -3.0 - f64::from(u8::try_from(i).unwrap());
             rendition.album_loudness = Some(Loudness { gain_db, ..rendition.loudness });
         }
         t.audio_features = Some(serde_json::json!({"tempo": 99}).as_object().unwrap().clone());
         let b = Batch::validate(r).unwrap();
-        let gains: Vec<Option<f64>> = b.tracks[0].files.iter().map(|f| f.album_gain_db).collect();
+        let audio = b.tracks[0].audio.as_ref().unwrap();
+        let gains: Vec<Option<f64>> = audio.files.iter().map(|f| f.album_gain_db).collect();
         assert_eq!(gains, vec![Some(-3.0), Some(-4.0)]);
-        assert_eq!(b.tracks[0].audio_features, r#"{"tempo":99}"#);
+        assert_eq!(audio.audio_features, r#"{"tempo":99}"#);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub(crate) async fn ensure(
     // entries the catalog has), then the masters into the store's
     // `masters/`, as a label's upload would put them.
     let catalog = ImportRequest {
-        artists: vec![ImportArtist { id: ARTIST_ID.into(), name: ARTIST_NAME.into() }],
+        artists: vec![ImportArtist { id: ARTIST_ID.into(), name: ARTIST_NAME.into(), popularity: None }],
         albums: vec![ImportAlbum {
             id: ALBUM_ID.into(),
             title: ALBUM_TITLE.into(),
@@ -91,6 +91,7 @@ pub(crate) async fn ensure(
             release_date: Some("2026-11-22".into()),
             release_at: None,
             artist_ids: vec![ARTIST_ID.into()],
+            popularity: None,
         }],
         tracks: Vec::new(),
     };

@@ -9,9 +9,11 @@ use cadenza_config::ladder::Rung;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Db, get_bool, get_unsigned, now_ms};
-use crate::catalog::{AlbumRow, ArtistRow, Batch, ExternalRef, RefTable, TrackRow};
+use super::search::{self as search_index, Kind};
+use super::{Backend, Db, get_bool, get_unsigned, now_ms};
+use crate::catalog::{AlbumRow, ArtistRow, Batch, ExternalRef, FileRow, RefTable, TrackRow};
 use crate::error::{ApiError, ErrorKind};
+use crate::search;
 use crate::types::{
     AlbumSummary, AlbumType, ArtistSummary, ImportResponse, StreamFile, TrackLoudness, TrackResponse,
 };
@@ -23,29 +25,72 @@ use crate::validate::echo;
 /// never touched.
 pub(crate) async fn import(db: &Db, batch: &Batch) -> Result<ImportResponse, ApiError> {
     let mut tx = db.begin_write().await?;
-    let counts = import_in(&mut tx, batch, now_ms()).await?;
+    let counts = import_in(&mut tx, db.backend(), batch, now_ms()).await?;
     tx.commit().await?;
     Ok(counts)
 }
 
+/// Rows per multi-row `INSERT`: 17 columns × 500 stays far below both
+/// databases' bound-parameter limits (SQLite 32766, PostgreSQL 65535).
+const ROWS_PER_INSERT: usize = 500;
+
 /// [`import`] inside the caller's transaction (an ingest job's completion
 /// registers its tracks and finishes the job in one). The caller commits;
 /// on error it must drop the transaction.
+///
+/// Rows new to the catalog are written with multi-row `INSERT`s (a bulk
+/// import of a fresh catalog is a few statements per 500 rows); rows that
+/// exist are upserted one by one, keeping what the batch does not carry.
+/// Every row's `search_text` is written with it.
 pub(crate) async fn import_in(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     batch: &Batch,
     now: i64,
 ) -> Result<ImportResponse, ApiError> {
-    for a in &batch.artists {
-        upsert_artist(tx, a, now).await.map_err(constraint_error)?;
+    let mut renamed = Vec::new();
+    for chunk in batch.artists.chunks(ROWS_PER_INSERT) {
+        let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
+        let existing = existing_names(tx, "artists", "name", &ids).await?;
+        let fresh: Vec<&ArtistRow> = chunk.iter().filter(|a| !existing.contains_key(&a.id)).collect();
+        insert_artists(tx, backend, &fresh, now).await.map_err(constraint_error)?;
+        for a in chunk.iter().filter(|a| existing.contains_key(&a.id)) {
+            upsert_artist(tx, a, now).await.map_err(constraint_error)?;
+            search_index::index(tx, backend, Kind::Artist, &a.id, &search::index_text(&a.name, &[])).await?;
+            if existing.get(&a.id).is_some_and(|old| *old != a.name) {
+                renamed.push(a.id.clone());
+            }
+        }
     }
     // Everything the batch names but does not carry must already exist.
     check_refs(tx, &batch.external_refs()).await?;
-    for a in &batch.albums {
-        upsert_album(tx, a, now).await.map_err(constraint_error)?;
+    let mut names = ArtistNames::new(batch);
+    for chunk in batch.albums.chunks(ROWS_PER_INSERT) {
+        let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
+        let existing = existing_names(tx, "albums", "title", &ids).await?;
+        names.load(tx, chunk.iter().flat_map(|a| &a.artist_ids)).await?;
+        let fresh: Vec<&AlbumRow> = chunk.iter().filter(|a| !existing.contains_key(&a.id)).collect();
+        insert_albums(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        for a in chunk.iter().filter(|a| existing.contains_key(&a.id)) {
+            upsert_album(tx, a, now).await.map_err(constraint_error)?;
+            let text = search::index_text(&a.title, &names.of(&a.artist_ids));
+            search_index::index(tx, backend, Kind::Album, &a.id, &text).await?;
+        }
     }
-    for t in &batch.tracks {
-        upsert_track(tx, t, now).await.map_err(constraint_error)?;
+    for chunk in batch.tracks.chunks(ROWS_PER_INSERT) {
+        let ids: Vec<&str> = chunk.iter().map(|t| t.id.as_str()).collect();
+        let existing = existing_names(tx, "tracks", "title", &ids).await?;
+        names.load(tx, chunk.iter().flat_map(|t| &t.meta.artist_ids)).await?;
+        let fresh: Vec<&TrackRow> = chunk.iter().filter(|t| !existing.contains_key(t.id.as_str())).collect();
+        insert_tracks(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        for t in chunk.iter().filter(|t| existing.contains_key(t.id.as_str())) {
+            upsert_track(tx, t, now).await.map_err(constraint_error)?;
+            let text = search::index_text(&t.meta.title, &names.of(&t.meta.artist_ids));
+            search_index::index(tx, backend, Kind::Track, t.id.as_str(), &text).await?;
+        }
+    }
+    for artist in &renamed {
+        reindex_credits(tx, backend, artist).await?;
     }
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     Ok(ImportResponse {
@@ -55,28 +100,283 @@ pub(crate) async fn import_in(
     })
 }
 
+/// Names of the artists a batch credits: the batch's own, then the
+/// catalog's, loaded as chunks need them.
+struct ArtistNames(HashMap<String, String>);
+
+impl ArtistNames {
+    fn new(batch: &Batch) -> Self {
+        Self(batch.artists.iter().map(|a| (a.id.clone(), a.name.clone())).collect())
+    }
+
+    async fn load<'a>(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> Result<(), sqlx::Error> {
+        let mut missing: Vec<&str> = ids.filter(|id| !self.0.contains_key(*id)).map(String::as_str).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for chunk in missing.chunks(ROWS_PER_INSERT) {
+            let found = existing_names(tx, "artists", "name", chunk).await?;
+            self.0.extend(found);
+        }
+        Ok(())
+    }
+
+    fn of(&self, ids: &[String]) -> Vec<&str> {
+        ids.iter().filter_map(|id| self.0.get(id).map(String::as_str)).collect()
+    }
+}
+
+/// `id → name column` of the rows of `table` among `ids`.
+async fn existing_names(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    column: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql =
+        format!("SELECT id, {column} AS name FROM {table} WHERE id IN ({})", placeholders(1, ids.len()));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?))).collect()
+}
+
 /// Every reference must name a row of the catalog: 400 naming the field
 /// of the first that does not.
 pub(crate) async fn check_refs(
     tx: &mut Transaction<'static, Any>,
     refs: &[ExternalRef],
 ) -> Result<(), ApiError> {
-    for r in refs {
-        let sql = match r.table {
-            RefTable::Artist => "SELECT id FROM artists WHERE id = $1",
-            RefTable::Album => "SELECT id FROM albums WHERE id = $1",
+    for table in [RefTable::Artist, RefTable::Album] {
+        let of_table: Vec<&ExternalRef> = refs.iter().filter(|r| r.table == table).collect();
+        let name = match table {
+            RefTable::Artist => "artists",
+            RefTable::Album => "albums",
         };
-        let found = sqlx::query(sql).bind(&r.id).fetch_optional(&mut **tx).await?;
-        if found.is_none() {
-            let what = match r.table {
-                RefTable::Artist => "artist",
-                RefTable::Album => "album",
-            };
-            return Err(ApiError::invalid(format!(
-                "{}: unknown {what} {}, not in this batch nor the catalog",
-                r.path,
-                echo(&r.id)
-            )));
+        for chunk in of_table.chunks(ROWS_PER_INSERT) {
+            let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+            let found = existing_names(tx, name, "id", &ids).await?;
+            if let Some(r) = chunk.iter().find(|r| !found.contains_key(&r.id)) {
+                let what = match r.table {
+                    RefTable::Artist => "artist",
+                    RefTable::Album => "album",
+                };
+                return Err(ApiError::invalid(format!(
+                    "{}: unknown {what} {}, not in this batch nor the catalog",
+                    r.path,
+                    echo(&r.id)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A multi-row `INSERT INTO {head} VALUES (…), (…)` of `rows` rows of
+/// `columns` values each.
+fn multi_insert(head: &str, rows: usize, columns: usize) -> String {
+    let mut sql = format!("INSERT INTO {head} VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders(r * columns + 1, columns));
+        sql.push(')');
+    }
+    sql
+}
+
+/// Write the FTS5 rows of freshly inserted entities (SQLite only).
+async fn insert_fts(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    kind: Kind,
+    rows: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
+    if backend != Backend::Sqlite || rows.is_empty() {
+        return Ok(());
+    }
+    let sql = multi_insert(&format!("{} (rowid, search_text, id)", kind.fts()), rows.len(), 3);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, text) in rows {
+        q = q.bind(search_index::rowid(id)).bind(*text).bind(*id);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn insert_artists(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    rows: &[&ArtistRow],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> = rows.iter().map(|a| search::index_text(&a.name, &[])).collect();
+    let sql =
+        multi_insert("artists (id, name, popularity, search_text, created_at, updated_at)", rows.len(), 6);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (a, text) in rows.iter().zip(&texts) {
+        q = q.bind(&a.id).bind(&a.name).bind(a.popularity.unwrap_or(0)).bind(text).bind(now).bind(now);
+    }
+    q.execute(&mut **tx).await?;
+    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(a, t)| (a.id.as_str(), t.as_str())).collect();
+    insert_fts(tx, backend, Kind::Artist, &fts).await
+}
+
+async fn insert_albums(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    rows: &[&AlbumRow],
+    names: &ArtistNames,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> =
+        rows.iter().map(|a| search::index_text(&a.title, &names.of(&a.artist_ids))).collect();
+    let sql = multi_insert(
+        "albums (id, title, album_type, release_date, release_at, popularity, search_text, created_at, updated_at)",
+        rows.len(),
+        9,
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (a, text) in rows.iter().zip(&texts) {
+        q = q
+            .bind(&a.id)
+            .bind(&a.title)
+            .bind(a.album_type.as_str())
+            .bind(a.release_date.as_deref())
+            .bind(a.release_at_ms)
+            .bind(a.popularity.unwrap_or(0))
+            .bind(text)
+            .bind(now)
+            .bind(now);
+    }
+    q.execute(&mut **tx).await?;
+    let credits: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .flat_map(|a| (0_i64..).zip(&a.artist_ids).map(|(p, ar)| (a.id.as_str(), ar.as_str(), p)))
+        .collect();
+    insert_credits(tx, "album_artists (album_id, artist_id, position)", &credits).await?;
+    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(a, t)| (a.id.as_str(), t.as_str())).collect();
+    insert_fts(tx, backend, Kind::Album, &fts).await
+}
+
+async fn insert_credits(
+    tx: &mut Transaction<'static, Any>,
+    head: &str,
+    credits: &[(&str, &str, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in credits.chunks(ROWS_PER_INSERT * 4) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(multi_insert(head, chunk.len(), 3)));
+        for (owner, artist, position) in chunk {
+            q = q.bind(*owner).bind(*artist).bind(*position);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_tracks(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    rows: &[&TrackRow],
+    names: &ArtistNames,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> =
+        rows.iter().map(|t| search::index_text(&t.meta.title, &names.of(&t.meta.artist_ids))).collect();
+    let sql = multi_insert(
+        "tracks (id, album_id, title, track_number, disc_number, duration_ms, explicit, isrc,
+                 popularity, audio_features, loudness_integrated_lufs, loudness_true_peak_dbtp,
+                 loudness_gain_db, search_text, created_at, updated_at)",
+        rows.len(),
+        16,
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (t, text) in rows.iter().zip(&texts) {
+        let audio = t.audio.as_ref();
+        q = q
+            .bind(t.id.as_str())
+            .bind(&t.meta.album_id)
+            .bind(&t.meta.title)
+            .bind(t.meta.track_number)
+            .bind(t.meta.disc_number)
+            .bind(t.duration_ms)
+            .bind(t.meta.explicit)
+            .bind(t.meta.isrc.as_deref())
+            .bind(t.popularity.unwrap_or(0))
+            .bind(audio.map(|a| a.audio_features.as_str()))
+            .bind(audio.map(|a| a.loudness.integrated_lufs))
+            .bind(audio.map(|a| a.loudness.true_peak_dbtp))
+            .bind(audio.map(|a| a.loudness.gain_db))
+            .bind(text)
+            .bind(now)
+            .bind(now);
+    }
+    q.execute(&mut **tx).await?;
+    let credits: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .flat_map(|t| (0_i64..).zip(&t.meta.artist_ids).map(|(p, ar)| (t.id.as_str(), ar.as_str(), p)))
+        .collect();
+    insert_credits(tx, "track_artists (track_id, artist_id, position)", &credits).await?;
+    for t in rows {
+        if let Some(audio) = &t.audio {
+            insert_files(tx, t.id.as_str(), &audio.files).await?;
+        }
+    }
+    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(t, x)| (t.id.as_str(), x.as_str())).collect();
+    insert_fts(tx, backend, Kind::Track, &fts).await
+}
+
+/// Rewrite the search text of the albums and tracks crediting `artist`
+/// after its name changed.
+async fn reindex_credits(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    artist: &str,
+) -> Result<(), sqlx::Error> {
+    for (kind, table, link, owner, title) in [
+        (Kind::Album, "albums", "album_artists", "album_id", "title"),
+        (Kind::Track, "tracks", "track_artists", "track_id", "title"),
+    ] {
+        let sql = format!(
+            "SELECT e.id, e.{title} AS title FROM {table} e
+             WHERE e.id IN (SELECT {owner} FROM {link} WHERE artist_id = $1)"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(artist).fetch_all(&mut **tx).await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let title: String = row.try_get("title")?;
+            let sql = format!(
+                "SELECT ar.name FROM {link} l JOIN artists ar ON ar.id = l.artist_id
+                 WHERE l.{owner} = $1 ORDER BY l.position"
+            );
+            let credited: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&id)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("name"))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&str> = credited.iter().map(String::as_str).collect();
+            search_index::index(tx, backend, kind, &id, &search::index_text(&title, &refs)).await?;
         }
     }
     Ok(())
@@ -88,12 +388,12 @@ async fn upsert_artist(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO artists (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
-         WHERE artists.name <> excluded.name",
+        "UPDATE artists SET name = $2, popularity = COALESCE($3, popularity), updated_at = $4
+         WHERE id = $1 AND (name <> $2 OR popularity <> COALESCE($3, popularity))",
     )
     .bind(&a.id)
     .bind(&a.name)
+    .bind(a.popularity)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -102,64 +402,50 @@ async fn upsert_artist(
 
 async fn upsert_album(tx: &mut Transaction<'static, Any>, a: &AlbumRow, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO albums (id, title, album_type, release_date, release_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (id) DO UPDATE SET
-             title = excluded.title, album_type = excluded.album_type,
-             release_date = excluded.release_date, release_at = excluded.release_at,
-             updated_at = excluded.updated_at
-         WHERE albums.title <> excluded.title
-            OR albums.album_type <> excluded.album_type
-            OR albums.release_date IS DISTINCT FROM excluded.release_date
-            OR albums.release_at IS DISTINCT FROM excluded.release_at",
+        "UPDATE albums SET title = $2, album_type = $3, release_date = $4, release_at = $5,
+             popularity = COALESCE($6, popularity), updated_at = $7
+         WHERE id = $1
+           AND (title <> $2 OR album_type <> $3
+                OR release_date IS DISTINCT FROM $4 OR release_at IS DISTINCT FROM $5
+                OR popularity <> COALESCE($6, popularity))",
     )
     .bind(&a.id)
     .bind(&a.title)
     .bind(a.album_type.as_str())
     .bind(a.release_date.as_deref())
     .bind(a.release_at_ms)
+    .bind(a.popularity)
     .bind(now)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM album_artists WHERE album_id = $1").bind(&a.id).execute(&mut **tx).await?;
-    for (position, artist) in (0_i64..).zip(&a.artist_ids) {
-        sqlx::query("INSERT INTO album_artists (album_id, artist_id, position) VALUES ($1, $2, $3)")
-            .bind(&a.id)
-            .bind(artist)
-            .bind(position)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    let credits: Vec<(&str, &str, i64)> =
+        (0_i64..).zip(&a.artist_ids).map(|(p, ar)| (a.id.as_str(), ar.as_str(), p)).collect();
+    insert_credits(tx, "album_artists (album_id, artist_id, position)", &credits).await
 }
 
+/// Update an existing track. Without audio, its loudness, features and
+/// files stay as they are.
 async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64) -> Result<(), sqlx::Error> {
+    let audio = t.audio.as_ref();
+    let has_audio = audio.is_some();
     sqlx::query(
-        "INSERT INTO tracks (id, album_id, title, track_number, disc_number, duration_ms,
-             explicit, isrc, audio_features, loudness_integrated_lufs, loudness_true_peak_dbtp,
-             loudness_gain_db, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-         ON CONFLICT (id) DO UPDATE SET
-             album_id = excluded.album_id, title = excluded.title,
-             track_number = excluded.track_number, disc_number = excluded.disc_number,
-             duration_ms = excluded.duration_ms, explicit = excluded.explicit,
-             isrc = excluded.isrc,
-             audio_features = excluded.audio_features,
-             loudness_integrated_lufs = excluded.loudness_integrated_lufs,
-             loudness_true_peak_dbtp = excluded.loudness_true_peak_dbtp,
-             loudness_gain_db = excluded.loudness_gain_db,
-             updated_at = excluded.updated_at
-         WHERE tracks.album_id <> excluded.album_id
-            OR tracks.title <> excluded.title
-            OR tracks.track_number <> excluded.track_number
-            OR tracks.disc_number <> excluded.disc_number
-            OR tracks.duration_ms <> excluded.duration_ms
-            OR tracks.explicit <> excluded.explicit
-            OR tracks.isrc IS DISTINCT FROM excluded.isrc
-            OR tracks.audio_features IS DISTINCT FROM excluded.audio_features
-            OR tracks.loudness_integrated_lufs <> excluded.loudness_integrated_lufs
-            OR tracks.loudness_true_peak_dbtp <> excluded.loudness_true_peak_dbtp
-            OR tracks.loudness_gain_db <> excluded.loudness_gain_db",
+        "UPDATE tracks SET
+             album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
+             explicit = $7, isrc = $8, popularity = COALESCE($9, popularity),
+             audio_features = CASE WHEN $10 THEN $11 ELSE audio_features END,
+             loudness_integrated_lufs = CASE WHEN $10 THEN $12 ELSE loudness_integrated_lufs END,
+             loudness_true_peak_dbtp = CASE WHEN $10 THEN $13 ELSE loudness_true_peak_dbtp END,
+             loudness_gain_db = CASE WHEN $10 THEN $14 ELSE loudness_gain_db END,
+             updated_at = $15
+         WHERE id = $1
+           AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
+                OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
+                OR popularity <> COALESCE($9, popularity)
+                OR ($10 AND (audio_features IS DISTINCT FROM $11
+                             OR loudness_integrated_lufs IS DISTINCT FROM $12
+                             OR loudness_true_peak_dbtp IS DISTINCT FROM $13
+                             OR loudness_gain_db IS DISTINCT FROM $14)))",
     )
     .bind(t.id.as_str())
     .bind(&t.meta.album_id)
@@ -169,10 +455,12 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
     .bind(t.duration_ms)
     .bind(t.meta.explicit)
     .bind(t.meta.isrc.as_deref())
-    .bind(&t.audio_features)
-    .bind(t.loudness.integrated_lufs)
-    .bind(t.loudness.true_peak_dbtp)
-    .bind(t.loudness.gain_db)
+    .bind(t.popularity)
+    .bind(has_audio)
+    .bind(audio.map(|a| a.audio_features.as_str()))
+    .bind(audio.map(|a| a.loudness.integrated_lufs))
+    .bind(audio.map(|a| a.loudness.true_peak_dbtp))
+    .bind(audio.map(|a| a.loudness.gain_db))
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -181,37 +469,51 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
         .bind(t.id.as_str())
         .execute(&mut **tx)
         .await?;
-    for (position, artist) in (0_i64..).zip(&t.meta.artist_ids) {
-        sqlx::query("INSERT INTO track_artists (track_id, artist_id, position) VALUES ($1, $2, $3)")
+    let credits: Vec<(&str, &str, i64)> =
+        (0_i64..).zip(&t.meta.artist_ids).map(|(p, ar)| (t.id.as_str(), ar.as_str(), p)).collect();
+    insert_credits(tx, "track_artists (track_id, artist_id, position)", &credits).await?;
+
+    if let Some(audio) = audio {
+        // The manifest is the whole ladder: renditions it no longer lists go.
+        sqlx::query("DELETE FROM track_files WHERE track_id = $1")
             .bind(t.id.as_str())
-            .bind(artist)
-            .bind(position)
             .execute(&mut **tx)
             .await?;
+        insert_files(tx, t.id.as_str(), &audio.files).await?;
     }
+    Ok(())
+}
 
-    // The manifest is the whole ladder: renditions it no longer lists go.
-    sqlx::query("DELETE FROM track_files WHERE track_id = $1").bind(t.id.as_str()).execute(&mut **tx).await?;
-    for f in &t.files {
-        sqlx::query(
-            "INSERT INTO track_files (track_id, bitrate_kbps, file_id, size, duration_ms,
-                 sample_rate, channels, achieved_kbps, gain_db, album_gain_db, mime)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(t.id.as_str())
-        .bind(f.bitrate_kbps)
-        .bind(&f.file_id)
-        .bind(f.size)
-        .bind(f.duration_ms)
-        .bind(f.sample_rate)
-        .bind(f.channels)
-        .bind(f.achieved_kbps)
-        .bind(f.gain_db)
-        .bind(f.album_gain_db)
-        .bind(&f.mime)
-        .execute(&mut **tx)
-        .await?;
+async fn insert_files(
+    tx: &mut Transaction<'static, Any>,
+    track: &str,
+    files: &[FileRow],
+) -> Result<(), sqlx::Error> {
+    if files.is_empty() {
+        return Ok(());
     }
+    let sql = multi_insert(
+        "track_files (track_id, bitrate_kbps, file_id, size, duration_ms, sample_rate, channels,
+                      achieved_kbps, gain_db, album_gain_db, mime)",
+        files.len(),
+        11,
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for f in files {
+        q = q
+            .bind(track)
+            .bind(f.bitrate_kbps)
+            .bind(&f.file_id)
+            .bind(f.size)
+            .bind(f.duration_ms)
+            .bind(f.sample_rate)
+            .bind(f.channels)
+            .bind(f.achieved_kbps)
+            .bind(f.gain_db)
+            .bind(f.album_gain_db)
+            .bind(&f.mime);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

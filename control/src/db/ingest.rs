@@ -415,7 +415,7 @@ pub(crate) async fn complete(
     }
     finish_tracks(&mut tx, id).await?;
     let batch = Batch { artists: Vec::new(), albums: Vec::new(), tracks };
-    import_in(&mut tx, &batch, now).await?;
+    import_in(&mut tx, db.backend(), &batch, now).await?;
     let status = load(&mut tx, id).await?;
     tx.commit().await?;
     status.ok_or_else(|| ApiError::internal("ingest", &"job vanished inside its transaction"))

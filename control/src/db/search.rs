@@ -35,7 +35,7 @@ impl Kind {
         }
     }
 
-    fn fts(self) -> &'static str {
+    pub(crate) fn fts(self) -> &'static str {
         match self {
             Kind::Track => "tracks_fts",
             Kind::Album => "albums_fts",

@@ -42,6 +42,9 @@ pub struct ImportArtist {
     /// `[A-Za-z0-9_-]{1,64}`
     pub id: String,
     pub name: String,
+    /// 0-100; kept as it is when absent (new artists start at 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +62,9 @@ pub struct ImportAlbum {
     pub release_at: Option<i64>,
     /// Credited artists in order; each must be in this batch or the catalog.
     pub artist_ids: Vec<String>,
+    /// 0-100; kept as it is when absent (new albums start at 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,8 +118,19 @@ pub struct ImportTrack {
     /// Credited artists in order; each must be in this batch or the catalog.
     pub artist_ids: Vec<String>,
     /// The transcoder's manifest; supplies duration, loudness and files.
-    /// `manifest.track_id` must equal `id`.
-    pub manifest: Manifest,
+    /// `manifest.track_id` must equal `id`. Absent for a track whose audio
+    /// is not transcoded yet (a label's metadata arrives first): then
+    /// `duration_ms` is required, and a re-import keeps the audio, loudness
+    /// and features the track already has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+    /// Required without a manifest; with one it must be absent or equal
+    /// the manifest's source duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// 0-100; kept as it is when absent (new tracks start at 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<u32>,
     /// Tempo, energy, … as a JSON object. When absent, the manifest's
     /// `features` are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]

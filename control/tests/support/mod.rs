@@ -338,7 +338,9 @@ pub(crate) fn track(id: &str, album: &str, number: u32, artists: &[&str], rungs:
         explicit: None,
         isrc: None,
         artist_ids: artists.iter().map(|a| (*a).to_owned()).collect(),
-        manifest: manifest(id, rungs),
+        manifest: Some(manifest(id, rungs)),
+        duration_ms: None,
+        popularity: None,
         audio_features: None,
     }
 }
@@ -355,8 +357,8 @@ pub(crate) fn catalog() -> ImportRequest {
     t1.audio_features = Some(serde_json::json!({"tempo": 120.5, "energy": 0.8}).as_object().unwrap().clone());
     ImportRequest {
         artists: vec![
-            ImportArtist { id: "ar1".into(), name: "Ada Lovelace Trio".into() },
-            ImportArtist { id: "ar2".into(), name: "Björk Byte".into() },
+            ImportArtist { id: "ar1".into(), name: "Ada Lovelace Trio".into(), popularity: Some(40) },
+            ImportArtist { id: "ar2".into(), name: "Björk Byte".into(), popularity: None },
         ],
         albums: vec![
             ImportAlbum {
@@ -366,6 +368,7 @@ pub(crate) fn catalog() -> ImportRequest {
                 release_date: Some("2024-02-29".into()),
                 release_at: None,
                 artist_ids: vec!["ar1".into(), "ar2".into()],
+                popularity: Some(30),
             },
             ImportAlbum {
                 id: "al2".into(),
@@ -374,6 +377,7 @@ pub(crate) fn catalog() -> ImportRequest {
                 release_date: None,
                 release_at: Some(tomorrow),
                 artist_ids: vec!["ar1".into()],
+                popularity: None,
             },
         ],
         tracks: vec![
