@@ -52,6 +52,8 @@ pub(crate) enum ErrorKind {
     AlbumNotFound,
     ArtistNotFound,
     PlaylistNotFound,
+    /// The track's audio features are not measured yet.
+    NotAnalysed,
     /// `If-Match` named a snapshot that is no longer current.
     PreconditionFailed,
     /// Over the user's rate limit for the route's category.
@@ -93,6 +95,7 @@ impl ErrorKind {
             AlbumNotFound => (StatusCode::NOT_FOUND, "album_not_found"),
             ArtistNotFound => (StatusCode::NOT_FOUND, "artist_not_found"),
             PlaylistNotFound => (StatusCode::NOT_FOUND, "playlist_not_found"),
+            NotAnalysed => (StatusCode::NOT_FOUND, "not_analysed"),
             PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "snapshot_mismatch"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
@@ -217,6 +220,7 @@ mod tests {
             AlbumNotFound,
             ArtistNotFound,
             PlaylistNotFound,
+            NotAnalysed,
             PreconditionFailed,
             RateLimited,
             NotReleased,

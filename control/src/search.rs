@@ -131,7 +131,6 @@ impl Query {
 /// A candidate to rank.
 #[derive(Clone, Debug)]
 pub(crate) struct Candidate<'a> {
-    pub(crate) id: &'a str,
     /// The entity's name or title.
     pub(crate) name: &'a str,
     /// Artists, owner: matches here count less.
@@ -235,7 +234,7 @@ mod tests {
     use super::*;
 
     fn cand<'a>(name: &'a str, secondary: &'a [String], popularity: u32) -> Candidate<'a> {
-        Candidate { id: name, name, secondary, popularity }
+        Candidate { name, secondary, popularity }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! error shape too.
 
 mod admin;
+mod catalog;
 mod conditional;
 mod extract;
 mod health;
@@ -31,6 +32,7 @@ pub(crate) mod paging;
 mod playback;
 mod playlists;
 pub(crate) mod ratelimit;
+mod search;
 mod tracks;
 
 use std::sync::Arc;
@@ -126,7 +128,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/tracks", get(catalog::tracks))
         .route("/v1/tracks/{id}", get(tracks::get_track))
+        .route("/v1/albums", get(catalog::albums))
+        .route("/v1/albums/{id}", get(catalog::album))
+        .route("/v1/albums/{id}/tracks", get(catalog::album_tracks))
+        .route("/v1/artists", get(catalog::artists))
+        .route("/v1/artists/{id}", get(catalog::artist))
+        .route("/v1/artists/{id}/albums", get(catalog::artist_albums))
+        .route("/v1/artists/{id}/top-tracks", get(catalog::artist_top_tracks))
+        .route("/v1/audio-features/{id}", get(catalog::audio_features))
+        .route("/v1/search", get(search::search))
         .route("/v1/playback/stream", post(playback::stream))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/users", post(admin::create_user))

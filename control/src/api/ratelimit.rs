@@ -122,8 +122,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_429_with_retry_after() {
-        let mut config = RateLimitsConfig::default();
-        config.search = RateLimit::new(1, 3);
+        let config = RateLimitsConfig { search: RateLimit::new(1, 3), ..Default::default() };
         let limits = RateLimiters::new(&config);
         for _ in 0..3 {
             limits.check("u1", Category::Search).unwrap();

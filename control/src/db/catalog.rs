@@ -11,11 +11,13 @@ use sqlx::{Any, Row, Transaction};
 
 use super::search::{self as search_index, Kind};
 use super::{Backend, Db, get_bool, get_unsigned, now_ms};
+use crate::api::paging::Page;
 use crate::catalog::{AlbumRow, ArtistRow, Batch, ExternalRef, FileRow, RefTable, TrackRow};
 use crate::error::{ApiError, ErrorKind};
 use crate::search;
 use crate::types::{
-    AlbumSummary, AlbumType, ArtistSummary, ImportResponse, StreamFile, TrackLoudness, TrackResponse,
+    AlbumSimplified, AlbumSummary, AlbumType, ArtistResponse, ArtistSummary, ImportResponse, PlaylistHit,
+    PlaylistHitOwner, StreamFile, TrackLoudness, TrackResponse,
 };
 use crate::validate::echo;
 
@@ -711,4 +713,280 @@ fn constraint_error(e: sqlx::Error) -> ApiError {
         }
         _ => e.into(),
     }
+}
+
+/// Run `sql` (with `{list}` standing for the placeholders of `ids`) for
+/// each chunk of `ids`, returning every row.
+async fn rows_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let sql = sql.replace("{list}", &placeholders(1, chunk.len()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(q.fetch_all(db.pool()).await?);
+    }
+    Ok(out)
+}
+
+/// Artists `ids`, in order, `None` for unknown ids.
+pub(crate) async fn artists_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<ArtistResponse>>, ApiError> {
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = rows_in(db, "SELECT id, name, popularity FROM artists WHERE id IN ({list})", &refs).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let a = ArtistResponse {
+            id: id.clone(),
+            name: r.try_get("name")?,
+            popularity: get_unsigned(r, "popularity")?,
+        };
+        found.insert(id, a);
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+/// Albums `ids` without their tracks, in order, `None` for unknown ids.
+pub(crate) async fn albums_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<AlbumSimplified>>, ApiError> {
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = rows_in(
+        db,
+        "SELECT a.id, a.title, a.album_type, a.release_date, a.release_at, a.popularity,
+                (SELECT COUNT(*) FROM tracks t WHERE t.album_id = a.id) AS total_tracks
+         FROM albums a WHERE a.id IN ({list})",
+        &refs,
+    )
+    .await?;
+    let mut found: HashMap<String, AlbumSimplified> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let album_type: String = r.try_get("album_type")?;
+        let album_type = AlbumType::parse(&album_type)
+            .ok_or_else(|| ApiError::internal("albums", &format!("album_type {album_type:?}")))?;
+        let release_at_ms: Option<i64> = r.try_get("release_at")?;
+        found.insert(
+            id.clone(),
+            AlbumSimplified {
+                id,
+                title: r.try_get("title")?,
+                album_type,
+                release_date: r.try_get("release_date")?,
+                release_at: release_at_ms.map(|ms| ms.div_euclid(1000)),
+                popularity: get_unsigned(r, "popularity")?,
+                artists: Vec::new(),
+                total_tracks: get_unsigned(r, "total_tracks")?,
+            },
+        );
+    }
+    let credits = rows_in(
+        db,
+        "SELECT aa.album_id, ar.id, ar.name FROM album_artists aa JOIN artists ar ON ar.id = aa.artist_id
+         WHERE aa.album_id IN ({list}) ORDER BY aa.album_id, aa.position",
+        &refs,
+    )
+    .await?;
+    for r in &credits {
+        let album: String = r.try_get("album_id")?;
+        if let Some(a) = found.get_mut(&album) {
+            a.artists.push(ArtistSummary { id: r.try_get("id")?, name: r.try_get("name")? });
+        }
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+/// A window of an ordered id list and the list's length.
+#[derive(Debug)]
+pub(crate) struct IdPage {
+    pub(crate) total: u64,
+    pub(crate) ids: Vec<String>,
+}
+
+async fn id_page(
+    db: &Db,
+    count_sql: &str,
+    page_sql: &str,
+    key: &str,
+    page: Page,
+) -> Result<IdPage, ApiError> {
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql.to_owned()))
+        .bind(key)
+        .fetch_one(db.pool())
+        .await?
+        .try_get("n")?;
+    let (limit, offset) = page.sql();
+    let ids = sqlx::query(sqlx::AssertSqlSafe(page_sql.to_owned()))
+        .bind(key)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    Ok(IdPage { total: u64::try_from(total).unwrap_or(0), ids })
+}
+
+/// A page of album `album`'s track ids in disc and track order.
+pub(crate) async fn album_track_ids(db: &Db, album: &str, page: Page) -> Result<IdPage, ApiError> {
+    id_page(
+        db,
+        "SELECT COUNT(*) AS n FROM tracks WHERE album_id = $1",
+        "SELECT id FROM tracks WHERE album_id = $1
+         ORDER BY disc_number, track_number, id LIMIT $2 OFFSET $3",
+        album,
+        page,
+    )
+    .await
+}
+
+/// A page of the ids of the albums crediting `artist`, newest first.
+pub(crate) async fn artist_album_ids(db: &Db, artist: &str, page: Page) -> Result<IdPage, ApiError> {
+    id_page(
+        db,
+        "SELECT COUNT(*) AS n FROM album_artists WHERE artist_id = $1",
+        "SELECT a.id FROM album_artists aa JOIN albums a ON a.id = aa.album_id
+         WHERE aa.artist_id = $1
+         ORDER BY (a.release_date IS NULL), a.release_date DESC, a.id LIMIT $2 OFFSET $3",
+        artist,
+        page,
+    )
+    .await
+}
+
+/// Number of top tracks an artist answer lists.
+pub(crate) const TOP_TRACKS: i64 = 10;
+
+/// The ids of `artist`'s most popular tracks (credited in any position).
+pub(crate) async fn artist_top_track_ids(db: &Db, artist: &str) -> Result<Vec<String>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT t.id FROM track_artists ta JOIN tracks t ON t.id = ta.track_id
+         WHERE ta.artist_id = $1
+         ORDER BY t.popularity DESC, t.stream_count DESC, t.id LIMIT $2",
+    )
+    .bind(artist)
+    .bind(TOP_TRACKS)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?)
+}
+
+/// The stored audio features of a track: `Ok(None)` for no such track,
+/// `Ok(Some(None))` for a track not analysed yet.
+pub(crate) async fn audio_features(db: &Db, id: &str) -> Result<Option<Option<serde_json::Value>>, ApiError> {
+    let row = sqlx::query("SELECT audio_features FROM tracks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let text: Option<String> = row.try_get("audio_features")?;
+    match text {
+        None => Ok(Some(None)),
+        Some(t) => {
+            let v = serde_json::from_str(&t).map_err(|e| ApiError::internal("tracks.audio_features", &e))?;
+            Ok(Some(Some(v)))
+        }
+    }
+}
+
+/// Search: the backend's candidates ranked by [`crate::search::score`]
+/// and paged — the ids of one page of results and the number of results
+/// (at most the candidates').
+pub(crate) async fn search_ids(
+    db: &Db,
+    kind: Kind,
+    query: &crate::search::Query,
+    page: Page,
+) -> Result<IdPage, ApiError> {
+    let candidates = search_index::candidates(db, kind, query).await?;
+    let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let texts = search_texts(db, kind, &refs).await?;
+    let mut scored = Vec::with_capacity(texts.len());
+    for (id, name, secondary, popularity) in &texts {
+        let c = crate::search::Candidate { name, secondary, popularity: *popularity };
+        if let Some(score) = crate::search::score(query, &c) {
+            scored.push((score, *popularity, id.clone(), ()));
+        }
+    }
+    crate::search::rank(&mut scored);
+    let total = u64::try_from(scored.len()).unwrap_or(0);
+    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let ids = scored.into_iter().skip(start).take(page.limit as usize).map(|s| s.2).collect();
+    Ok(IdPage { total, ids })
+}
+
+/// (id, name, secondary texts, popularity) of candidates `ids`.
+async fn search_texts(
+    db: &Db,
+    kind: Kind,
+    ids: &[&str],
+) -> Result<Vec<(String, String, Vec<String>, u32)>, ApiError> {
+    let (main, credits) = match kind {
+        Kind::Track => (
+            "SELECT id, title AS name, popularity FROM tracks WHERE id IN ({list})",
+            Some(
+                "SELECT l.track_id AS owner, ar.name FROM track_artists l JOIN artists ar ON ar.id = l.artist_id
+                 WHERE l.track_id IN ({list}) ORDER BY l.track_id, l.position",
+            ),
+        ),
+        Kind::Album => (
+            "SELECT id, title AS name, popularity FROM albums WHERE id IN ({list})",
+            Some(
+                "SELECT l.album_id AS owner, ar.name FROM album_artists l JOIN artists ar ON ar.id = l.artist_id
+                 WHERE l.album_id IN ({list}) ORDER BY l.album_id, l.position",
+            ),
+        ),
+        Kind::Artist => ("SELECT id, name, popularity FROM artists WHERE id IN ({list})", None),
+        Kind::Playlist => (
+            "SELECT p.id, p.name, CASE WHEN p.follower_count > 100 THEN 100 ELSE p.follower_count END AS popularity
+             FROM playlists p WHERE p.id IN ({list})",
+            Some(
+                "SELECT p.id AS owner, u.display_name AS name FROM playlists p JOIN users u ON u.id = p.owner_id
+                 WHERE p.id IN ({list})",
+            ),
+        ),
+    };
+    let mut secondary: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(sql) = credits {
+        for r in rows_in(db, sql, ids).await? {
+            secondary.entry(r.try_get("owner")?).or_default().push(r.try_get("name")?);
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for r in rows_in(db, main, ids).await? {
+        let id: String = r.try_get("id")?;
+        let more = secondary.remove(&id).unwrap_or_default();
+        out.push((id, r.try_get("name")?, more, get_unsigned(&r, "popularity")?));
+    }
+    Ok(out)
+}
+
+/// Public playlists `ids` as search shows them, in order.
+pub(crate) async fn playlist_hits(db: &Db, ids: &[String]) -> Result<Vec<PlaylistHit>, ApiError> {
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = rows_in(
+        db,
+        "SELECT p.id, p.name, p.item_count, p.follower_count, u.id AS owner_id, u.display_name
+         FROM playlists p JOIN users u ON u.id = p.owner_id WHERE p.id IN ({list})",
+        &refs,
+    )
+    .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        found.insert(
+            id.clone(),
+            PlaylistHit {
+                id,
+                name: r.try_get("name")?,
+                owner: PlaylistHitOwner {
+                    id: r.try_get("owner_id")?,
+                    display_name: r.try_get("display_name")?,
+                },
+                items_total: get_unsigned(r, "item_count")?,
+                followers: get_unsigned(r, "follower_count")?,
+            },
+        );
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }

@@ -24,8 +24,6 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 4] = [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist];
-
     fn table(self) -> &'static str {
         match self {
             Kind::Track => "tracks",

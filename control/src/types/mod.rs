@@ -288,6 +288,88 @@ pub struct TrackResponse {
     pub loudness: Option<TrackLoudness>,
 }
 
+/// `GET /v1/tracks?ids=`: in the order asked, `null` for unknown ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TracksResponse {
+    pub tracks: Vec<Option<TrackResponse>>,
+}
+
+/// An album without its tracks (lists, search results, `?ids=`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlbumSimplified {
+    pub id: String,
+    pub title: String,
+    pub album_type: AlbumType,
+    pub release_date: Option<String>,
+    /// Embargo end in unix seconds, if any: until then the album is shown
+    /// (as upcoming) but not streamed.
+    pub release_at: Option<i64>,
+    /// 0-100.
+    pub popularity: u32,
+    /// Credited artists, in order.
+    pub artists: Vec<ArtistSummary>,
+    pub total_tracks: u64,
+}
+
+/// `GET /v1/albums/{id}`: the album and the first page of its tracks
+/// (`?limit&offset` page them), in disc and track order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlbumResponse {
+    #[serde(flatten)]
+    pub album: AlbumSimplified,
+    pub tracks: Paging<TrackResponse>,
+}
+
+/// `GET /v1/albums?ids=`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlbumsResponse {
+    pub albums: Vec<Option<AlbumSimplified>>,
+}
+
+/// `GET /v1/artists/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtistResponse {
+    pub id: String,
+    pub name: String,
+    /// 0-100.
+    pub popularity: u32,
+}
+
+/// `GET /v1/artists?ids=`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtistsResponse {
+    pub artists: Vec<Option<ArtistResponse>>,
+}
+
+/// A playlist as search finds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaylistHit {
+    pub id: String,
+    pub name: String,
+    pub owner: PlaylistHitOwner,
+    pub items_total: u64,
+    pub followers: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaylistHitOwner {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// `GET /v1/search`: one paging object per type asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<Paging<TrackResponse>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artists: Option<Paging<ArtistResponse>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub albums: Option<Paging<AlbumSimplified>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlists: Option<Paging<PlaylistHit>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlbumSummary {
     pub id: String,

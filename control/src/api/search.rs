@@ -1,0 +1,122 @@
+//! `GET /v1/search?q=&type=track,artist,album,playlist&limit&offset`: one
+//! paging object per type asked for, ranked by [`crate::search`]'s rule
+//! (text relevance, then popularity) on both databases. User token,
+//! `search` rate limit.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::Deserialize;
+
+use super::extract::ApiQuery;
+use super::paging::Page;
+use super::{AppState, Category};
+use crate::auth::AuthUser;
+use crate::db::catalog;
+use crate::db::search::Kind;
+use crate::error::ApiError;
+use crate::search::{MAX_QUERY_CHARS, Query};
+use crate::types::SearchResponse;
+use crate::validate::echo;
+
+/// Deepest `offset` of a search: results come from at most
+/// [`crate::search::CANDIDATES`] candidates per type.
+const MAX_SEARCH_OFFSET: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+    #[serde(rename = "type")]
+    kinds: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(params): ApiQuery<SearchQuery>,
+    uri: Uri,
+) -> Result<Json<SearchResponse>, ApiError> {
+    state.rate_limit(&user.id, Category::Search)?;
+    let raw = params.q.unwrap_or_default();
+    if raw.trim().is_empty() {
+        return Err(ApiError::invalid("q: must not be empty"));
+    }
+    if raw.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::invalid(format!("q: must be at most {MAX_QUERY_CHARS} characters")));
+    }
+    let kinds = kinds(params.kinds.as_deref())?;
+    let page = Page::new(params.limit, params.offset, MAX_SEARCH_OFFSET)?;
+    let mut out = SearchResponse::default();
+    // Nothing searchable (only punctuation): every asked type is empty.
+    let query = Query::parse(&raw);
+    for kind in kinds {
+        let ids = match &query {
+            Some(q) => catalog::search_ids(state.db(), kind, q, page).await?,
+            None => catalog::IdPage { total: 0, ids: Vec::new() },
+        };
+        let db = state.db();
+        match kind {
+            Kind::Track => {
+                let items = catalog::tracks_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+                out.tracks = Some(page.paging(&uri, ids.total, items));
+            }
+            Kind::Artist => {
+                let items = catalog::artists_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+                out.artists = Some(page.paging(&uri, ids.total, items));
+            }
+            Kind::Album => {
+                let items = catalog::albums_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+                out.albums = Some(page.paging(&uri, ids.total, items));
+            }
+            Kind::Playlist => {
+                let items = catalog::playlist_hits(db, &ids.ids).await?;
+                out.playlists = Some(page.paging(&uri, ids.total, items));
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `type=track,album`: at least one known type, each once.
+fn kinds(raw: Option<&str>) -> Result<Vec<Kind>, ApiError> {
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        return Err(ApiError::invalid("type: must list one or more of track, artist, album, playlist"));
+    }
+    let mut out = Vec::new();
+    for (i, name) in raw.split(',').enumerate() {
+        let kind = match name {
+            "track" => Kind::Track,
+            "artist" => Kind::Artist,
+            "album" => Kind::Album,
+            "playlist" => Kind::Playlist,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "type[{i}]: must be track, artist, album or playlist, got {}",
+                    echo(other)
+                )));
+            }
+        };
+        if out.contains(&kind) {
+            return Err(ApiError::invalid(format!("type[{i}]: {name} is listed twice")));
+        }
+        out.push(kind);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types() {
+        assert_eq!(kinds(Some("track,album")).unwrap(), vec![Kind::Track, Kind::Album]);
+        for bad in [None, Some(""), Some("song"), Some("track,track"), Some("track,")] {
+            assert!(kinds(bad).is_err(), "{bad:?}");
+        }
+    }
+}
