@@ -166,7 +166,18 @@ impl ApiError {
         Self::new(ErrorKind::Internal, "internal error")
     }
 
-    #[cfg(test)]
+    /// The same error with its message rewritten (a bulk import names the
+    /// line instead of the batch index).
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
+    }
+
+    /// The same error with `suffix` appended to its message.
+    pub(crate) fn with_note(self, suffix: &str) -> Self {
+        self.map_message(|m| format!("{m}{suffix}"))
+    }
+
     pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
     }

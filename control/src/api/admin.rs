@@ -1,4 +1,5 @@
-//! Admin endpoints (admin bearer token): catalog import and user creation.
+//! Admin endpoints (admin bearer token): catalog import, single-entity
+//! create/replace, and user creation.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,12 +9,15 @@ use axum::response::{IntoResponse, Response};
 use cadenza_config::ids::{UserId, random_id};
 
 use super::AppState;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Admin, new_token, token_sha256};
 use crate::catalog::Batch;
 use crate::db::{catalog, users};
 use crate::error::ApiError;
-use crate::types::{CreateUserRequest, CreateUserResponse, ImportRequest, ImportResponse};
+use crate::types::{
+    CreateUserRequest, CreateUserResponse, ImportAlbum, ImportArtist, ImportRequest, ImportResponse,
+    ImportTrack,
+};
 use crate::validate;
 
 /// `POST /v1/admin/import`: validate the whole batch, then upsert it in one
@@ -66,4 +70,64 @@ pub(crate) async fn create_user(
         Json(CreateUserResponse { id, token }),
     )
         .into_response())
+}
+
+/// `PUT /v1/admin/artists/{id}`, `…/albums/{id}`, `…/tracks/{id}`: create
+/// or replace one entity. The body is the entity as an import carries it;
+/// its `id` must equal the path's. 201 when created, 200 when it existed
+/// (the import's rules apply: what the body leaves out, such as a track's
+/// audio or a popularity, is kept).
+pub(crate) async fn put_artist(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ImportArtist>,
+) -> Result<Response, ApiError> {
+    same_id(&id, &body.id)?;
+    let created = !catalog::exists(state.db(), "artists", &id).await?;
+    put(&state, ImportRequest { artists: vec![body], ..ImportRequest::default() }, created).await
+}
+
+pub(crate) async fn put_album(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ImportAlbum>,
+) -> Result<Response, ApiError> {
+    same_id(&id, &body.id)?;
+    let created = !catalog::exists(state.db(), "albums", &id).await?;
+    put(&state, ImportRequest { albums: vec![body], ..ImportRequest::default() }, created).await
+}
+
+pub(crate) async fn put_track(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ImportTrack>,
+) -> Result<Response, ApiError> {
+    same_id(&id, body.id.as_str())?;
+    let created = !catalog::exists(state.db(), "tracks", &id).await?;
+    put(&state, ImportRequest { tracks: vec![body], ..ImportRequest::default() }, created).await
+}
+
+fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
+    validate::id("id", path)?;
+    if path == body {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "id: the body's id {} differs from the path's {}",
+            validate::echo(body),
+            validate::echo(path)
+        )))
+    }
+}
+
+async fn put(state: &AppState, req: ImportRequest, created: bool) -> Result<Response, ApiError> {
+    let batch = Batch::validate(req).map_err(|e| {
+        e.map_message(|m| m.split_once("].").map_or(m.to_owned(), |(_, rest)| rest.to_owned()))
+    })?;
+    let counts = catalog::import(state.db(), &batch).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(counts)).into_response())
 }

@@ -22,6 +22,7 @@
 //! error shape too.
 
 mod admin;
+mod bulk;
 mod catalog;
 mod conditional;
 mod extract;
@@ -43,7 +44,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use cadenza_config::ids::UserId;
 use cadenza_config::service::ControlConfig;
 use cadenza_config::token::KeyRing;
@@ -141,6 +142,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/search", get(search::search))
         .route("/v1/playback/stream", post(playback::stream))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
+        .route("/v1/admin/import/jsonl", post(bulk::import_jsonl).layer(DefaultBodyLimit::disable()))
+        .route("/v1/admin/artists/{id}", put(admin::put_artist))
+        .route("/v1/admin/albums/{id}", put(admin::put_album))
+        .route("/v1/admin/tracks/{id}", put(admin::put_track).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/users", post(admin::create_user))
         .route("/v1/admin/ingest", post(ingest::register).get(ingest::list_jobs))
         .route("/v1/admin/ingest/{id}", get(ingest::get_job))

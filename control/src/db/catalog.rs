@@ -730,6 +730,12 @@ async fn rows_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::
     Ok(out)
 }
 
+/// Does `table` (artists, albums, tracks) hold a row `id`?
+pub(crate) async fn exists(db: &Db, table: &str, id: &str) -> Result<bool, ApiError> {
+    let sql = format!("SELECT 1 AS one FROM {table} WHERE id = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db.pool()).await?.is_some())
+}
+
 /// Artists `ids`, in order, `None` for unknown ids.
 pub(crate) async fn artists_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<ArtistResponse>>, ApiError> {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

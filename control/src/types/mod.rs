@@ -185,6 +185,30 @@ pub struct IngestJobList {
     pub jobs: Vec<JobStatus>,
 }
 
+/// One line of `POST /v1/admin/import/jsonl` (JSON Lines): one entity,
+/// tagged by its kind, e.g. `{"track":{"id":"t1",…}}`. Lines may come in
+/// any order as long as an entity's artists and album come on earlier
+/// lines (or are in the catalog already).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ImportLine {
+    Artist(ImportArtist),
+    Album(ImportAlbum),
+    Track(Box<ImportTrack>),
+}
+
+/// Answer to a JSON Lines import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkImportResponse {
+    /// Non-empty lines read.
+    pub lines: u64,
+    pub artists: u64,
+    pub albums: u64,
+    pub tracks: u64,
+    /// Transactions committed (one per chunk of lines).
+    pub transactions: u64,
+}
+
 /// Answer to an import: how many of each entity the batch upserted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportResponse {
