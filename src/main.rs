@@ -64,6 +64,47 @@ struct ServiceArgs {
 enum ControlAction {
     /// Apply database migrations and exit.
     Migrate,
+    /// Create users, add and revoke their API tokens (straight against the database).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Create a user; prints its bearer token (shown once) on stdout.
+    Create {
+        /// Subscription tier: free or premium.
+        #[arg(long, value_parser = ["free", "premium"])]
+        tier: String,
+        /// ISO 3166-1 alpha-2 country, e.g. SE.
+        #[arg(long)]
+        country: String,
+        /// Display name [default: the tier's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// User id [default: random].
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Give an existing user another token; prints it on stdout.
+    Token {
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a token (by value or id), or every token of a user.
+    Revoke {
+        /// The token itself.
+        #[arg(long, conflicts_with_all = ["token_id", "user"], required_unless_present_any = ["token_id", "user"])]
+        token: Option<String>,
+        /// A token's public id (tok_…), as `create` printed it.
+        #[arg(long, conflicts_with = "user")]
+        token_id: Option<String>,
+        /// Every token of this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +250,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     cadenza_control::migrate(&config).await?;
                     println!("migrations applied to {}", redact_url_password(&config.database.url));
                 }
+                Some(ControlAction::User { action }) => user_command(&config, action).await?,
                 None => cadenza_control::run(config).await?,
             }
         }
@@ -227,6 +269,41 @@ async fn dispatch(command: Command) -> Result<()> {
             print!("{}", KeyFile { keys: vec![KeySpec::from_key(&key)] }.to_toml());
         }
         Command::Keys { action: KeysAction::Token } => println!("{}", random_id(32)),
+    }
+    Ok(())
+}
+
+/// `cadenza control user …`: the token on stdout (so scripts can capture
+/// it), everything else on stderr.
+async fn user_command(config: &ControlConfig, action: UserAction) -> anyhow::Result<()> {
+    use cadenza_control::types::Tier;
+    use cadenza_control::users::{self, Revoke};
+    match action {
+        UserAction::Create { tier, country, name, id } => {
+            let tier = if tier == "premium" { Tier::Premium } else { Tier::Free };
+            let name = name.unwrap_or_else(|| format!("{} listener", tier.as_str()));
+            let c = users::create_user(config, &name, tier, &country, id.as_deref()).await?;
+            eprintln!("created user {} ({}, {country}); token id {}", c.user_id, tier.as_str(), c.token_id);
+            println!("{}", c.token);
+        }
+        UserAction::Token { user } => {
+            let c = users::add_token(config, &user).await?;
+            eprintln!("new token for user {}; token id {}", c.user_id, c.token_id);
+            println!("{}", c.token);
+        }
+        UserAction::Revoke { token, token_id, user } => {
+            let what = match (token, token_id, user) {
+                (Some(t), _, _) => Revoke::Token(t),
+                (_, Some(id), _) => Revoke::TokenId(id),
+                (_, _, Some(u)) => Revoke::User(u),
+                _ => anyhow::bail!("give --token, --token-id or --user"),
+            };
+            let n = users::revoke(config, &what).await?;
+            if n == 0 {
+                anyhow::bail!("no matching token: nothing revoked");
+            }
+            eprintln!("revoked {n} token(s)");
+        }
     }
     Ok(())
 }

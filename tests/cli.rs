@@ -203,3 +203,84 @@ fn control_migrate_applies_and_is_idempotent() {
     }
     assert!(dir.path().join("c.db").is_file());
 }
+
+/// `cadenza control user create` prints a token the control plane accepts;
+/// `user revoke` makes the next request with it a 401; `user token` adds
+/// another. Bad input is refused naming the flag.
+#[tokio::test]
+async fn control_user_create_and_revoke_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(&keys, cadenza(&["keys", "generate"]).stdout).unwrap();
+    let db = format!("database.url=sqlite://{}", dir.path().join("c.db").display());
+    let keys_set = format!("signing.keys_file={}", keys.display());
+    let control = |args: &[&str]| {
+        let mut all =
+            vec!["control", "--set", "admin_token=0123456789abcdefXYZ", "--set", &db, "--set", &keys_set];
+        all.extend_from_slice(args);
+        cadenza(&all)
+    };
+    let out = control(&["user", "create", "--tier", "premium", "--country", "se", "--id", "ana"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert_eq!(token.len(), 43, "{token}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("created user ana (premium, se)") && stderr.contains("token id tok_"),
+        "{stderr}"
+    );
+
+    // A control plane on the same database accepts the token.
+    let config: cadenza_config::service::ControlConfig = cadenza_config::load::load(
+        None,
+        &[
+            "admin_token=0123456789abcdefXYZ".to_owned(),
+            db.clone(),
+            keys_set.clone(),
+            "listen=127.0.0.1:0".to_owned(),
+        ],
+    )
+    .unwrap();
+    let server = cadenza_control::ControlServer::bind(config).await.unwrap();
+    let url = format!("http://{}/v1/search?q=x&type=track", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    cadenza_origin::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let status = |t: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.get(&url).bearer_auth(t).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(token.clone()).await, 200);
+
+    let out = control(&["user", "token", "--user", "ana"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = text(&out.stdout).trim().to_owned();
+    assert_eq!(status(second.clone()).await, 200);
+
+    let out = control(&["user", "revoke", "--token", &token]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(status(token.clone()).await, 401);
+    assert_eq!(status(second.clone()).await, 200, "only that token");
+    let out = control(&["user", "revoke", "--user", "ana"]);
+    assert!(out.status.success() && text(&out.stderr).contains("revoked 1 token"), "{}", text(&out.stderr));
+    assert_eq!(status(second).await, 401);
+    let out = control(&["user", "revoke", "--user", "ana"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("nothing revoked"), "{}", text(&out.stderr));
+
+    for (args, flag) in [
+        (vec!["user", "create", "--tier", "premium", "--country", "XX"], "--country"),
+        (vec!["user", "create", "--tier", "gold", "--country", "SE"], "--tier"),
+        (vec!["user", "create", "--tier", "free", "--country", "SE", "--id", "a/b"], "--id"),
+        (vec!["user", "token", "--user", "nobody"], "--user"),
+        (vec!["user", "revoke"], "--token"),
+    ] {
+        let out = control(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out.stderr).contains(flag), "{args:?}: {}", text(&out.stderr));
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -178,6 +178,10 @@ impl ApiError {
         self.map_message(|m| format!("{m}{suffix}"))
     }
 
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -76,6 +76,7 @@ mod metrics;
 mod playback;
 mod search;
 pub mod types;
+pub mod users;
 mod validate;
 
 use std::future::Future;

@@ -55,14 +55,56 @@ pub(crate) async fn create(db: &Db, user: &NewUser<'_>) -> Result<(), ApiError> 
         }
         Err(e) => return Err(e.into()),
     }
-    sqlx::query("INSERT INTO api_tokens (token_sha256, user_id, created_at) VALUES ($1, $2, $3)")
-        .bind(user.token_sha256)
-        .bind(user.id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    insert_token(&mut tx, user.id.as_str(), user.token_sha256, now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The public id of a token: `tok_` and the first 16 hex digits of its
+/// SHA-256 (what migration 0003 gave existing tokens).
+pub(crate) fn token_id(token_sha256: &str) -> String {
+    format!("tok_{}", &token_sha256[..16])
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: &str,
+    token_sha256: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO api_tokens (token_sha256, id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_sha256)
+        .bind(token_id(token_sha256))
+        .bind(user)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Give user `user` another token; `false` if there is no such user.
+pub(crate) async fn add_token(db: &Db, user: &str, token_sha256: &str) -> Result<bool, ApiError> {
+    let mut tx = db.begin_write().await?;
+    let exists =
+        sqlx::query("SELECT id FROM users WHERE id = $1").bind(user).fetch_optional(&mut *tx).await?;
+    if exists.is_none() {
+        return Ok(false);
+    }
+    insert_token(&mut tx, user, token_sha256, now_ms()).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Revoke the token with public id `id`; `false` if there is none.
+pub(crate) async fn revoke_token(db: &Db, id: &str) -> Result<bool, ApiError> {
+    let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(db.pool()).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Revoke every token of `user`; how many there were.
+pub(crate) async fn revoke_user_tokens(db: &Db, user: &str) -> Result<u64, ApiError> {
+    let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(user).execute(db.pool()).await?;
+    Ok(done.rows_affected())
 }
 
 /// The user holding the token whose SHA-256 is `token_sha256`, refreshing
