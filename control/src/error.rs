@@ -52,6 +52,7 @@ pub(crate) enum ErrorKind {
     AlbumNotFound,
     ArtistNotFound,
     PlaylistNotFound,
+    UserNotFound,
     /// `If-Match` named a snapshot that is no longer current.
     PreconditionFailed,
     /// Over the user's rate limit for the route's category.
@@ -93,6 +94,7 @@ impl ErrorKind {
             AlbumNotFound => (StatusCode::NOT_FOUND, "album_not_found"),
             ArtistNotFound => (StatusCode::NOT_FOUND, "artist_not_found"),
             PlaylistNotFound => (StatusCode::NOT_FOUND, "playlist_not_found"),
+            UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
             PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "snapshot_mismatch"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
@@ -217,6 +219,7 @@ mod tests {
             AlbumNotFound,
             ArtistNotFound,
             PlaylistNotFound,
+            UserNotFound,
             PreconditionFailed,
             RateLimited,
             NotReleased,
