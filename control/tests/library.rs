@@ -6,7 +6,8 @@ mod support;
 
 use cadenza_config::ladder::Rung;
 use cadenza_control::types::{
-    ImportArtist, ImportRequest, Paging, PlaylistResponse, SavedAlbum, SavedArtist, SavedPlaylist, SavedTrack, Tier,
+    ImportArtist, ImportRequest, Paging, PlaylistResponse, SavedAlbum, SavedArtist, SavedPlaylist,
+    SavedTrack, Tier,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -121,7 +122,11 @@ async fn tracks_on(db: &TestDb) {
     assert_eq!(page.next.as_deref(), None);
     assert_eq!(page.previous.as_deref(), Some("/v1/me/library/tracks?offset=20&limit=20"));
     let got: Vec<&str> = page.items.iter().map(|i| i.track.id.as_str()).collect();
-    assert_eq!(got, ["x09", "x08", "x07", "x06", "x05", "x04", "x03", "x02", "x01", "x00", "t3", "t2"], "{db:?}");
+    assert_eq!(
+        got,
+        ["x09", "x08", "x07", "x06", "x05", "x04", "x03", "x02", "x01", "x00", "t3", "t2"],
+        "{db:?}"
+    );
     let first: Paging<SavedTrack> = ana.list("tracks", "").await;
     assert_eq!(first.items[0].track.id.as_str(), "x49");
     assert_eq!(first.next.as_deref(), Some("/v1/me/library/tracks?offset=20&limit=20"));
@@ -159,14 +164,25 @@ async fn albums_and_artists_on(db: &TestDb) {
     let page: Paging<SavedAlbum> = ana.list("albums", "").await;
     assert_eq!(page.total, 2);
     let al1 = &page.items[0].album;
-    assert_eq!((al1.id.as_str(), al1.title.as_str(), al1.release_date.as_deref()), ("al1", "First Light", Some("2024-02-29")));
+    assert_eq!(
+        (al1.id.as_str(), al1.title.as_str(), al1.release_date.as_deref()),
+        ("al1", "First Light", Some("2024-02-29"))
+    );
     let artists: Vec<&str> = al1.artists.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(artists, ["ar1", "ar2"], "{db:?}: credited in order");
     let al2 = &page.items[1].album;
     assert_eq!(al2.id, "al2");
-    assert!(al2.release_at.is_some_and(|t| t > i64::try_from(cadenza_config::unix_now()).unwrap()), "unix seconds");
+    assert!(
+        al2.release_at.is_some_and(|t| t > i64::try_from(cadenza_config::unix_now()).unwrap()),
+        "unix seconds"
+    );
     assert_eq!(ana.contains("albums", "al1,al3,al2").await, [true, false, true]);
-    let msg = expect_error(ana.send(Method::PUT, "/v1/me/library/albums?ids=al1,t1", None).await, 400, "invalid_request").await;
+    let msg = expect_error(
+        ana.send(Method::PUT, "/v1/me/library/albums?ids=al1,t1", None).await,
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(msg.starts_with("ids[1]:") && msg.contains("album"), "{msg}");
     assert_eq!(ana.unsave("albums", "al2").await, 204);
     let page: Paging<SavedAlbum> = ana.list("albums", "").await;
@@ -175,7 +191,8 @@ async fn albums_and_artists_on(db: &TestDb) {
     assert_eq!(ana.save("artists", "ar3,ar4").await, 204);
     assert_eq!(ana.save("artists", "ar1,ar3").await, 204);
     let page: Paging<SavedArtist> = ana.list("artists", "?limit=2").await;
-    let got: Vec<(&str, &str)> = page.items.iter().map(|i| (i.artist.id.as_str(), i.artist.name.as_str())).collect();
+    let got: Vec<(&str, &str)> =
+        page.items.iter().map(|i| (i.artist.id.as_str(), i.artist.name.as_str())).collect();
     assert_eq!(got, [("ar1", "Ada Lovelace Trio"), ("ar4", "Artist 4")], "{db:?}");
     assert_eq!((page.total, page.items[0].artist.popularity), (3, 0));
     assert_eq!(page.next.as_deref(), Some("/v1/me/library/artists?offset=2&limit=2"));
@@ -221,18 +238,23 @@ async fn playlists_on(db: &TestDb) {
     let page: Paging<SavedPlaylist> = fan.list("playlists", "").await;
     assert_eq!(page.total, 1);
     let p = &page.items[0].playlist;
-    assert_eq!((p.id.as_str(), p.name.as_str(), p.owner.id.as_str(), p.followers), (open.id.as_str(), "Open", owner.id.as_str(), 2));
+    assert_eq!(
+        (p.id.as_str(), p.name.as_str(), p.owner.id.as_str(), p.followers),
+        (open.id.as_str(), "Open", owner.id.as_str(), 2)
+    );
     assert_eq!(p.snapshot_id, view.snapshot_id);
 
     // A private one cannot, as if it did not exist; its owner can.
-    let resp = fan.send(Method::PUT, &format!("/v1/me/library/playlists?ids={},{}", open.id, hidden.id), None).await;
+    let resp =
+        fan.send(Method::PUT, &format!("/v1/me/library/playlists?ids={},{}", open.id, hidden.id), None).await;
     let msg = expect_error(resp, 400, "invalid_request").await;
     assert!(msg.starts_with("ids[1]:") && msg.contains("no playlist"), "{msg}");
     assert_eq!(owner.save("playlists", &hidden.id).await, 204);
     assert_eq!(owner.contains("playlists", &format!("{},{}", hidden.id, open.id)).await, [true, true]);
 
     // Made private after it was followed: hidden from the follower's list.
-    let resp = owner.send(Method::PUT, &format!("/v1/playlists/{}", open.id), Some(json!({"public": false}))).await;
+    let resp =
+        owner.send(Method::PUT, &format!("/v1/playlists/{}", open.id), Some(json!({"public": false}))).await;
     assert_eq!(resp.status(), 200);
     let page: Paging<SavedPlaylist> = fan.list("playlists", "").await;
     assert_eq!((page.total, page.items.len()), (0, 0), "{db:?}");
