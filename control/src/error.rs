@@ -54,6 +54,7 @@ pub(crate) enum ErrorKind {
     PlaylistNotFound,
     /// The track's audio features are not measured yet.
     NotAnalysed,
+    UserNotFound,
     /// `If-Match` named a snapshot that is no longer current.
     PreconditionFailed,
     /// Over the user's rate limit for the route's category.
@@ -96,6 +97,7 @@ impl ErrorKind {
             ArtistNotFound => (StatusCode::NOT_FOUND, "artist_not_found"),
             PlaylistNotFound => (StatusCode::NOT_FOUND, "playlist_not_found"),
             NotAnalysed => (StatusCode::NOT_FOUND, "not_analysed"),
+            UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
             PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "snapshot_mismatch"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
@@ -182,6 +184,7 @@ impl ApiError {
         &self.message
     }
 
+    #[cfg(test)]
     pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -236,6 +239,7 @@ mod tests {
             ArtistNotFound,
             PlaylistNotFound,
             NotAnalysed,
+            UserNotFound,
             PreconditionFailed,
             RateLimited,
             NotReleased,

@@ -1,10 +1,179 @@
-//! The library API (to be written).
+//! The library API (user bearer token): what a user saved, by kind —
+//! `tracks`, `albums`, `artists` (followed) and `playlists` (followed).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `PUT /v1/me/library/{kind}?ids=a,b` | 204; every id must exist (400 naming `ids[i]`); saving again is a no-op |
+//! | `DELETE /v1/me/library/{kind}?ids=a,b` | 204; ids not saved are fine |
+//! | `GET /v1/me/library/{kind}?limit&offset` | paging of `{added_at, <track/album/artist/playlist>}`, newest first |
+//! | `GET /v1/me/library/{kind}/contains?ids=a,b` | `[true, false]`, in the order asked |
+//!
+//! `ids` holds 1 to 50 comma-separated ids. A playlist the user may not see
+//! cannot be saved (400, as if it did not exist) and is not listed while
+//! it stays hidden.
 
+use std::collections::HashMap;
+
+use axum::Json;
 use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
 
-use super::AppState;
+use super::extract::{ApiPath, ApiQuery};
+use super::paging::Page;
+use super::playlists::PageQuery;
+use super::{AppState, Category};
+use crate::auth::AuthUser;
+use crate::db::catalog;
+use crate::db::library::{self as db, LibraryKind};
+use crate::db::playlists::{PlaylistRow, visible_by_ids};
+use crate::error::ApiError;
+use crate::types::{Paging, SavedAlbum, SavedArtist, SavedPlaylist, SavedTrack};
+use crate::validate::{self, echo};
+
+/// Most ids of one request (Spotify's 50).
+const MAX_IDS: usize = 50;
 
 /// The library routes, merged into the API's router.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/me/library/{kind}", get(list).put(save).delete(remove))
+        .route("/v1/me/library/{kind}/contains", get(contains))
+}
+
+/// `?ids=a,b,c`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdsQuery {
+    ids: String,
+}
+
+impl IdsQuery {
+    /// 1 to 50 valid ids, errors naming `ids` or `ids[i]`.
+    fn ids(&self) -> Result<Vec<String>, ApiError> {
+        let parts: Vec<&str> = self.ids.split(',').collect();
+        if self.ids.is_empty() || parts.len() > MAX_IDS {
+            let n = if self.ids.is_empty() { 0 } else { parts.len() };
+            return Err(ApiError::invalid(format!(
+                "ids: must hold 1 to {MAX_IDS} comma-separated ids, got {n}"
+            )));
+        }
+        parts.iter().enumerate().map(|(i, id)| validate::id(&format!("ids[{i}]"), id)).collect()
+    }
+}
+
+fn kind(path: &str) -> Result<LibraryKind, ApiError> {
+    LibraryKind::from_path(path).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "kind: must be one of tracks, albums, artists, playlists, got {}",
+            echo(path)
+        ))
+    })
+}
+
+/// `PUT /v1/me/library/{kind}?ids=`: 204.
+async fn save(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(k): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdsQuery>,
+) -> Result<StatusCode, ApiError> {
+    state.rate_limit(&user.id, Category::LibraryWrite)?;
+    let kind = kind(&k)?;
+    db::save(state.db(), &user.id, kind, &q.ids()?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/me/library/{kind}?ids=`: 204.
+async fn remove(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(k): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdsQuery>,
+) -> Result<StatusCode, ApiError> {
+    state.rate_limit(&user.id, Category::LibraryWrite)?;
+    let kind = kind(&k)?;
+    db::remove(state.db(), &user.id, kind, &q.ids()?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/me/library/{kind}/contains?ids=`: one boolean per id.
+async fn contains(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(k): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IdsQuery>,
+) -> Result<Json<Vec<bool>>, ApiError> {
+    state.rate_limit(&user.id, Category::Read)?;
+    let kind = kind(&k)?;
+    let ids = q.ids()?;
+    let saved = db::contains(state.db(), &user.id, kind, &ids).await?;
+    Ok(Json(ids.iter().map(|id| saved.contains(id)).collect()))
+}
+
+/// `GET /v1/me/library/{kind}`: newest first.
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(k): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    state.rate_limit(&user.id, Category::Read)?;
+    let kind = kind(&k)?;
+    let page: Page = q.page()?;
+    let (total, entries) = db::list(state.db(), &user.id, kind, page.sql()).await?;
+    let ids: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    let at = |ms: i64| ms.div_euclid(1000);
+    // An item deleted (or hidden) between the page and its objects is
+    // skipped: the next request's total will not count it either.
+    let response = match kind {
+        LibraryKind::Track => {
+            let tracks = catalog::tracks_by_ids(state.db(), &ids).await?;
+            let items = entries
+                .iter()
+                .zip(tracks)
+                .filter_map(|((_, ms), t)| t.map(|track| SavedTrack { added_at: at(*ms), track }))
+                .collect();
+            Json::<Paging<SavedTrack>>(page.paging(&uri, total, items)).into_response()
+        }
+        LibraryKind::Album => {
+            let albums = db::albums_by_ids(state.db(), &ids).await?;
+            let items =
+                pick(&entries, albums, |added_at, album| SavedAlbum { added_at: at(added_at), album });
+            Json::<Paging<SavedAlbum>>(page.paging(&uri, total, items)).into_response()
+        }
+        LibraryKind::Artist => {
+            let artists = db::artists_by_ids(state.db(), &ids).await?;
+            let items =
+                pick(&entries, artists, |added_at, artist| SavedArtist { added_at: at(added_at), artist });
+            Json::<Paging<SavedArtist>>(page.paging(&uri, total, items)).into_response()
+        }
+        LibraryKind::Playlist => {
+            let rows = visible_by_ids(state.db(), &user.id, &ids).await?;
+            let mut simple = HashMap::with_capacity(rows.len());
+            for (id, row) in rows {
+                simple.insert(id, PlaylistRow::simple(&row)?);
+            }
+            let items = pick(&entries, simple, |added_at, playlist| SavedPlaylist {
+                added_at: at(added_at),
+                playlist,
+            });
+            Json::<Paging<SavedPlaylist>>(page.paging(&uri, total, items)).into_response()
+        }
+    };
+    Ok(response)
+}
+
+/// The objects of `entries` in order, made by `make`, skipping ids with
+/// no object.
+fn pick<T, U>(
+    entries: &[(String, i64)],
+    mut objects: HashMap<String, T>,
+    make: impl Fn(i64, T) -> U,
+) -> Vec<U> {
+    entries.iter().filter_map(|(id, ms)| objects.remove(id).map(|o| make(*ms, o))).collect()
 }

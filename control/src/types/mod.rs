@@ -17,9 +17,7 @@ use serde::{Deserialize, Serialize};
 mod library;
 mod playlists;
 
-#[allow(unused_imports)] // filled in by the playlist and library APIs
 pub use self::library::*;
-#[allow(unused_imports)]
 pub use self::playlists::*;
 
 // ---------------------------------------------------------------- admin

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Generate a synthetic catalog for the control-plane benchmark.
+
+Writes, into OUT_DIR:
+  catalog.jsonl   JSON Lines for POST /v1/admin/import/jsonl: ARTISTS artists,
+                  ALBUMS albums, TRACKS tracks (metadata only: no audio),
+                  entities in dependency order;
+  track_ids.txt   a sample of track ids, drawn by popularity (Zipf), one per line;
+  queries.txt     search queries as listeners type them: word prefixes of real
+                  titles and names, whole titles, and one-typo names.
+
+Deterministic for a given seed. Names are built from word lists, so
+searches hit realistic posting-list sizes: common words ("love", "night")
+match tens of thousands of tracks, rare combinations a handful.
+
+usage: gen_catalog.py OUT_DIR [--artists N] [--albums N] [--tracks N] [--seed S]
+"""
+
+import argparse
+import json
+import os
+import random
+
+ADJ = """red blue golden silver broken electric quiet wild lonely endless midnight
+summer winter crystal velvet neon hollow distant burning frozen sweet bitter
+restless gentle savage secret silent brave tender heavy lucky crazy little
+dark bright lost young old sacred empty northern southern western eastern
+strange glass iron paper wooden stone""".split()
+NOUN = """heart night river fire dream road city ocean light rain shadow sky star
+mountain storm garden mirror window train highway moon sun wave echo ghost
+angel kingdom desert island forest thunder whisper season memory letter
+promise diamond rose wolf bird horse tiger crown bridge tower harbor valley
+machine radio signal circuit engine""".split()
+VERB = """love dance run fall burn shine break dream fly wait call hold remember
+forget believe follow chase stay leave sing cry""".split()
+FIRST = """ada leo mia noah ella liam zoe omar nina ivan sara theo lena hugo
+maya felix iris oscar ruby jonas alma elias clara""".split()
+LAST = """lovelace byte carter moreno novak silva berg lindqvist okafor tanaka
+kowalski dubois rossi hansen murphy garcia ivanova nakamura""".split()
+BAND = ["the {a} {n}s", "{a} {n}", "{n} of {n2}s", "the {n}s", "{f} {l}", "{f} and the {n}s"]
+TITLE = ["{a} {n}", "{v} me", "{v} the {n}", "{n} of {a} {n2}s", "{a} {n} ({v})",
+         "{n}", "mr {a} {n}", "{v} {v2}", "{a} {a2} {n}", "{n} in the {n2}"]
+ALBUM_TYPES = ["album"] * 6 + ["single"] * 3 + ["ep", "compilation"]
+
+
+def fill(rng, pattern):
+    return pattern.format(
+        a=rng.choice(ADJ), a2=rng.choice(ADJ), n=rng.choice(NOUN), n2=rng.choice(NOUN),
+        v=rng.choice(VERB), v2=rng.choice(VERB), f=rng.choice(FIRST), l=rng.choice(LAST),
+    ).title()
+
+
+def zipf_popularity(rank, n):
+    """0-100 from a rank (0 = most popular): a long tail, like streams."""
+    return max(0, min(100, int(round(100 * (1.0 - (rank / n) ** 0.12)))))
+
+
+def typo(rng, word):
+    if len(word) < 5:
+        return word
+    i = rng.randrange(1, len(word) - 2)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--artists", type=int, default=50_000)
+    p.add_argument("--albums", type=int, default=100_000)
+    p.add_argument("--tracks", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    artist_names = [fill(rng, rng.choice(BAND)) for _ in range(args.artists)]
+    artist_rank = list(range(args.artists))
+    rng.shuffle(artist_rank)
+    titles = []
+    with open(os.path.join(args.out, "catalog.jsonl"), "w") as out:
+        for i, name in enumerate(artist_names):
+            out.write(json.dumps({"artist": {"id": f"ar{i}", "name": name,
+                                             "popularity": zipf_popularity(artist_rank[i], args.artists)}},
+                                 separators=(",", ":")) + "\n")
+        album_artist = []
+        for i in range(args.albums):
+            a = rng.randrange(args.artists)
+            album_artist.append(a)
+            year = rng.randrange(1960, 2027)
+            out.write(json.dumps({"album": {
+                "id": f"al{i}", "title": fill(rng, rng.choice(TITLE)),
+                "album_type": rng.choice(ALBUM_TYPES),
+                "release_date": f"{year}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+                "artist_ids": [f"ar{a}"], "popularity": zipf_popularity(rng.randrange(args.albums), args.albums)}},
+                separators=(",", ":")) + "\n")
+        per_album = [0] * args.albums
+        track_rank = list(range(args.tracks))
+        rng.shuffle(track_rank)
+        for i in range(args.tracks):
+            al = i % args.albums
+            per_album[al] += 1
+            title = fill(rng, rng.choice(TITLE))
+            titles.append(title)
+            artists = [f"ar{album_artist[al]}"]
+            if rng.random() < 0.1:
+                feat = f"ar{rng.randrange(args.artists)}"
+                if feat not in artists:
+                    artists.append(feat)
+            out.write(json.dumps({"track": {
+                "id": f"t{i}", "album_id": f"al{al}", "title": title, "track_number": per_album[al],
+                "explicit": rng.random() < 0.15, "artist_ids": artists,
+                "duration_ms": rng.randrange(90_000, 420_000),
+                "popularity": zipf_popularity(track_rank[i], args.tracks)}},
+                separators=(",", ":")) + "\n")
+
+    # Track ids by popularity: rank r drawn with weight 1/(r+1) (Zipf, s=1).
+    by_rank = sorted(range(args.tracks), key=lambda i: track_rank[i])
+    weights = [1.0 / (r + 1) for r in range(args.tracks)]
+    sample = rng.choices(by_rank, weights=weights, k=20_000)
+    with open(os.path.join(args.out, "track_ids.txt"), "w") as f:
+        f.writelines(f"t{i}\n" for i in sample)
+
+    with open(os.path.join(args.out, "queries.txt"), "w") as f:
+        for _ in range(5_000):
+            kind = rng.random()
+            if kind < 0.4:  # typing a title: whole words then a prefix
+                words = rng.choice(titles).lower().replace("(", "").replace(")", "").split()
+                k = rng.randrange(1, len(words) + 1)
+                q = words[:k]
+                q[-1] = q[-1][: max(2, rng.randrange(2, len(q[-1]) + 1))]
+                f.write(" ".join(q) + "\n")
+            elif kind < 0.7:  # an artist, maybe with a typo
+                name = rng.choice(artist_names).lower().split()
+                if rng.random() < 0.5:
+                    j = rng.randrange(len(name))
+                    name[j] = typo(rng, name[j])
+                f.write(" ".join(name) + "\n")
+            else:  # a whole title
+                f.write(rng.choice(titles).lower() + "\n")
+
+
+if __name__ == "__main__":
+    main()
