@@ -83,7 +83,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use cadenza_config::ServiceConfig as _;
-use cadenza_config::service::ControlConfig;
+use cadenza_config::service::{ControlConfig, redact_url_password as redact};
 use tokio::net::TcpListener;
 
 pub use error::ControlError;
@@ -104,6 +104,12 @@ impl ControlServer {
         let keys = config.signing.key_ring()?;
         let db = db::Db::connect(&config.database).await?;
         db.migrate().await?;
+        let indexed = db::search::backfill(&db)
+            .await
+            .map_err(|source| ControlError::Database { url: redact(&config.database.url), source })?;
+        if indexed > 0 {
+            tracing::info!(rows = indexed, "search index backfilled");
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ControlError::Bind { addr: config.listen, source })?;

@@ -169,3 +169,89 @@ async fn graceful_shutdown_closes_idle_keep_alive_connections() {
     s.stop().await.expect("graceful stop");
     assert!(closed_by_server(&mut conn).await);
 }
+
+/// A database left at migration 0002 with data in it (a deployment of the
+/// previous version) upgrades in place: tracks keep their loudness, files
+/// and credits (SQLite rebuilds the table), foreign keys still cascade,
+/// tokens still work and get ids, and every row is searchable after the
+/// start-up backfill.
+#[tokio::test]
+async fn upgrade_from_0002_keeps_data_and_backfills_search() {
+    for db in support::databases().await {
+        upgrade_on(&db).await;
+    }
+}
+
+async fn upgrade_on(db: &TestDb) {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let backend = if db.kind == "sqlite" { "sqlite" } else { "postgres" };
+    // The first two migrations alone, from a copy of their files.
+    let old = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    for name in ["0001_initial.sql", "0002_ingest.sql"] {
+        std::fs::copy(src.join(name), old.path().join(name)).unwrap();
+    }
+    let url = if db.kind == "sqlite" {
+        let path = db.url.trim_start_matches("sqlite://");
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.path()).await.unwrap().run(&mut conn).await.unwrap();
+    let token = "legacy-token-0123456789";
+    let token_sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    for sql in [
+        "INSERT INTO artists (id, name, created_at, updated_at) VALUES ('ar1', 'Sigur Rós', 1, 1)".to_owned(),
+        "INSERT INTO albums (id, title, album_type, created_at, updated_at) VALUES ('al1', 'Takk', 'album', 1, 1)".to_owned(),
+        "INSERT INTO tracks (id, album_id, title, track_number, duration_ms, loudness_integrated_lufs,
+             loudness_true_peak_dbtp, loudness_gain_db, created_at, updated_at)
+         VALUES ('t1', 'al1', 'Hoppípolla', 1, 268000, -12.5, -0.5, -1.5, 1, 1)"
+            .to_owned(),
+        "INSERT INTO album_artists (album_id, artist_id, position) VALUES ('al1', 'ar1', 0)".to_owned(),
+        "INSERT INTO track_artists (track_id, artist_id, position) VALUES ('t1', 'ar1', 0)".to_owned(),
+        format!(
+            "INSERT INTO track_files (track_id, bitrate_kbps, file_id, size, duration_ms, sample_rate, channels,
+                 achieved_kbps, gain_db, mime)
+             VALUES ('t1', 160, '{}', 5000000, 268000, 44100, 2, 160.2, -1.0, 'audio/ogg')",
+            "a".repeat(32)
+        ),
+        "INSERT INTO users (id, display_name, tier, country, created_at) VALUES ('u1', 'Old', 'premium', 'IS', 1)"
+            .to_owned(),
+        format!("INSERT INTO api_tokens (token_sha256, user_id, created_at) VALUES ('{token_sha}', 'u1', 1)"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let s = Server::start(&db.url).await;
+    let t: TrackResponse = s.get("/v1/tracks/t1", Some(token)).await.json().await.unwrap();
+    assert_eq!(t.qualities, vec![160], "{db:?}");
+    assert_eq!(t.loudness.map(|l| l.gain_db), Some(-1.5));
+    assert_eq!(t.artists[0].name, "Sigur Rós");
+    let found: serde_json::Value =
+        s.get("/v1/search?q=hoppipolla&type=track,artist,album", Some(token)).await.json().await.unwrap();
+    assert_eq!(found["tracks"]["items"][0]["id"], "t1", "{db:?}: {found}");
+    let found: serde_json::Value =
+        s.get("/v1/search?q=sigur%20ros&type=album", Some(token)).await.json().await.unwrap();
+    assert_eq!(found["albums"]["items"][0]["id"], "al1", "{db:?}: {found}");
+    assert_eq!(
+        support::sql_i64(&db.url, "SELECT COUNT(*) FROM api_tokens WHERE id LIKE 'tok_%'").await,
+        Some(1)
+    );
+    s.stop().await.unwrap();
+    // Foreign keys still cascade from the rebuilt table.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    if db.kind == "sqlite" {
+        sqlx::raw_sql("PRAGMA foreign_keys = ON").execute(&mut conn).await.unwrap();
+    }
+    sqlx::raw_sql("DELETE FROM tracks WHERE id = 't1'").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_files").await, Some(0), "{db:?}");
+    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_artists").await, Some(0), "{db:?}");
+}

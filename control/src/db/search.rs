@@ -166,3 +166,63 @@ mod tests {
         assert_eq!(rowid("abc"), i64::from_be_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]));
     }
 }
+
+/// Rows written per backfill transaction.
+const BACKFILL_BATCH: i64 = 500;
+
+/// Index every row whose `search_text` is still `''` (rows from before
+/// migration 0003; `index_text` never yields `''`). Run at start-up, after
+/// the migrations; a no-op, one indexed query per kind, once done.
+pub(crate) async fn backfill(db: &Db) -> Result<u64, sqlx::Error> {
+    let mut done = 0;
+    for (kind, select, credits) in [
+        (Kind::Artist, "SELECT id, name, '' AS extra FROM artists WHERE search_text = '' LIMIT $1", None),
+        (
+            Kind::Album,
+            "SELECT id, title AS name, '' AS extra FROM albums WHERE search_text = '' LIMIT $1",
+            Some(
+                "SELECT ar.name FROM album_artists l JOIN artists ar ON ar.id = l.artist_id WHERE l.album_id = $1 ORDER BY l.position",
+            ),
+        ),
+        (
+            Kind::Track,
+            "SELECT id, title AS name, '' AS extra FROM tracks WHERE search_text = '' LIMIT $1",
+            Some(
+                "SELECT ar.name FROM track_artists l JOIN artists ar ON ar.id = l.artist_id WHERE l.track_id = $1 ORDER BY l.position",
+            ),
+        ),
+        (
+            Kind::Playlist,
+            "SELECT p.id, p.name, u.display_name AS extra FROM playlists p JOIN users u ON u.id = p.owner_id
+             WHERE p.search_text = '' LIMIT $1",
+            None,
+        ),
+    ] {
+        loop {
+            let mut tx = db.begin_write().await?;
+            let rows = sqlx::query(select).bind(BACKFILL_BATCH).fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let name: String = row.try_get("name")?;
+                let mut secondary: Vec<String> = Vec::new();
+                let extra: String = row.try_get("extra")?;
+                if !extra.is_empty() {
+                    secondary.push(extra);
+                }
+                if let Some(sql) = credits {
+                    for r in sqlx::query(sql).bind(&id).fetch_all(&mut *tx).await? {
+                        secondary.push(r.try_get("name")?);
+                    }
+                }
+                let refs: Vec<&str> = secondary.iter().map(String::as_str).collect();
+                index(&mut tx, db.backend(), kind, &id, &crate::search::index_text(&name, &refs)).await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(done)
+}
