@@ -3,7 +3,7 @@
 // loadtest/bench-control.sh, which prepares the catalog, users and files.
 //
 //   k6 run -e BASE=http://127.0.0.1:8400 -e MODE=track|search -e VUS=32 \
-//     -e DURATION=30s -e TOKENS=tokens.txt -e IDS=track_ids.txt \
+//     -e DURATION=30s [-e RATE=2000] -e TOKENS=tokens.txt -e IDS=track_ids.txt \
 //     -e QUERIES=queries.txt [-e TYPES=track,artist,album] \
 //     [-e SUMMARY=out.json] loadtest/k6/control-bench.js
 //
@@ -22,9 +22,20 @@ const tokens = new SharedArray('tokens', () => lines(__ENV.TOKENS));
 const ids = new SharedArray('ids', () => lines(__ENV.IDS));
 const queries = new SharedArray('queries', () => lines(__ENV.QUERIES));
 
+// Closed loop (default): VUS users, each sending its next request as soon
+// as the last one is answered: the server's saturation throughput, and
+// latency that is mostly queueing (Little's law: VUS / throughput).
+// Open loop (RATE set): requests arrive at RATE per second whatever the
+// answers, from up to VUS users: latency at a load the server can carry.
+const VUS = Number(__ENV.VUS || 32);
+const DURATION = __ENV.DURATION || '30s';
+const load = __ENV.RATE
+  ? { scenarios: { paced: { executor: 'constant-arrival-rate', rate: Number(__ENV.RATE), timeUnit: '1s',
+      duration: DURATION, preAllocatedVUs: VUS, maxVUs: VUS } } }
+  : { vus: VUS, duration: DURATION };
+
 export const options = {
-  vus: Number(__ENV.VUS || 32),
-  duration: __ENV.DURATION || '30s',
+  ...load,
   discardResponseBodies: true,
   summaryTrendStats: ['avg', 'p(50)', 'p(90)', 'p(99)', 'max'],
   thresholds: { checks: ['rate==1.0'] },
