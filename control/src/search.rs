@@ -3,7 +3,7 @@
 //!
 //! Search runs in two steps. The database finds **candidates** with its own
 //! index over each entity's `search_text` (SQLite: an FTS5 trigram table,
-//! OR of the query's trigrams, best bm25 first; PostgreSQL: pg_trgm word
+//! each word matching by any of its trigrams, best bm25 first; PostgreSQL: pg_trgm word
 //! similarity or a prefix full-text match, best similarity first), at most
 //! [`CANDIDATES`] per type. Then [`score`] ranks them here, the same way on
 //! both, by text relevance and popularity:
@@ -97,28 +97,33 @@ impl Query {
         Some(Self { normalized: words.join(" "), words })
     }
 
-    /// The FTS5 query for SQLite's trigram tables: every trigram of every
-    /// word (with a leading space, so word starts weigh more), OR-ed, each
-    /// quoted. `None` when no word has two characters.
+    /// The FTS5 query for SQLite's trigram tables: for each word, the OR of
+    /// its trigrams (with a leading space, so word starts weigh more: one
+    /// typo still leaves most of them), and the words AND-ed, so every word
+    /// must match somewhere — selective even when one word is common.
+    /// Words of one character are left out. `None` when none is left.
     pub(crate) fn fts5(&self) -> Option<String> {
-        let mut grams: Vec<String> = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
         for w in &self.words {
             let chars: Vec<char> = std::iter::once(' ').chain(w.chars()).collect();
             if chars.len() < 3 {
                 continue;
             }
+            let mut grams: Vec<String> = Vec::new();
             for g in chars.windows(3) {
                 let g: String = g.iter().collect();
                 if !grams.contains(&g) {
                     grams.push(g);
                 }
             }
+            // Normalised words hold only alphanumerics: no quote to escape.
+            let any = grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR ");
+            clauses.push(format!("({any})"));
         }
-        if grams.is_empty() {
+        if clauses.is_empty() {
             return None;
         }
-        // Normalised words hold only alphanumerics: no quote to escape.
-        Some(grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR "))
+        Some(clauses.join(" AND "))
     }
 
     /// The `to_tsquery('simple', …)` text for PostgreSQL: every word as a
@@ -253,7 +258,7 @@ mod tests {
         let q = Query::parse("Mr brigh").unwrap();
         assert_eq!(q.words, ["mr", "brigh"]);
         assert_eq!(q.tsquery(), "mr:* & brigh:*");
-        assert_eq!(q.fts5().unwrap(), r#"" mr" OR " br" OR "bri" OR "rig" OR "igh""#);
+        assert_eq!(q.fts5().unwrap(), r#"(" mr") AND (" br" OR "bri" OR "rig" OR "igh")"#);
         assert_eq!(Query::parse("a").unwrap().fts5(), None);
     }
 
