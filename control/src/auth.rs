@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use crate::api::AppState;
-use crate::db::users::{self, User};
+use crate::db::users::User;
 use crate::error::{ApiError, ErrorKind};
 
 /// Longest bearer token accepted; longer ones are not ours.
@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?.ok_or_else(ApiError::missing_token)?;
-        match users::by_token(state.db(), &token_sha256(token)).await? {
+        match state.user_of_token(&token_sha256(token)).await? {
             Some(user) => Ok(AuthUser(user)),
             None => Err(ApiError::invalid_token("unknown or revoked bearer token")),
         }

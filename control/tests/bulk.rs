@@ -160,3 +160,37 @@ async fn admin_puts_create_then_replace() {
         s.stop().await.unwrap();
     }
 }
+
+/// Several imports of the same new rows at once (a retried upload, two
+/// admins): all succeed and the catalog holds one copy with whole credits.
+#[tokio::test]
+async fn concurrent_imports_of_the_same_new_rows() {
+    for db in support::databases().await {
+        let s = std::sync::Arc::new(Server::start(&db.url).await);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let mut batch = support::catalog();
+                batch.tracks[1].title = format!("Take {i}");
+                let resp = s.import(&batch).await;
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (status, body) = done.unwrap();
+            assert_eq!(status, 200, "{db:?}: {body}");
+        }
+        assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM tracks").await, Some(3));
+        assert_eq!(
+            support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_artists WHERE track_id = 't1'").await,
+            Some(2)
+        );
+        assert_eq!(
+            support::sql_i64(&db.url, "SELECT COUNT(*) FROM track_files WHERE track_id = 't1'").await,
+            Some(4)
+        );
+        let s = std::sync::Arc::into_inner(s).expect("tasks done");
+        s.stop().await.unwrap();
+    }
+}

@@ -27,6 +27,35 @@ pub struct ControlConfig {
     pub ingest: IngestConfig,
     /// Per-user request limits of the public API, by category.
     pub rate_limits: RateLimitsConfig,
+    /// In-process caches in front of the database.
+    pub cache: ControlCacheConfig,
+}
+
+/// `[cache]`: what the control plane keeps in memory, and for how long.
+/// Another replica's (or the CLI's) change shows after at most the TTL;
+/// this process's own catalog writes clear its catalog cache at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlCacheConfig {
+    /// How long a bearer token's user is remembered; a revoked token keeps
+    /// working on this replica for at most this long. `0s` looks every
+    /// token up on every request. Default `5s`; at most `5m`.
+    pub token_ttl: HumanDuration,
+    /// How long a track's public view is kept. `0s` turns the cache off.
+    /// Default `5s`; at most `1h`.
+    pub catalog_ttl: HumanDuration,
+    /// Most tracks kept. Default `100000`.
+    pub catalog_capacity: u64,
+}
+
+impl Default for ControlCacheConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl: HumanDuration::secs(5),
+            catalog_ttl: HumanDuration::secs(5),
+            catalog_capacity: 100_000,
+        }
+    }
 }
 
 /// `[rate_limits]`: a token bucket (GCRA) per user and category. A request
@@ -176,6 +205,7 @@ impl Default for ControlConfig {
             http: HttpServerConfig::default(),
             ingest: IngestConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            cache: ControlCacheConfig::default(),
         }
     }
 }
@@ -292,6 +322,18 @@ impl ServiceConfig for ControlConfig {
         }
         self.ingest.validate(&self.admin_token)?;
         self.rate_limits.validate()?;
+        ensure(
+            self.cache.token_ttl.get() <= Duration::from_secs(300),
+            "cache.token_ttl",
+            self.cache.token_ttl.to_string(),
+            "must be at most 5m (a revoked token works that long)",
+        )?;
+        ensure(
+            self.cache.catalog_ttl.get() <= Duration::from_secs(3600),
+            "cache.catalog_ttl",
+            self.cache.catalog_ttl.to_string(),
+            "must be at most 1h",
+        )?;
         self.http.validate()
     }
 }

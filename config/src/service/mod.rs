@@ -10,8 +10,8 @@ mod transcoder;
 
 pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig, TlsConfig};
 pub use control::{
-    ControlConfig, DatabaseConfig, EdgeEndpoint, IngestConfig, PlaybackConfig, RateLimit, RateLimitsConfig,
-    redact_url_password,
+    ControlCacheConfig, ControlConfig, DatabaseConfig, EdgeEndpoint, IngestConfig, PlaybackConfig, RateLimit,
+    RateLimitsConfig, redact_url_password,
 };
 pub use dev::{DemoConfig, DevConfig};
 pub use edge::{

@@ -62,16 +62,27 @@ CREATE TABLE playlist_collaborators (
 );
 CREATE INDEX playlist_collaborators_user ON playlist_collaborators (user_id);
 
--- Search: trigram similarity (typos, substrings) and a prefix-capable
--- full-text index, both over `search_text`.
+-- Search: a prefix-capable full-text index (the first candidates) and
+-- trigram similarity (typos), both over `search_text`. The tsvector is a
+-- stored generated column (PostgreSQL only; SQLite's FTS5 tables hold
+-- their own copy) so an index recheck does not recompute it per row.
+ALTER TABLE tracks ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED;
+ALTER TABLE albums ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED;
+ALTER TABLE artists ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED;
+ALTER TABLE playlists ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED;
 CREATE INDEX tracks_search_trgm ON tracks USING gin (search_text gin_trgm_ops);
-CREATE INDEX tracks_search_fts ON tracks USING gin (to_tsvector('simple', search_text));
+CREATE INDEX tracks_search_fts ON tracks USING gin (search_tsv);
 CREATE INDEX albums_search_trgm ON albums USING gin (search_text gin_trgm_ops);
-CREATE INDEX albums_search_fts ON albums USING gin (to_tsvector('simple', search_text));
+CREATE INDEX albums_search_fts ON albums USING gin (search_tsv);
 CREATE INDEX artists_search_trgm ON artists USING gin (search_text gin_trgm_ops);
-CREATE INDEX artists_search_fts ON artists USING gin (to_tsvector('simple', search_text));
+CREATE INDEX artists_search_fts ON artists USING gin (search_tsv);
 CREATE INDEX playlists_search_trgm ON playlists USING gin (search_text gin_trgm_ops);
-CREATE INDEX playlists_search_fts ON playlists USING gin (to_tsvector('simple', search_text));
+CREATE INDEX playlists_search_fts ON playlists USING gin (search_tsv);
+-- Candidates of a common word are the most popular matches: the planner
+-- walks these instead of sorting every match.
+CREATE INDEX albums_popularity ON albums (popularity DESC, id);
+CREATE INDEX artists_popularity ON artists (popularity DESC, id);
+CREATE INDEX playlists_followers ON playlists (follower_count DESC, id);
 
 ALTER TABLE api_tokens ADD COLUMN id TEXT;
 ALTER TABLE api_tokens ADD COLUMN label TEXT CHECK (label IS NULL OR length(label) <= 200);

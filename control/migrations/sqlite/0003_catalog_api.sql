@@ -115,6 +115,11 @@ CREATE VIRTUAL TABLE albums_fts USING fts5(search_text, id UNINDEXED, tokenize =
 CREATE VIRTUAL TABLE artists_fts USING fts5(search_text, id UNINDEXED, tokenize = 'trigram');
 CREATE VIRTUAL TABLE playlists_fts USING fts5(search_text, id UNINDEXED, tokenize = 'trigram');
 
+-- Candidates of a common word are the most popular matches.
+CREATE INDEX albums_popularity ON albums (popularity DESC, id);
+CREATE INDEX artists_popularity ON artists (popularity DESC, id);
+CREATE INDEX playlists_followers ON playlists (follower_count DESC, id);
+
 -- Tokens can be listed and revoked one by one: a short public id and an
 -- optional label. Existing tokens get an id from their hash.
 ALTER TABLE api_tokens ADD COLUMN id TEXT;

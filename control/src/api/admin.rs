@@ -29,6 +29,7 @@ pub(crate) async fn import(
 ) -> Result<Json<ImportResponse>, ApiError> {
     let batch = Batch::validate(req)?;
     let counts = catalog::import(state.db(), &batch).await?;
+    state.catalog_changed();
     tracing::info!(
         artists = counts.artists,
         albums = counts.albums,
@@ -128,6 +129,7 @@ async fn put(state: &AppState, req: ImportRequest, created: bool) -> Result<Resp
         e.map_message(|m| m.split_once("].").map_or(m.to_owned(), |(_, rest)| rest.to_owned()))
     })?;
     let counts = catalog::import(state.db(), &batch).await?;
+    state.catalog_changed();
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(counts)).into_response())
 }

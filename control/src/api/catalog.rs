@@ -75,7 +75,7 @@ pub(crate) async fn tracks(
 ) -> Result<Json<TracksResponse>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let ids = id_list(&q.ids, track_id)?;
-    Ok(Json(TracksResponse { tracks: catalog::tracks_by_ids(state.db(), &ids).await? }))
+    Ok(Json(TracksResponse { tracks: state.tracks(&ids).await? }))
 }
 
 pub(crate) async fn album(
@@ -121,7 +121,7 @@ async fn album_tracks_page(
     uri: &Uri,
 ) -> Result<Paging<TrackResponse>, ApiError> {
     let ids = catalog::album_track_ids(state.db(), id, page).await?;
-    let tracks = catalog::tracks_by_ids(state.db(), &ids.ids).await?.into_iter().flatten().collect();
+    let tracks = state.tracks(&ids.ids).await?.into_iter().flatten().collect();
     Ok(page.paging(uri, ids.total, tracks))
 }
 
@@ -189,7 +189,7 @@ pub(crate) async fn artist_top_tracks(
     let id = validate::id("id", &id)?;
     artist_or_404(&state, &id).await?;
     let ids = catalog::artist_top_track_ids(state.db(), &id).await?;
-    Ok(Json(TracksResponse { tracks: catalog::tracks_by_ids(state.db(), &ids).await? }))
+    Ok(Json(TracksResponse { tracks: state.tracks(&ids).await? }))
 }
 
 /// `GET /v1/audio-features/{id}`: the features the transcoder measured

@@ -269,6 +269,7 @@ pub(crate) async fn complete(
         rows.push(row);
     }
     let status = ingest::complete(state.db(), &id, &lease, rows).await?;
+    state.catalog_changed();
     state.metrics().ingest(IngestEvent::Completed, 1);
     tracing::info!(job = %id, tracks = status.tracks.len(), "ingest job done: tracks registered");
     Ok(Json(status))

@@ -27,7 +27,6 @@ use super::paging::Page;
 use super::playlists::PageQuery;
 use super::{AppState, Category};
 use crate::auth::AuthUser;
-use crate::db::catalog;
 use crate::db::library::{self as db, LibraryKind};
 use crate::db::playlists::{PlaylistRow, visible_by_ids};
 use crate::error::ApiError;
@@ -132,7 +131,7 @@ async fn list(
     // skipped: the next request's total will not count it either.
     let response = match kind {
         LibraryKind::Track => {
-            let tracks = catalog::tracks_by_ids(state.db(), &ids).await?;
+            let tracks = state.tracks(&ids).await?;
             let items = entries
                 .iter()
                 .zip(tracks)

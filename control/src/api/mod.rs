@@ -52,8 +52,11 @@ use cadenza_config::token::KeyRing;
 pub(crate) use self::ratelimit::Category;
 use self::ratelimit::RateLimiters;
 use crate::db::Db;
+use crate::db::catalog::tracks_by_ids;
+use crate::db::users::{self, User};
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
+use crate::types::TrackResponse;
 use crate::validate::echo;
 
 /// Largest request body outside the import route.
@@ -73,6 +76,10 @@ struct Inner {
     keys: KeyRing,
     metrics: Metrics,
     limits: RateLimiters,
+    /// Token SHA-256 → user, for `cache.token_ttl`; `None` when 0.
+    tokens: Option<moka::sync::Cache<String, User>>,
+    /// Track id → public view, for `cache.catalog_ttl`; `None` when 0.
+    tracks: Option<moka::sync::Cache<String, TrackResponse>>,
 }
 
 /// By hand: the config's `database.url` may hold a password.
@@ -90,7 +97,16 @@ impl std::fmt::Debug for Inner {
 impl AppState {
     pub(crate) fn new(db: Db, config: ControlConfig, keys: KeyRing) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
-        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new(), limits }))
+        fn ttl<V: Clone + Send + Sync + 'static>(
+            d: std::time::Duration,
+            capacity: u64,
+        ) -> Option<moka::sync::Cache<String, V>> {
+            (!d.is_zero())
+                .then(|| moka::sync::Cache::builder().time_to_live(d).max_capacity(capacity).build())
+        }
+        let tokens = ttl(config.cache.token_ttl.get(), 100_000);
+        let tracks = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
+        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new(), limits, tokens, tracks }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -120,6 +136,56 @@ impl AppState {
 
     pub(crate) fn limiters(&self) -> &RateLimiters {
         &self.0.limits
+    }
+
+    /// The user of the token whose SHA-256 is `sha`, from the token cache
+    /// or the database.
+    pub(crate) async fn user_of_token(&self, sha: &str) -> Result<Option<User>, ApiError> {
+        if let Some(cache) = &self.0.tokens
+            && let Some(user) = cache.get(sha)
+        {
+            return Ok(Some(user));
+        }
+        let user = users::by_token(&self.0.db, sha).await?;
+        if let (Some(cache), Some(u)) = (&self.0.tokens, &user) {
+            cache.insert(sha.to_owned(), u.clone());
+        }
+        Ok(user)
+    }
+
+    /// The public views of tracks `ids` (in order, `None` for unknown
+    /// ids), from the catalog cache where it has them.
+    pub(crate) async fn tracks(&self, ids: &[String]) -> Result<Vec<Option<TrackResponse>>, ApiError> {
+        let Some(cache) = &self.0.tracks else {
+            return tracks_by_ids(&self.0.db, ids).await;
+        };
+        let mut out: Vec<Option<TrackResponse>> = ids.iter().map(|id| cache.get(id)).collect();
+        let missing: Vec<String> =
+            ids.iter().zip(&out).filter(|(_, t)| t.is_none()).map(|(id, _)| id.clone()).collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let loaded = tracks_by_ids(&self.0.db, &missing).await?;
+        let mut found: std::collections::HashMap<&str, TrackResponse> = std::collections::HashMap::new();
+        for (id, t) in missing.iter().zip(loaded) {
+            if let Some(t) = t {
+                cache.insert(id.clone(), t.clone());
+                found.insert(id.as_str(), t);
+            }
+        }
+        for (slot, id) in out.iter_mut().zip(ids) {
+            if slot.is_none() {
+                *slot = found.get(id.as_str()).cloned();
+            }
+        }
+        Ok(out)
+    }
+
+    /// This process changed the catalog: forget every cached track.
+    pub(crate) fn catalog_changed(&self) {
+        if let Some(cache) = &self.0.tracks {
+            cache.invalidate_all();
+        }
     }
 }
 

@@ -40,7 +40,6 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::Page;
 use super::{AppState, Category};
 use crate::auth::AuthUser;
-use crate::db::catalog;
 use crate::db::playlists::{self as db, DetailChanges, ItemRow, NewPlaylist, PlaylistRow, Removal};
 use crate::error::{ApiError, ErrorKind};
 use crate::types::{
@@ -158,7 +157,7 @@ async fn load(
 /// Items with their full tracks (loaded in three queries for the page).
 async fn playlist_items(state: &AppState, rows: Vec<ItemRow>) -> Result<Vec<PlaylistItem>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.track_id.clone()).collect();
-    let tracks = catalog::tracks_by_ids(state.db(), &ids).await?;
+    let tracks = state.tracks(&ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     // A track deleted since the page was read is skipped (its items go
     // with it, by the foreign key).

@@ -60,7 +60,7 @@ pub(crate) async fn search(
         let db = state.db();
         match kind {
             Kind::Track => {
-                let items = catalog::tracks_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+                let items = state.tracks(&ids.ids).await?.into_iter().flatten().collect();
                 out.tracks = Some(page.paging(&uri, ids.total, items));
             }
             Kind::Artist => {

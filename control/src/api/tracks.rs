@@ -7,7 +7,6 @@ use cadenza_config::ids::TrackId;
 use super::AppState;
 use super::extract::ApiPath;
 use crate::auth::AuthUser;
-use crate::db::catalog;
 use crate::error::{ApiError, ErrorKind};
 use crate::types::TrackResponse;
 use crate::validate::echo;
@@ -21,7 +20,7 @@ pub(crate) async fn get_track(
 ) -> Result<Json<TrackResponse>, ApiError> {
     state.rate_limit(&user.id, super::Category::Read)?;
     let id: TrackId = id.parse().map_err(|e| ApiError::invalid(format!("id: {e}")))?;
-    let track = catalog::track(state.db(), &id).await?.ok_or_else(|| {
+    let track = state.tracks(&[id.as_str().to_owned()]).await?.pop().flatten().ok_or_else(|| {
         ApiError::new(ErrorKind::TrackNotFound, format!("id: no track {}", echo(id.as_str())))
     })?;
     Ok(Json(track))

@@ -1,7 +1,7 @@
 //! Catalog queries: the import upsert (also run by an ingest job's
 //! completion), the track view, and what playback needs to pick a file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use cadenza_config::ids::{FileId, TrackId};
@@ -53,9 +53,11 @@ pub(crate) async fn import_in(
     let mut renamed = Vec::new();
     for chunk in batch.artists.chunks(ROWS_PER_INSERT) {
         let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
-        let existing = existing_names(tx, "artists", "name", &ids).await?;
+        let mut existing = lock_existing(tx, backend, "artists", "name", &ids).await?;
         let fresh: Vec<&ArtistRow> = chunk.iter().filter(|a| !existing.contains_key(&a.id)).collect();
-        insert_artists(tx, backend, &fresh, now).await.map_err(constraint_error)?;
+        let inserted = insert_artists(tx, backend, &fresh, now).await.map_err(constraint_error)?;
+        let raced = raced(&fresh, |a| a.id.as_str(), &inserted);
+        existing.extend(lock_existing(tx, backend, "artists", "name", &raced).await?);
         for a in chunk.iter().filter(|a| existing.contains_key(&a.id)) {
             upsert_artist(tx, a, now).await.map_err(constraint_error)?;
             search_index::index(tx, backend, Kind::Artist, &a.id, &search::index_text(&a.name, &[])).await?;
@@ -69,10 +71,12 @@ pub(crate) async fn import_in(
     let mut names = ArtistNames::new(batch);
     for chunk in batch.albums.chunks(ROWS_PER_INSERT) {
         let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
-        let existing = existing_names(tx, "albums", "title", &ids).await?;
+        let mut existing = lock_existing(tx, backend, "albums", "title", &ids).await?;
         names.load(tx, chunk.iter().flat_map(|a| &a.artist_ids)).await?;
         let fresh: Vec<&AlbumRow> = chunk.iter().filter(|a| !existing.contains_key(&a.id)).collect();
-        insert_albums(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        let inserted = insert_albums(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        let raced = raced(&fresh, |a| a.id.as_str(), &inserted);
+        existing.extend(lock_existing(tx, backend, "albums", "title", &raced).await?);
         for a in chunk.iter().filter(|a| existing.contains_key(&a.id)) {
             upsert_album(tx, a, now).await.map_err(constraint_error)?;
             let text = search::index_text(&a.title, &names.of(&a.artist_ids));
@@ -81,10 +85,12 @@ pub(crate) async fn import_in(
     }
     for chunk in batch.tracks.chunks(ROWS_PER_INSERT) {
         let ids: Vec<&str> = chunk.iter().map(|t| t.id.as_str()).collect();
-        let existing = existing_names(tx, "tracks", "title", &ids).await?;
+        let mut existing = lock_existing(tx, backend, "tracks", "title", &ids).await?;
         names.load(tx, chunk.iter().flat_map(|t| &t.meta.artist_ids)).await?;
         let fresh: Vec<&TrackRow> = chunk.iter().filter(|t| !existing.contains_key(t.id.as_str())).collect();
-        insert_tracks(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        let inserted = insert_tracks(tx, backend, &fresh, &names, now).await.map_err(constraint_error)?;
+        let raced = raced(&fresh, |t| t.id.as_str(), &inserted);
+        existing.extend(lock_existing(tx, backend, "tracks", "title", &raced).await?);
         for t in chunk.iter().filter(|t| existing.contains_key(t.id.as_str())) {
             upsert_track(tx, t, now).await.map_err(constraint_error)?;
             let text = search::index_text(&t.meta.title, &names.of(&t.meta.artist_ids));
@@ -100,6 +106,22 @@ pub(crate) async fn import_in(
         albums: count(batch.albums.len()),
         tracks: count(batch.tracks.len()),
     })
+}
+
+/// Ids of `fresh` rows another transaction inserted first (the insert
+/// skipped them): they are updated like existing rows.
+fn raced<'a, T>(fresh: &[&'a T], id: impl Fn(&'a T) -> &'a str, inserted: &HashSet<String>) -> Vec<&'a str> {
+    fresh.iter().map(|r| id(r)).filter(|i| !inserted.contains(*i)).collect()
+}
+
+/// Run a multi-row `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`;
+/// the ids it inserted.
+async fn insert_returning(
+    tx: &mut Transaction<'static, Any>,
+    q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| r.try_get::<String, _>("id")).collect()
 }
 
 /// Names of the artists a batch credits: the batch's own, then the
@@ -138,11 +160,40 @@ async fn existing_names(
     column: &str,
     ids: &[&str],
 ) -> Result<HashMap<String, String>, sqlx::Error> {
+    select_names(tx, table, column, ids, "").await
+}
+
+/// [`existing_names`], locking the rows until the transaction ends on
+/// PostgreSQL (in id order, so concurrent imports cannot deadlock). An
+/// update that changes nothing takes no row lock, so without this two
+/// imports of the same track would interleave their credit rewrites
+/// (delete, insert) and collide; SQLite's `BEGIN IMMEDIATE` already
+/// serialises writers.
+async fn lock_existing(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    table: &str,
+    column: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let lock = if backend == Backend::Postgres { " ORDER BY id FOR UPDATE" } else { "" };
+    select_names(tx, table, column, ids, lock).await
+}
+
+async fn select_names(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    column: &str,
+    ids: &[&str],
+    suffix: &str,
+) -> Result<HashMap<String, String>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql =
-        format!("SELECT id, {column} AS name FROM {table} WHERE id IN ({})", placeholders(1, ids.len()));
+    let sql = format!(
+        "SELECT id, {column} AS name FROM {table} WHERE id IN ({}){suffix}",
+        placeholders(1, ids.len())
+    );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {
         q = q.bind(*id);
@@ -181,6 +232,10 @@ pub(crate) async fn check_refs(
     }
     Ok(())
 }
+
+/// Appended to a fresh-rows insert: a row another transaction inserted
+/// meanwhile is skipped (and then updated), not an error.
+const RETURNING: &str = " ON CONFLICT (id) DO NOTHING RETURNING id";
 
 /// A multi-row `INSERT INTO {head} VALUES (…), (…)` of `rows` rows of
 /// `columns` values each.
@@ -221,20 +276,27 @@ async fn insert_artists(
     backend: Backend,
     rows: &[&ArtistRow],
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<String>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let texts: Vec<String> = rows.iter().map(|a| search::index_text(&a.name, &[])).collect();
     let sql =
-        multi_insert("artists (id, name, popularity, search_text, created_at, updated_at)", rows.len(), 6);
+        multi_insert("artists (id, name, popularity, search_text, created_at, updated_at)", rows.len(), 6)
+            + RETURNING;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (a, text) in rows.iter().zip(&texts) {
         q = q.bind(&a.id).bind(&a.name).bind(a.popularity.unwrap_or(0)).bind(text).bind(now).bind(now);
     }
-    q.execute(&mut **tx).await?;
-    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(a, t)| (a.id.as_str(), t.as_str())).collect();
-    insert_fts(tx, backend, Kind::Artist, &fts).await
+    let inserted = insert_returning(tx, q).await?;
+    let fts: Vec<(&str, &str)> = rows
+        .iter()
+        .zip(&texts)
+        .filter(|(a, _)| inserted.contains(&a.id))
+        .map(|(a, t)| (a.id.as_str(), t.as_str()))
+        .collect();
+    insert_fts(tx, backend, Kind::Artist, &fts).await?;
+    Ok(inserted)
 }
 
 async fn insert_albums(
@@ -243,9 +305,9 @@ async fn insert_albums(
     rows: &[&AlbumRow],
     names: &ArtistNames,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<String>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let texts: Vec<String> =
         rows.iter().map(|a| search::index_text(&a.title, &names.of(&a.artist_ids))).collect();
@@ -253,7 +315,7 @@ async fn insert_albums(
         "albums (id, title, album_type, release_date, release_at, popularity, search_text, created_at, updated_at)",
         rows.len(),
         9,
-    );
+    ) + RETURNING;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (a, text) in rows.iter().zip(&texts) {
         q = q
@@ -267,14 +329,21 @@ async fn insert_albums(
             .bind(now)
             .bind(now);
     }
-    q.execute(&mut **tx).await?;
+    let inserted = insert_returning(tx, q).await?;
     let credits: Vec<(&str, &str, i64)> = rows
         .iter()
+        .filter(|a| inserted.contains(&a.id))
         .flat_map(|a| (0_i64..).zip(&a.artist_ids).map(|(p, ar)| (a.id.as_str(), ar.as_str(), p)))
         .collect();
     insert_credits(tx, "album_artists (album_id, artist_id, position)", &credits).await?;
-    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(a, t)| (a.id.as_str(), t.as_str())).collect();
-    insert_fts(tx, backend, Kind::Album, &fts).await
+    let fts: Vec<(&str, &str)> = rows
+        .iter()
+        .zip(&texts)
+        .filter(|(a, _)| inserted.contains(&a.id))
+        .map(|(a, t)| (a.id.as_str(), t.as_str()))
+        .collect();
+    insert_fts(tx, backend, Kind::Album, &fts).await?;
+    Ok(inserted)
 }
 
 async fn insert_credits(
@@ -298,9 +367,9 @@ async fn insert_tracks(
     rows: &[&TrackRow],
     names: &ArtistNames,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<String>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let texts: Vec<String> =
         rows.iter().map(|t| search::index_text(&t.meta.title, &names.of(&t.meta.artist_ids))).collect();
@@ -310,7 +379,7 @@ async fn insert_tracks(
                  loudness_gain_db, search_text, created_at, updated_at)",
         rows.len(),
         16,
-    );
+    ) + RETURNING;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (t, text) in rows.iter().zip(&texts) {
         let audio = t.audio.as_ref();
@@ -332,19 +401,27 @@ async fn insert_tracks(
             .bind(now)
             .bind(now);
     }
-    q.execute(&mut **tx).await?;
+    let inserted = insert_returning(tx, q).await?;
+    let mine = |t: &&&TrackRow| inserted.contains(t.id.as_str());
     let credits: Vec<(&str, &str, i64)> = rows
         .iter()
+        .filter(mine)
         .flat_map(|t| (0_i64..).zip(&t.meta.artist_ids).map(|(p, ar)| (t.id.as_str(), ar.as_str(), p)))
         .collect();
     insert_credits(tx, "track_artists (track_id, artist_id, position)", &credits).await?;
-    for t in rows {
+    for t in rows.iter().filter(mine) {
         if let Some(audio) = &t.audio {
             insert_files(tx, t.id.as_str(), &audio.files).await?;
         }
     }
-    let fts: Vec<(&str, &str)> = rows.iter().zip(&texts).map(|(t, x)| (t.id.as_str(), x.as_str())).collect();
-    insert_fts(tx, backend, Kind::Track, &fts).await
+    let fts: Vec<(&str, &str)> = rows
+        .iter()
+        .zip(&texts)
+        .filter(|(t, _)| inserted.contains(t.id.as_str()))
+        .map(|(t, x)| (t.id.as_str(), x.as_str()))
+        .collect();
+    insert_fts(tx, backend, Kind::Track, &fts).await?;
+    Ok(inserted)
 }
 
 /// Rewrite the search text of the albums and tracks crediting `artist`
@@ -581,11 +658,6 @@ fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
             mime: row.try_get("mime")?,
         },
     })
-}
-
-/// The public view of a track, or `None` if there is no such track.
-pub(crate) async fn track(db: &Db, id: &TrackId) -> Result<Option<TrackResponse>, ApiError> {
-    Ok(tracks_by_ids(db, &[id.as_str().to_owned()]).await?.pop().flatten())
 }
 
 /// Most ids one [`tracks_by_ids`] call loads with each query; longer lists

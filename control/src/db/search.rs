@@ -114,26 +114,51 @@ pub(crate) async fn unindex(
     Ok(())
 }
 
-/// Ids of up to [`CANDIDATES`] entities of `kind` that may match `query`,
-/// best first by the backend's own text measure.
+/// Fewer prefix matches than this, and PostgreSQL also looks for typos.
+const TYPO_FALLBACK: i64 = 20;
+
+/// Ids of entities of `kind` that may match `query` (at most
+/// [`CANDIDATES`] per step), by the backend's own index.
+///
+/// - PostgreSQL: every query word as a prefix (`mr:* & brigh:*`, the
+///   full-text GIN index), the most popular matches first; when that finds
+///   fewer than [`TYPO_FALLBACK`], pg_trgm word similarity (GIN) adds the
+///   most similar rows, which is where typos are caught.
+/// - SQLite: the FTS5 trigram table, each word matching by any of its
+///   trigrams, best bm25 first (typos and prefixes in one step).
 pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<String>, sqlx::Error> {
     let table = kind.table();
     let (filter, popularity) = (kind.filter(), kind.popularity());
     let rows = match db.backend() {
         Backend::Postgres => {
+            // Every word as a prefix (full text): the most popular matches.
             let sql = format!(
                 "SELECT t.id FROM {table} t
-                 WHERE ($1 <% t.search_text
-                        OR to_tsvector('simple', t.search_text) @@ to_tsquery('simple', $2)) {filter}
-                 ORDER BY word_similarity($1, t.search_text) DESC, {popularity} DESC, t.id
-                 LIMIT $3"
+                 WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
+                 ORDER BY {popularity} DESC, t.id
+                 LIMIT $2"
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&query.normalized)
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(query.tsquery())
                 .bind(CANDIDATES)
                 .fetch_all(db.pool())
-                .await?
+                .await?;
+            if (rows.len() as i64) < TYPO_FALLBACK {
+                // Few prefix matches: maybe a typo. Trigram word similarity.
+                let sql = format!(
+                    "SELECT t.id FROM {table} t
+                     WHERE $1 <% t.search_text {filter}
+                     ORDER BY word_similarity($1, t.search_text) DESC, {popularity} DESC, t.id
+                     LIMIT $2"
+                );
+                let more = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&query.normalized)
+                    .bind(CANDIDATES)
+                    .fetch_all(db.pool())
+                    .await?;
+                rows.extend(more);
+            }
+            rows
         }
         Backend::Sqlite => {
             let Some(fts_query) = query.fts5() else { return Ok(Vec::new()) };
@@ -151,7 +176,15 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
                 .await?
         }
     };
-    rows.iter().map(|r| r.try_get::<String, _>("id")).collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

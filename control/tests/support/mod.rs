@@ -180,6 +180,7 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
         http: HttpServerConfig { shutdown_grace: HumanDuration::secs(5), ..defaults.http },
         ingest: IngestConfig { worker_token: Secret::new(WORKER_TOKEN), ..defaults.ingest },
         rate_limits: defaults.rate_limits,
+        cache: defaults.cache,
     }
 }
 
