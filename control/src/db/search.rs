@@ -187,18 +187,6 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
     Ok(ids)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rowids_are_stable_and_distinct() {
-        assert_eq!(rowid("t1"), rowid("t1"));
-        assert_ne!(rowid("t1"), rowid("t2"));
-        // SHA-256("abc") starts ba7816bf8f01cfea.
-        assert_eq!(rowid("abc"), i64::from_be_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]));
-    }
-}
 
 /// Rows written per backfill transaction.
 const BACKFILL_BATCH: i64 = 500;
@@ -258,4 +246,17 @@ pub(crate) async fn backfill(db: &Db) -> Result<u64, sqlx::Error> {
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rowids_are_stable_and_distinct() {
+        assert_eq!(rowid("t1"), rowid("t1"));
+        assert_ne!(rowid("t1"), rowid("t2"));
+        // SHA-256("abc") starts ba7816bf8f01cfea.
+        assert_eq!(rowid("abc"), i64::from_be_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]));
+    }
 }
