@@ -520,12 +520,34 @@ async fn the_document_is_coherent() {
             .collect();
         assert_eq!(params, in_template, "{method} {path}: path parameters");
     }
-    // Every schema compiles with the components embedded, so every $ref
-    // resolves.
+    // Every `$ref` anywhere (operations included) names a component.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(refs.len() > 50, "only {} $refs", refs.len());
+    for r in refs {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r}: not a local reference"));
+        assert!(doc.pointer(pointer).is_some(), "{r}: no such component");
+    }
+    // Every schema compiles with the components embedded.
     for (name, _) in doc["components"]["schemas"].as_object().expect("schemas") {
         validator(&doc, &json!({"$ref": format!("#/components/schemas/{name}")}));
     }
     s.stop().await.unwrap();
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }
 
 /// The checker refuses what it should: these answers are wrong.

@@ -141,7 +141,7 @@ async fn contains(
     params(("kind" = schema::LibraryKind, Path, description = "What to save, list or check."), PageQuery),
     responses(
         (status = 200, description = "One page of saved items, newest first; the item type follows `kind`.", body = schema::LibraryPage),
-        (status = 400, description = "`invalid_request`: an unknown `kind`, or bad `ids` (the message names `ids[i]`; also an id naming nothing, when saving)."),
+        (status = 400, description = "`invalid_request`: an unknown `kind`, a bad `limit` or `offset`."),
     ))]
 async fn list(
     State(state): State<AppState>,

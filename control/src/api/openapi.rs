@@ -118,6 +118,12 @@ use crate::types::{
         TracksResponse,
         schema::JobStatus,
         schema::IngestJob,
+        // Named only by parameters, which the generator does not follow.
+        schema::LibraryKind,
+        schema::JobState,
+        schema::Id,
+        schema::TrackId,
+        schema::UserId,
     )),
     tags(
         (name = "health", description = "Liveness, readiness, metrics and this document; no auth."),
