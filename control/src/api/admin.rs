@@ -14,6 +14,7 @@ use crate::auth::{Admin, new_token, token_sha256};
 use crate::catalog::Batch;
 use crate::db::{catalog, users};
 use crate::error::ApiError;
+use crate::types::schema;
 use crate::types::{
     CreateUserRequest, CreateUserResponse, ImportAlbum, ImportArtist, ImportRequest, ImportResponse,
     ImportTrack,
@@ -22,6 +23,12 @@ use crate::validate;
 
 /// `POST /v1/admin/import`: validate the whole batch, then upsert it in one
 /// transaction. Idempotent.
+#[utoipa::path(post, path = "/v1/admin/import", tag = "admin", security(("admin" = [])),
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "How many of each entity the batch upserted.", body = ImportResponse),
+        (status = 400, description = "`invalid_request`: the message names the bad field, e.g. `tracks[3].album_id`; nothing is imported."),
+    ))]
 pub(crate) async fn import(
     State(state): State<AppState>,
     _admin: Admin,
@@ -41,6 +48,13 @@ pub(crate) async fn import(
 
 /// `POST /v1/admin/users`: 201 with the user's id and a fresh token, shown
 /// this once (only its SHA-256 is stored).
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", security(("admin" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "The user's id and token, shown this once (`Cache-Control: no-store`).", body = CreateUserResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 409, description = "`already_exists`: a user with that id exists."),
+    ))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -78,6 +92,14 @@ pub(crate) async fn create_user(
 /// its `id` must equal the path's. 201 when created, 200 when it existed
 /// (the import's rules apply: what the body leaves out, such as a track's
 /// audio or a popularity, is kept).
+#[utoipa::path(put, path = "/v1/admin/artists/{id}", tag = "admin", security(("admin" = [])),
+    params(("id" = schema::Id, Path, description = "The artist's id; the body's `id` must equal it.")),
+    request_body = ImportArtist,
+    responses(
+        (status = 200, description = "Replaced.", body = ImportResponse),
+        (status = 201, description = "Created.", body = ImportResponse),
+        (status = 400, description = "`invalid_request`: the message names the field (also when the ids differ)."),
+    ))]
 pub(crate) async fn put_artist(
     State(state): State<AppState>,
     _admin: Admin,
@@ -89,6 +111,14 @@ pub(crate) async fn put_artist(
     put(&state, ImportRequest { artists: vec![body], ..ImportRequest::default() }, created).await
 }
 
+#[utoipa::path(put, path = "/v1/admin/albums/{id}", tag = "admin", security(("admin" = [])),
+    params(("id" = schema::Id, Path, description = "The album's id; the body's `id` must equal it.")),
+    request_body = ImportAlbum,
+    responses(
+        (status = 200, description = "Replaced.", body = ImportResponse),
+        (status = 201, description = "Created.", body = ImportResponse),
+        (status = 400, description = "`invalid_request`: the message names the field (also when the ids differ)."),
+    ))]
 pub(crate) async fn put_album(
     State(state): State<AppState>,
     _admin: Admin,
@@ -100,6 +130,14 @@ pub(crate) async fn put_album(
     put(&state, ImportRequest { albums: vec![body], ..ImportRequest::default() }, created).await
 }
 
+#[utoipa::path(put, path = "/v1/admin/tracks/{id}", tag = "admin", security(("admin" = [])),
+    params(("id" = schema::Id, Path, description = "The track's id; the body's `id` must equal it.")),
+    request_body = ImportTrack,
+    responses(
+        (status = 200, description = "Replaced.", body = ImportResponse),
+        (status = 201, description = "Created.", body = ImportResponse),
+        (status = 400, description = "`invalid_request`: the message names the field (also when the ids differ)."),
+    ))]
 pub(crate) async fn put_track(
     State(state): State<AppState>,
     _admin: Admin,

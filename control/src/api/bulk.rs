@@ -37,6 +37,16 @@ pub(crate) const LINES_PER_TRANSACTION: usize = 5_000;
 /// hundred KiB.
 const MAX_LINE: usize = 4 * 1024 * 1024;
 
+/// A whole catalog as JSON Lines, streamed; one transaction per chunk.
+// OpenAPI has no schema for a JSON Lines body as a whole: the document
+// calls it text and names the line schema, `ImportLine`.
+#[utoipa::path(post, path = "/v1/admin/import/jsonl", tag = "admin", security(("admin" = [])),
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "One `ImportLine` JSON object per line, e.g. `{\"artist\":{\"id\":\"ar1\",\"name\":\"…\"}}`; an entity's artists and album on earlier lines or in the catalog. No size limit; each line at most 4 MiB."),
+    responses(
+        (status = 200, description = "What was read and committed.", body = BulkImportResponse),
+        (status = 400, description = "`invalid_request`: a bad line (the message names it and what was committed before it), or a content type other than JSON Lines."),
+    ))]
 pub(crate) async fn import_jsonl(
     State(state): State<AppState>,
     _admin: Admin,

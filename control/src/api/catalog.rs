@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use cadenza_config::ids::TrackId;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::extract::{ApiPath, ApiQuery};
 use super::paging::{MAX_LIMIT, Page};
@@ -26,23 +27,34 @@ use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::catalog;
 use crate::error::{ApiError, ErrorKind};
+use crate::types::schema;
 use crate::types::{
-    AlbumResponse, AlbumsResponse, ArtistResponse, ArtistsResponse, Paging, TrackResponse, TracksResponse,
+    AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, Paging, TrackResponse,
+    TracksResponse,
 };
 use crate::validate::{self, echo};
 
 /// `?ids=a,b,c`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct IdsQuery {
+    /// 1 to 50 comma-separated ids; the answer has one entry per id, in
+    /// order (`null` for an unknown one).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,49}$", example = "t1,t2")]
     ids: String,
 }
 
 /// `?limit&offset`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 50, default = 20)]
     limit: Option<u32>,
+    /// Index of the first item.
+    #[param(maximum = 100_000, default = 0)]
     offset: Option<u32>,
 }
 
@@ -68,6 +80,12 @@ fn track_id(path: &str, id: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::invalid(format!("{path}: {e}")))
 }
 
+#[utoipa::path(get, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])),
+    params(IdsQuery),
+    responses(
+        (status = 200, description = "Tracks in the order asked, `null` for unknown ids.", body = TracksResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+    ))]
 pub(crate) async fn tracks(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -78,6 +96,13 @@ pub(crate) async fn tracks(
     Ok(Json(TracksResponse { tracks: state.tracks(&ids).await? }))
 }
 
+#[utoipa::path(get, path = "/v1/albums/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Album id."), PageQuery),
+    responses(
+        (status = 200, description = "The album and one page of its tracks, in disc and track order.", body = AlbumResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`album_not_found`."),
+    ))]
 pub(crate) async fn album(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -97,6 +122,13 @@ pub(crate) async fn album(
     Ok(Json(AlbumResponse { album, tracks }))
 }
 
+#[utoipa::path(get, path = "/v1/albums/{id}/tracks", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Album id."), PageQuery),
+    responses(
+        (status = 200, description = "One page of the album's tracks.", body = Paging<TrackResponse>),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`album_not_found`."),
+    ))]
 pub(crate) async fn album_tracks(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -125,6 +157,12 @@ async fn album_tracks_page(
     Ok(page.paging(uri, ids.total, tracks))
 }
 
+#[utoipa::path(get, path = "/v1/albums", tag = "catalog", security(("bearer" = [])),
+    params(IdsQuery),
+    responses(
+        (status = 200, description = "Albums in the order asked, `null` for unknown ids.", body = AlbumsResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+    ))]
 pub(crate) async fn albums(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -135,6 +173,13 @@ pub(crate) async fn albums(
     Ok(Json(AlbumsResponse { albums: catalog::albums_by_ids(state.db(), &ids).await? }))
 }
 
+#[utoipa::path(get, path = "/v1/artists/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Artist id.")),
+    responses(
+        (status = 200, description = "The artist.", body = ArtistResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`artist_not_found`."),
+    ))]
 pub(crate) async fn artist(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -154,6 +199,12 @@ async fn artist_or_404(state: &AppState, id: &str) -> Result<ArtistResponse, Api
         .ok_or_else(|| ApiError::new(ErrorKind::ArtistNotFound, format!("id: no artist {}", echo(id))))
 }
 
+#[utoipa::path(get, path = "/v1/artists", tag = "catalog", security(("bearer" = [])),
+    params(IdsQuery),
+    responses(
+        (status = 200, description = "Artists in the order asked, `null` for unknown ids.", body = ArtistsResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+    ))]
 pub(crate) async fn artists(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -164,13 +215,20 @@ pub(crate) async fn artists(
     Ok(Json(ArtistsResponse { artists: catalog::artists_by_ids(state.db(), &ids).await? }))
 }
 
+#[utoipa::path(get, path = "/v1/artists/{id}/albums", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Artist id."), PageQuery),
+    responses(
+        (status = 200, description = "One page of the artist's albums, newest first.", body = Paging<AlbumSimplified>),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`artist_not_found`."),
+    ))]
 pub(crate) async fn artist_albums(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
     uri: Uri,
-) -> Result<Json<Paging<crate::types::AlbumSimplified>>, ApiError> {
+) -> Result<Json<Paging<AlbumSimplified>>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let id = validate::id("id", &id)?;
     let page = Page::of(q.limit, q.offset)?;
@@ -180,6 +238,13 @@ pub(crate) async fn artist_albums(
     Ok(Json(page.paging(&uri, ids.total, albums)))
 }
 
+#[utoipa::path(get, path = "/v1/artists/{id}/top-tracks", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Artist id.")),
+    responses(
+        (status = 200, description = "The artist's 10 most popular tracks.", body = TracksResponse),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`artist_not_found`."),
+    ))]
 pub(crate) async fn artist_top_tracks(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -195,6 +260,13 @@ pub(crate) async fn artist_top_tracks(
 /// `GET /v1/audio-features/{id}`: the features the transcoder measured
 /// (tempo, energy, brightness, timbre …); 404 `track_not_found`, or 404
 /// `not_analysed` for a track whose audio is not transcoded yet.
+#[utoipa::path(get, path = "/v1/audio-features/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::TrackId, Path, description = "Track id.")),
+    responses(
+        (status = 200, description = "The features the transcoder measured (tempo, energy, brightness, timbre …) as one JSON object.", body = Object),
+        (status = 400, description = "`invalid_request`: a bad id or query parameter (the message names it)."),
+        (status = 404, description = "`track_not_found`, or `not_analysed` for a track whose audio is not transcoded yet."),
+    ))]
 pub(crate) async fn audio_features(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -17,6 +17,7 @@ use cadenza_config::ingest::{
 };
 use cadenza_config::layout::MASTERS_PREFIX;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -25,7 +26,7 @@ use crate::catalog::{ExternalRef, MetaFields, RefTable, TrackMeta, TrackRow, uni
 use crate::db::ingest::{self, Backoff, NewJob, NewJobTrack};
 use crate::error::ApiError;
 use crate::metrics::IngestEvent;
-use crate::types::{IngestJobList, IngestRequest};
+use crate::types::{IngestJobList, IngestRequest, schema};
 use crate::validate::{self, echo};
 
 /// Default and largest page of `GET /v1/admin/ingest`.
@@ -37,6 +38,13 @@ const MAX_LEASE_LEN: usize = 128;
 /// `POST /v1/admin/ingest`: validate every field, then, in one
 /// transaction, check the album and artists exist and no track has an
 /// unfinished job, and queue the job. 202 with its status.
+#[utoipa::path(post, path = "/v1/admin/ingest", tag = "admin", security(("admin" = [])),
+    request_body = IngestRequest,
+    responses(
+        (status = 202, description = "The job, queued.", body = schema::JobStatus),
+        (status = 400, description = "`invalid_request`: the message names the field (also an album or artist not in the catalog)."),
+        (status = 409, description = "`ingest_in_progress`: a track already has a queued or running job."),
+    ))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     _admin: Admin,
@@ -109,6 +117,13 @@ fn validate_request(req: IngestRequest, max_attempts: u32) -> Result<(NewJob, Ve
 }
 
 /// `GET /v1/admin/ingest/{id}`.
+#[utoipa::path(get, path = "/v1/admin/ingest/{id}", tag = "admin", security(("admin" = [])),
+    params(("id" = schema::Id, Path, description = "Job id.")),
+    responses(
+        (status = 200, description = "The job's status.", body = schema::JobStatus),
+        (status = 400, description = "`invalid_request`: not a job id."),
+        (status = 404, description = "`job_not_found`."),
+    ))]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
     _admin: Admin,
@@ -119,15 +134,27 @@ pub(crate) async fn get_job(
 }
 
 /// Query of `GET /v1/admin/ingest`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only jobs in this state.
+    #[param(value_type = Option<schema::JobState>)]
     state: Option<String>,
+    /// Jobs per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
+    #[param(default = 0)]
     offset: Option<u64>,
 }
 
 /// `GET /v1/admin/ingest?state=&limit=&offset=`: newest first.
+#[utoipa::path(get, path = "/v1/admin/ingest", tag = "admin", security(("admin" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Jobs, newest first.", body = IngestJobList),
+        (status = 400, description = "`invalid_request`: an unknown `state`, a bad `limit`/`offset`."),
+    ))]
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     _admin: Admin,
@@ -155,6 +182,13 @@ pub(crate) async fn list_jobs(
 
 /// `POST /v1/ingest/claim`: 200 with the oldest ready job, leased to the
 /// caller, or 204 when none is ready.
+#[utoipa::path(post, path = "/v1/ingest/claim", tag = "ingest", security(("worker" = [])),
+    request_body = schema::ClaimRequest,
+    responses(
+        (status = 200, description = "The oldest ready job, leased to the caller.", body = schema::IngestJob),
+        (status = 204, description = "No job is ready."),
+        (status = 400, description = "`invalid_request`: a bad `worker` name or `lease_seconds`."),
+    ))]
 pub(crate) async fn claim(
     State(state): State<AppState>,
     _worker: Worker,
@@ -190,6 +224,15 @@ pub(crate) async fn claim(
 }
 
 /// `POST /v1/ingest/jobs/{id}/heartbeat`: extend the lease.
+#[utoipa::path(post, path = "/v1/ingest/jobs/{id}/heartbeat", tag = "ingest", security(("worker" = [])),
+    params(("id" = schema::Id, Path, description = "Job id.")),
+    request_body = schema::LeaseRequest,
+    responses(
+        (status = 200, description = "The job's status, lease extended.", body = schema::JobStatus),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`job_not_found`."),
+        (status = 409, description = "`lease_lost`: not the job's current lease (taken over, or finished); nothing changed."),
+    ))]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     _worker: Worker,
@@ -205,6 +248,15 @@ pub(crate) async fn heartbeat(
 /// `POST /v1/ingest/jobs/{id}/complete`: with the current lease, one
 /// manifest per job track; registers the tracks in the catalog and marks
 /// the job done in one transaction.
+#[utoipa::path(post, path = "/v1/ingest/jobs/{id}/complete", tag = "ingest", security(("worker" = [])),
+    params(("id" = schema::Id, Path, description = "Job id.")),
+    request_body = schema::CompleteRequest,
+    responses(
+        (status = 200, description = "The job's status: done, tracks registered in the catalog.", body = schema::JobStatus),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`job_not_found`."),
+        (status = 409, description = "`lease_lost`: not the job's current lease (taken over, or finished); nothing changed."),
+    ))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
     _worker: Worker,
@@ -278,6 +330,15 @@ pub(crate) async fn complete(
 /// `POST /v1/ingest/jobs/{id}/fail`: with the current lease; failed at
 /// once unless `retryable`, else queued again after the backoff while
 /// attempts remain.
+#[utoipa::path(post, path = "/v1/ingest/jobs/{id}/fail", tag = "ingest", security(("worker" = [])),
+    params(("id" = schema::Id, Path, description = "Job id.")),
+    request_body = schema::FailRequest,
+    responses(
+        (status = 200, description = "The job's status: failed, or queued again after the backoff.", body = schema::JobStatus),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`job_not_found`."),
+        (status = 409, description = "`lease_lost`: not the job's current lease (taken over, or finished); nothing changed."),
+    ))]
 pub(crate) async fn fail(
     State(state): State<AppState>,
     _worker: Worker,

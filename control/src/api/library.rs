@@ -21,6 +21,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::extract::{ApiPath, ApiQuery};
 use super::paging::Page;
@@ -30,7 +31,7 @@ use crate::auth::AuthUser;
 use crate::db::library::{self as db, LibraryKind};
 use crate::db::playlists::{PlaylistRow, visible_by_ids};
 use crate::error::ApiError;
-use crate::types::{Paging, SavedAlbum, SavedArtist, SavedPlaylist, SavedTrack};
+use crate::types::{Paging, SavedAlbum, SavedArtist, SavedPlaylist, SavedTrack, schema};
 use crate::validate::{self, echo};
 
 /// Most ids of one request (Spotify's 50).
@@ -44,9 +45,12 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `?ids=a,b,c`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct IdsQuery {
+    /// 1 to 50 comma-separated ids.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,49}$", example = "t1,t2")]
     ids: String,
 }
 
@@ -74,6 +78,12 @@ fn kind(path: &str) -> Result<LibraryKind, ApiError> {
 }
 
 /// `PUT /v1/me/library/{kind}?ids=`: 204.
+#[utoipa::path(put, path = "/v1/me/library/{kind}", tag = "library", security(("bearer" = [])),
+    params(("kind" = schema::LibraryKind, Path, description = "What to save, list or check."), IdsQuery),
+    responses(
+        (status = 204, description = "Saved (saving again keeps the first save)."),
+        (status = 400, description = "`invalid_request`: an unknown `kind`, or bad `ids` (the message names `ids[i]`; also an id naming nothing, when saving)."),
+    ))]
 async fn save(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -87,6 +97,12 @@ async fn save(
 }
 
 /// `DELETE /v1/me/library/{kind}?ids=`: 204.
+#[utoipa::path(delete, path = "/v1/me/library/{kind}", tag = "library", security(("bearer" = [])),
+    params(("kind" = schema::LibraryKind, Path, description = "What to save, list or check."), IdsQuery),
+    responses(
+        (status = 204, description = "Removed (ids not saved are fine)."),
+        (status = 400, description = "`invalid_request`: an unknown `kind`, or bad `ids` (the message names `ids[i]`; also an id naming nothing, when saving)."),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -100,6 +116,12 @@ async fn remove(
 }
 
 /// `GET /v1/me/library/{kind}/contains?ids=`: one boolean per id.
+#[utoipa::path(get, path = "/v1/me/library/{kind}/contains", tag = "library", security(("bearer" = [])),
+    params(("kind" = schema::LibraryKind, Path, description = "What to save, list or check."), IdsQuery),
+    responses(
+        (status = 200, description = "One boolean per id, in the order asked.", body = Vec<bool>),
+        (status = 400, description = "`invalid_request`: an unknown `kind`, or bad `ids` (the message names `ids[i]`; also an id naming nothing, when saving)."),
+    ))]
 async fn contains(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -114,6 +136,12 @@ async fn contains(
 }
 
 /// `GET /v1/me/library/{kind}`: newest first.
+#[utoipa::path(get, path = "/v1/me/library/{kind}", tag = "library", security(("bearer" = [])),
+    params(("kind" = schema::LibraryKind, Path, description = "What to save, list or check."), PageQuery),
+    responses(
+        (status = 200, description = "One page of saved items, newest first; the item type follows `kind`.", body = schema::LibraryPage),
+        (status = 400, description = "`invalid_request`: an unknown `kind`, a bad `limit` or `offset`."),
+    ))]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -5,9 +5,24 @@
 //! | `GET /healthz` | none | process is up |
 //! | `GET /readyz` | none | database answers `SELECT 1` |
 //! | `GET /metrics` | none | Prometheus text |
+//! | `GET /openapi.json` | none | [`openapi::openapi`]: the OpenAPI 3.1 document of all of this |
+//! | `GET /v1/tracks?ids=` | user | [`catalog::tracks`] |
 //! | `GET /v1/tracks/{id}` | user | [`tracks::get_track`] |
+//! | `GET /v1/albums?ids=` | user | [`catalog::albums`] |
+//! | `GET /v1/albums/{id}` | user | [`catalog::album`] (`?limit=&offset=` of its tracks) |
+//! | `GET /v1/albums/{id}/tracks` | user | [`catalog::album_tracks`] |
+//! | `GET /v1/artists?ids=` | user | [`catalog::artists`] |
+//! | `GET /v1/artists/{id}` | user | [`catalog::artist`] |
+//! | `GET /v1/artists/{id}/albums` | user | [`catalog::artist_albums`] |
+//! | `GET /v1/artists/{id}/top-tracks` | user | [`catalog::artist_top_tracks`] |
+//! | `GET /v1/audio-features/{id}` | user | [`catalog::audio_features`] |
+//! | `GET /v1/search` | user | [`search::search`] (`?q=&type=&limit=&offset=`) |
 //! | `POST /v1/playback/stream` | user | [`playback::stream`] |
+//! | `/v1/playlists…`, `/v1/me/playlists`, `/v1/users/{user_id}/playlists` | user | [`playlists`] (its table) |
+//! | `PUT`/`DELETE`/`GET /v1/me/library/{kind}`, `GET …/contains` | user | [`library`] (its table) |
 //! | `POST /v1/admin/import` | admin | [`admin::import`] |
+//! | `POST /v1/admin/import/jsonl` | admin | [`bulk::import_jsonl`]: JSON Lines, streamed |
+//! | `PUT /v1/admin/{artists,albums,tracks}/{id}` | admin | [`admin::put_artist`], [`admin::put_album`], [`admin::put_track`]: 201 created, 200 replaced |
 //! | `POST /v1/admin/users` | admin | [`admin::create_user`] |
 //! | `POST /v1/admin/ingest` | admin | [`ingest::register`]: 202, job queued |
 //! | `GET /v1/admin/ingest` | admin | [`ingest::list_jobs`] (`?state=&limit=&offset=`) |
@@ -29,6 +44,7 @@ mod extract;
 mod health;
 mod ingest;
 mod library;
+mod openapi;
 pub(crate) mod paging;
 mod playback;
 mod playlists;
@@ -195,6 +211,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/v1/tracks", get(catalog::tracks))
         .route("/v1/tracks/{id}", get(tracks::get_track))
         .route("/v1/albums", get(catalog::albums))

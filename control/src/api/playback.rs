@@ -19,6 +19,16 @@ use crate::validate::echo;
 /// The stream answer (see [`crate::playback`] for the quality rule).
 /// Errors: 400 `invalid_quality`, 404 `track_not_found`, 403
 /// `not_released`, 409 `no_audio`, 503 `no_edges`.
+#[utoipa::path(post, path = "/v1/playback/stream", tag = "playback", security(("bearer" = [])),
+    request_body = StreamRequest,
+    responses(
+        (status = 200, description = "The chosen rendition and one signed URL per edge (`Cache-Control: no-store`).", body = StreamResponse),
+        (status = 400, description = "`invalid_request` (the message names the field), or `invalid_quality`."),
+        (status = 403, description = "`not_released`: the album is embargoed until its `release_at`."),
+        (status = 404, description = "`track_not_found`."),
+        (status = 409, description = "`no_audio`: the track has no published audio."),
+        (status = 503, description = "`no_edges`: no edge POPs are configured; `unavailable`: the database does not answer."),
+    ))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

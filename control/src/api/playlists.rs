@@ -35,6 +35,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post, put};
 use cadenza_config::ids::UserId;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::Page;
@@ -42,6 +43,7 @@ use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::playlists::{self as db, DetailChanges, ItemRow, NewPlaylist, PlaylistRow, Removal};
 use crate::error::{ApiError, ErrorKind};
+use crate::types::schema;
 use crate::types::{
     AddItemsRequest, CreatePlaylistRequest, Paging, PlaylistItem, PlaylistResponse, RemoveItemsRequest,
     ReorderItemsRequest, SimplePlaylist, SnapshotResponse, UpdatePlaylistRequest,
@@ -71,10 +73,15 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `?limit=&offset=` of every list here.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 50, default = 20)]
     limit: Option<u32>,
+    /// Index of the first item.
+    #[param(maximum = 100_000, default = 0)]
     offset: Option<u32>,
 }
 
@@ -85,6 +92,12 @@ impl PageQuery {
 }
 
 /// `POST /v1/playlists`: 201 with the new, empty playlist.
+#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])),
+    request_body = CreatePlaylistRequest,
+    responses(
+        (status = 201, description = "The new, empty playlist.", body = PlaylistResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+    ))]
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -111,6 +124,13 @@ async fn create(
 }
 
 /// `GET /v1/playlists/{id}`: the playlist and one page of its items.
+#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), PageQuery),
+    responses(
+        (status = 200, description = "The playlist and one page of its items.", body = PlaylistResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+    ))]
 async fn view(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -126,6 +146,13 @@ async fn view(
 }
 
 /// `GET /v1/playlists/{id}/items`: one page of the items.
+#[utoipa::path(get, path = "/v1/playlists/{id}/items", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), PageQuery),
+    responses(
+        (status = 200, description = "One page of the items.", body = Paging<PlaylistItem>),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+    ))]
 async fn items(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -232,6 +259,16 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 
 /// `PUT /v1/playlists/{id}`: change name, description, public,
 /// collaborative (owner only).
+#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    request_body = UpdatePlaylistRequest,
+    responses(
+        (status = 200, description = "The playlist with its new `snapshot_id`.", body = PlaylistResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -258,6 +295,15 @@ async fn update(
 }
 
 /// `DELETE /v1/playlists/{id}` (owner only): 204.
+#[utoipa::path(delete, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn delete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -272,6 +318,16 @@ async fn delete(
 }
 
 /// `POST /v1/playlists/{id}/items`: 201 with the new snapshot.
+#[utoipa::path(post, path = "/v1/playlists/{id}/items", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    request_body = AddItemsRequest,
+    responses(
+        (status = 201, description = "The new snapshot.", body = SnapshotResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn add_items(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -295,6 +351,16 @@ async fn add_items(
 }
 
 /// `DELETE /v1/playlists/{id}/items`: the new snapshot.
+#[utoipa::path(delete, path = "/v1/playlists/{id}/items", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    request_body = RemoveItemsRequest,
+    responses(
+        (status = 200, description = "The new snapshot.", body = SnapshotResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn remove_items(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -328,6 +394,16 @@ async fn remove_items(
 }
 
 /// `PUT /v1/playlists/{id}/items`: reorder; the new snapshot.
+#[utoipa::path(put, path = "/v1/playlists/{id}/items", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    request_body = ReorderItemsRequest,
+    responses(
+        (status = 200, description = "The new snapshot.", body = SnapshotResponse),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`: no such playlist, or one the user may not see."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn reorder(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -363,6 +439,15 @@ struct CollaboratorPath {
 }
 
 /// `PUT /v1/playlists/{id}/collaborators/{user_id}` (owner only): 204.
+#[utoipa::path(put, path = "/v1/playlists/{id}/collaborators/{user_id}", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("user_id" = schema::UserId, Path, description = "The collaborator."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    responses(
+        (status = 204, description = "The user is a collaborator."),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`, or `user_not_found`."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn add_collaborator(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -374,6 +459,15 @@ async fn add_collaborator(
 
 /// `DELETE /v1/playlists/{id}/collaborators/{user_id}` (owner only): 204,
 /// also when the user was not a collaborator.
+#[utoipa::path(delete, path = "/v1/playlists/{id}/collaborators/{user_id}", tag = "playlists", security(("bearer" = [])),
+    params(("id" = schema::Id, Path, description = "Playlist id."), ("user_id" = schema::UserId, Path, description = "The collaborator."), ("If-Match" = Option<String>, Header, description = "Snapshot ids (quoted or not, a list, or `*`): refuse the write with 412 unless one names the current snapshot.")),
+    responses(
+        (status = 204, description = "The user is not a collaborator (also when they were not one)."),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 403, description = "`forbidden`: the user may see the playlist but not change it."),
+        (status = 404, description = "`playlist_not_found`, or `user_not_found`."),
+        (status = 412, description = "`snapshot_mismatch`: `If-Match` (or `snapshot_id`) names a snapshot that is not current; nothing changed."),
+    ))]
 async fn remove_collaborator(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -405,6 +499,12 @@ fn user_id(path: &str, value: &str) -> Result<UserId, ApiError> {
 }
 
 /// `GET /v1/me/playlists`: playlists the user owns or collaborates on.
+#[utoipa::path(get, path = "/v1/me/playlists", tag = "playlists", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Playlists the user owns or collaborates on.", body = Paging<SimplePlaylist>),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+    ))]
 async fn mine(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -419,6 +519,13 @@ async fn mine(
 }
 
 /// `GET /v1/users/{user_id}/playlists`: that user's public playlists.
+#[utoipa::path(get, path = "/v1/users/{user_id}/playlists", tag = "playlists", security(("bearer" = [])),
+    params(("user_id" = schema::UserId, Path, description = "The owner."), PageQuery),
+    responses(
+        (status = 200, description = "That user's public playlists.", body = Paging<SimplePlaylist>),
+        (status = 400, description = "`invalid_request`: the message names the field."),
+        (status = 404, description = "`user_not_found`."),
+    ))]
 async fn of_user(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

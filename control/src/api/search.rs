@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::extract::ApiQuery;
 use super::paging::Page;
@@ -23,16 +24,35 @@ use crate::validate::echo;
 /// [`crate::search::CANDIDATES`] candidates per type.
 const MAX_SEARCH_OFFSET: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchQuery {
+    /// The words to find (at most 200 characters, not blank).
+    #[param(required = true, min_length = 1, max_length = 200, example = "first light")]
     q: Option<String>,
+    /// The types to search, comma-separated, each at most once.
     #[serde(rename = "type")]
+    #[param(
+        required = true,
+        pattern = "^(track|artist|album|playlist)(,(track|artist|album|playlist)){0,3}$",
+        example = "track,album"
+    )]
     kinds: Option<String>,
+    /// Items per type.
+    #[param(minimum = 1, maximum = 50, default = 20)]
     limit: Option<u32>,
+    /// Index of the first item of each type.
+    #[param(maximum = 1000, default = 0)]
     offset: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/v1/search", tag = "catalog", security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "One paging object per type asked for.", body = SearchResponse),
+        (status = 400, description = "`invalid_request`: `q` empty or too long, an unknown or repeated `type`, a bad `limit`/`offset`."),
+    ))]
 pub(crate) async fn search(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -8,11 +8,18 @@ use super::AppState;
 use super::extract::ApiPath;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorKind};
-use crate::types::TrackResponse;
+use crate::types::{TrackResponse, schema};
 use crate::validate::echo;
 
 /// The track as JSON (the `ETag`/`304` handling is the conditional-GET
 /// middleware's).
+#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = schema::TrackId, Path, description = "Track id.")),
+    responses(
+        (status = 200, description = "The track.", body = TrackResponse),
+        (status = 400, description = "`invalid_request`: not a track id."),
+        (status = 404, description = "`track_not_found`."),
+    ))]
 pub(crate) async fn get_track(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -3,11 +3,12 @@
 //! albums / followed artists / playlists", behind one route shape.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{AlbumType, ArtistSummary, SimplePlaylist, TrackResponse};
 
 /// A saved track.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SavedTrack {
     /// Unix seconds.
     pub added_at: i64,
@@ -15,7 +16,7 @@ pub struct SavedTrack {
 }
 
 /// A saved album.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SavedAlbum {
     /// Unix seconds.
     pub added_at: i64,
@@ -23,7 +24,7 @@ pub struct SavedAlbum {
 }
 
 /// A saved (followed) artist.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SavedArtist {
     /// Unix seconds.
     pub added_at: i64,
@@ -31,7 +32,7 @@ pub struct SavedArtist {
 }
 
 /// A saved (followed) playlist.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SavedPlaylist {
     /// Unix seconds.
     pub added_at: i64,
@@ -39,7 +40,7 @@ pub struct SavedPlaylist {
 }
 
 /// An album as a library lists it: enough to draw a grid cell.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LibraryAlbum {
     pub id: String,
     pub title: String,
@@ -52,7 +53,7 @@ pub struct LibraryAlbum {
 }
 
 /// An artist as a library lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LibraryArtist {
     pub id: String,
     pub name: String,

@@ -13,9 +13,11 @@ use cadenza_config::ids::{FileId, TrackId, UserId};
 use cadenza_config::ingest::JobStatus;
 use cadenza_config::manifest::Manifest;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 mod library;
 mod playlists;
+pub(crate) mod schema;
 
 pub use self::library::*;
 pub use self::playlists::*;
@@ -23,7 +25,7 @@ pub use self::playlists::*;
 // ---------------------------------------------------------------- admin
 
 /// `POST /v1/admin/import`: a catalog batch, upserted in one transaction.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     #[serde(default)]
@@ -34,21 +36,22 @@ pub struct ImportRequest {
     pub tracks: Vec<ImportTrack>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportArtist {
-    /// `[A-Za-z0-9_-]{1,64}`
+    #[schema(value_type = schema::Id)]
     pub id: String,
     pub name: String,
     /// 0-100; kept as it is when absent (new artists start at 0).
+    #[schema(maximum = 100)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub popularity: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportAlbum {
-    /// `[A-Za-z0-9_-]{1,64}`
+    #[schema(value_type = schema::Id)]
     pub id: String,
     pub title: String,
     pub album_type: AlbumType,
@@ -59,13 +62,15 @@ pub struct ImportAlbum {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_at: Option<i64>,
     /// Credited artists in order; each must be in this batch or the catalog.
+    #[schema(value_type = Vec<schema::Id>)]
     pub artist_ids: Vec<String>,
     /// 0-100; kept as it is when absent (new albums start at 0).
+    #[schema(maximum = 100)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub popularity: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlbumType {
     Album,
@@ -95,11 +100,13 @@ impl AlbumType {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportTrack {
+    #[schema(value_type = schema::TrackId)]
     pub id: TrackId,
     /// Must be in this batch or the catalog.
+    #[schema(value_type = schema::Id)]
     pub album_id: String,
     pub title: String,
     /// 1-based.
@@ -114,6 +121,7 @@ pub struct ImportTrack {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isrc: Option<String>,
     /// Credited artists in order; each must be in this batch or the catalog.
+    #[schema(value_type = Vec<schema::Id>)]
     pub artist_ids: Vec<String>,
     /// The transcoder's manifest; supplies duration, loudness and files.
     /// `manifest.track_id` must equal `id`. Absent for a track whose audio
@@ -121,17 +129,20 @@ pub struct ImportTrack {
     /// `duration_ms` is required, and a re-import keeps the audio, loudness
     /// and features the track already has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Manifest>)]
     pub manifest: Option<Manifest>,
     /// Required without a manifest; with one it must be absent or equal
     /// the manifest's source duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// 0-100; kept as it is when absent (new tracks start at 0).
+    #[schema(maximum = 100)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub popularity: Option<u32>,
     /// Tempo, energy, … as a JSON object. When absent, the manifest's
     /// `features` are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub audio_features: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -139,12 +150,13 @@ pub struct ImportTrack {
 /// transcoded by a worker and registered in the catalog when it reports
 /// their manifests. The album and the artists must already be in the
 /// catalog (import them first, with no tracks).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// Set to ingest the tracks together as one album (album gain is then
     /// measured over all of them); every track's `album_id` must equal it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Id>)]
     pub album_id: Option<String>,
     /// 1 to [`cadenza_config::ingest::MAX_JOB_TRACKS`] tracks, unique ids.
     pub tracks: Vec<IngestTrack>,
@@ -152,11 +164,13 @@ pub struct IngestRequest {
 
 /// One track of an ingest job: its catalog metadata (as in [`ImportTrack`],
 /// minus what the transcoder measures) and its master.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestTrack {
+    #[schema(value_type = schema::TrackId)]
     pub id: TrackId,
     /// Must be in the catalog.
+    #[schema(value_type = schema::Id)]
     pub album_id: String,
     pub title: String,
     /// 1-based.
@@ -171,6 +185,7 @@ pub struct IngestTrack {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isrc: Option<String>,
     /// Credited artists in order; each must be in the catalog.
+    #[schema(value_type = Vec<schema::Id>)]
     pub artist_ids: Vec<String>,
     /// Store key of the master, e.g. `masters/label/2026/01.flac`
     /// ([`cadenza_config::ingest::is_master_key`]).
@@ -178,8 +193,9 @@ pub struct IngestTrack {
 }
 
 /// `GET /v1/admin/ingest`: jobs, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IngestJobList {
+    #[schema(value_type = Vec<schema::JobStatus>)]
     pub jobs: Vec<JobStatus>,
 }
 
@@ -187,7 +203,7 @@ pub struct IngestJobList {
 /// tagged by its kind, e.g. `{"track":{"id":"t1",…}}`. Lines may come in
 /// any order as long as an entity's artists and album come on earlier
 /// lines (or are in the catalog already).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum ImportLine {
     Artist(ImportArtist),
@@ -196,7 +212,7 @@ pub enum ImportLine {
 }
 
 /// Answer to a JSON Lines import.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BulkImportResponse {
     /// Non-empty lines read.
     pub lines: u64,
@@ -208,7 +224,7 @@ pub struct BulkImportResponse {
 }
 
 /// Answer to an import: how many of each entity the batch upserted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ImportResponse {
     pub artists: u64,
     pub albums: u64,
@@ -216,7 +232,7 @@ pub struct ImportResponse {
 }
 
 /// `POST /v1/admin/users`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub display_name: String,
@@ -225,11 +241,12 @@ pub struct CreateUserRequest {
     pub country: String,
     /// Default: a fresh random id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::UserId>)]
     pub id: Option<UserId>,
 }
 
 /// Subscription tier; decides the highest quality a user may stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Free,
@@ -255,8 +272,9 @@ impl Tier {
 
 /// `201 Created` answer to a user creation. The token is shown once; only
 /// its SHA-256 is stored.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateUserResponse {
+    #[schema(value_type = schema::UserId)]
     pub id: UserId,
     pub token: String,
 }
@@ -272,7 +290,7 @@ impl std::fmt::Debug for CreateUserResponse {
 /// A page of a longer list (Spotify's paging object). `href` is this
 /// page's path and query; `next`/`previous` are the neighbouring pages',
 /// `null` at the ends. Paths are relative to the API's base URL.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Paging<T> {
     pub href: String,
     pub items: Vec<T>,
@@ -289,8 +307,9 @@ pub struct Paging<T> {
 // ---------------------------------------------------------------- catalog
 
 /// `GET /v1/tracks/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrackResponse {
+    #[schema(value_type = schema::TrackId)]
     pub id: TrackId,
     pub title: String,
     pub duration_ms: u64,
@@ -311,13 +330,13 @@ pub struct TrackResponse {
 }
 
 /// `GET /v1/tracks?ids=`: in the order asked, `null` for unknown ids.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TracksResponse {
     pub tracks: Vec<Option<TrackResponse>>,
 }
 
 /// An album without its tracks (lists, search results, `?ids=`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlbumSimplified {
     pub id: String,
     pub title: String,
@@ -335,7 +354,7 @@ pub struct AlbumSimplified {
 
 /// `GET /v1/albums/{id}`: the album and the first page of its tracks
 /// (`?limit&offset` page them), in disc and track order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlbumResponse {
     #[serde(flatten)]
     pub album: AlbumSimplified,
@@ -343,13 +362,13 @@ pub struct AlbumResponse {
 }
 
 /// `GET /v1/albums?ids=`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlbumsResponse {
     pub albums: Vec<Option<AlbumSimplified>>,
 }
 
 /// `GET /v1/artists/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArtistResponse {
     pub id: String,
     pub name: String,
@@ -358,13 +377,13 @@ pub struct ArtistResponse {
 }
 
 /// `GET /v1/artists?ids=`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArtistsResponse {
     pub artists: Vec<Option<ArtistResponse>>,
 }
 
 /// A playlist as search finds it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaylistHit {
     pub id: String,
     pub name: String,
@@ -373,14 +392,14 @@ pub struct PlaylistHit {
     pub followers: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaylistHitOwner {
     pub id: String,
     pub display_name: String,
 }
 
 /// `GET /v1/search`: one paging object per type asked for.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracks: Option<Paging<TrackResponse>>,
@@ -392,7 +411,7 @@ pub struct SearchResponse {
     pub playlists: Option<Paging<PlaylistHit>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlbumSummary {
     pub id: String,
     pub title: String,
@@ -402,14 +421,14 @@ pub struct AlbumSummary {
     pub release_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArtistSummary {
     pub id: String,
     pub name: String,
 }
 
 /// Of the master.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrackLoudness {
     pub integrated_lufs: f64,
     pub true_peak_dbtp: f64,
@@ -420,9 +439,10 @@ pub struct TrackLoudness {
 // ---------------------------------------------------------------- playback
 
 /// `POST /v1/playback/stream`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamRequest {
+    #[schema(value_type = schema::TrackId)]
     pub track_id: TrackId,
     /// Preferred bitrate: 24, 96, 160 or 320. Capped by the tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -435,7 +455,7 @@ pub struct StreamRequest {
 }
 
 /// The player's network, as it reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Connection {
     Wifi,
@@ -443,8 +463,9 @@ pub enum Connection {
 }
 
 /// Where and what to stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamResponse {
+    #[schema(value_type = schema::TrackId)]
     pub track_id: TrackId,
     pub quality_kbps: u32,
     /// Unix seconds after which the URLs are refused.
@@ -454,7 +475,7 @@ pub struct StreamResponse {
     pub file: StreamFile,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamUrl {
     /// POP name from the config.
     pub edge: String,
@@ -469,8 +490,9 @@ impl std::fmt::Debug for StreamUrl {
 }
 
 /// The chosen rendition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamFile {
+    #[schema(value_type = schema::FileId)]
     pub file_id: FileId,
     pub size: u64,
     pub duration_ms: u64,
@@ -488,12 +510,12 @@ pub struct StreamFile {
 // ---------------------------------------------------------------- errors
 
 /// Every error answer: `{"error":{"status":…,"code":"…","message":"…"}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorResponse {
     pub error: ErrorBody,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The HTTP status, repeated.
     pub status: u16,

@@ -12,11 +12,12 @@
 
 use cadenza_config::ids::{TrackId, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{Paging, TrackResponse};
+use super::{Paging, TrackResponse, schema};
 
 /// `POST /v1/playlists`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePlaylistRequest {
     /// 1-200 characters (trimmed).
@@ -34,7 +35,7 @@ pub struct CreatePlaylistRequest {
 }
 
 /// `PUT /v1/playlists/{id}`: the fields to change (at least one).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePlaylistRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,15 +50,16 @@ pub struct UpdatePlaylistRequest {
 }
 
 /// Who owns a playlist.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PlaylistOwner {
+    #[schema(value_type = schema::UserId)]
     pub id: UserId,
     pub display_name: String,
 }
 
 /// `GET /v1/playlists/{id}`: the playlist with one page of its items
 /// (`?limit=&offset=` of the request, default the first 20).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaylistResponse {
     pub id: String,
     pub name: String,
@@ -75,7 +77,7 @@ pub struct PlaylistResponse {
 
 /// A playlist in a list (`/v1/me/playlists`, a library): no items, only
 /// their number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SimplePlaylist {
     pub id: String,
     pub name: String,
@@ -89,22 +91,24 @@ pub struct SimplePlaylist {
 }
 
 /// One entry of a playlist.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaylistItem {
     /// 0-based index in the playlist.
     pub position: u32,
     /// Unix seconds.
     pub added_at: i64,
     /// The user who added it; `null` once that user is deleted.
+    #[schema(value_type = Option<schema::UserId>)]
     pub added_by: Option<UserId>,
     pub track: TrackResponse,
 }
 
 /// `POST /v1/playlists/{id}/items`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItemsRequest {
     /// 1 to 100 tracks, added in this order; repeats allowed.
+    #[schema(value_type = Vec<schema::TrackId>, min_items = 1, max_items = 100)]
     pub track_ids: Vec<TrackId>,
     /// Insert before the item at this index (0 = at the start); at most the
     /// playlist's length. Default: append.
@@ -116,7 +120,7 @@ pub struct AddItemsRequest {
 }
 
 /// `DELETE /v1/playlists/{id}/items`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveItemsRequest {
     /// 1 to 100 entries.
@@ -127,9 +131,10 @@ pub struct RemoveItemsRequest {
 }
 
 /// What to remove of one track.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveTrack {
+    #[schema(value_type = schema::TrackId)]
     pub track_id: TrackId,
     /// Remove exactly the items at these indexes (each must hold
     /// `track_id`). Absent: remove every occurrence of the track.
@@ -141,7 +146,7 @@ pub struct RemoveTrack {
 /// `[range_start, range_start + range_length)` to just before the item
 /// that was at `insert_before` (both in the numbering before the move;
 /// `insert_before` = the length moves them to the end).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderItemsRequest {
     pub range_start: u32,
@@ -155,7 +160,7 @@ pub struct ReorderItemsRequest {
 }
 
 /// Answer to an item write: the playlist's new snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotResponse {
     pub snapshot_id: String,
 }
