@@ -78,6 +78,16 @@ CREATE INDEX artists_search_trgm ON artists USING gin (search_text gin_trgm_ops)
 CREATE INDEX artists_search_fts ON artists USING gin (search_tsv);
 CREATE INDEX playlists_search_trgm ON playlists USING gin (search_text gin_trgm_ops);
 CREATE INDEX playlists_search_fts ON playlists USING gin (search_tsv);
+-- Every word any search_text holds (PostgreSQL only): a query word with
+-- no prefix match is looked up here by trigram similarity (a small table,
+-- so this is fast) and the candidates are searched again with the close
+-- words: spelling correction. Words are added as texts are written and
+-- never removed (a stale word only finds nothing).
+CREATE TABLE search_words (
+    word  TEXT  NOT NULL PRIMARY KEY CHECK (length(word) BETWEEN 1 AND 500)
+);
+CREATE INDEX search_words_trgm ON search_words USING gin (word gin_trgm_ops);
+
 -- Candidates of a common word are the most popular matches: the planner
 -- walks these instead of sorting every match.
 CREATE INDEX albums_popularity ON albums (popularity DESC, id);

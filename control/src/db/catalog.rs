@@ -296,6 +296,8 @@ async fn insert_artists(
         .map(|(a, t)| (a.id.as_str(), t.as_str()))
         .collect();
     insert_fts(tx, backend, Kind::Artist, &fts).await?;
+    let words: Vec<&str> = fts.iter().map(|(_, t)| *t).collect();
+    search_index::add_words(tx, backend, &words).await?;
     Ok(inserted)
 }
 
@@ -343,6 +345,8 @@ async fn insert_albums(
         .map(|(a, t)| (a.id.as_str(), t.as_str()))
         .collect();
     insert_fts(tx, backend, Kind::Album, &fts).await?;
+    let words: Vec<&str> = fts.iter().map(|(_, t)| *t).collect();
+    search_index::add_words(tx, backend, &words).await?;
     Ok(inserted)
 }
 
@@ -421,6 +425,8 @@ async fn insert_tracks(
         .map(|(t, x)| (t.id.as_str(), x.as_str()))
         .collect();
     insert_fts(tx, backend, Kind::Track, &fts).await?;
+    let words: Vec<&str> = fts.iter().map(|(_, t)| *t).collect();
+    search_index::add_words(tx, backend, &words).await?;
     Ok(inserted)
 }
 
@@ -662,7 +668,7 @@ fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
 
 /// Most ids one [`tracks_by_ids`] call loads with each query; longer lists
 /// are loaded in chunks.
-const IDS_PER_QUERY: usize = 100;
+const IDS_PER_QUERY: usize = 500;
 
 /// `$from, $from+1, …` for `n` bound values.
 pub(crate) fn placeholders(from: usize, n: usize) -> String {
@@ -976,14 +982,15 @@ pub(crate) async fn search_ids(
     query: &crate::search::Query,
     page: Page,
 ) -> Result<IdPage, ApiError> {
-    let candidates = search_index::candidates(db, kind, query).await?;
-    let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    let texts = search_texts(db, kind, &refs).await?;
-    let mut scored = Vec::with_capacity(texts.len());
-    for (id, name, secondary, popularity) in &texts {
-        let c = crate::search::Candidate { name, secondary, popularity: *popularity };
+    let hits = search_index::candidates(db, kind, query).await?;
+    let refs: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    let mut secondary = secondary_texts(db, kind, &refs).await?;
+    let mut scored = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let more = secondary.remove(&hit.id).unwrap_or_default();
+        let c = crate::search::Candidate { name: &hit.name, secondary: &more, popularity: hit.popularity };
         if let Some(score) = crate::search::score(query, &c) {
-            scored.push((score, *popularity, id.clone(), ()));
+            scored.push((score, hit.popularity, hit.id, ()));
         }
     }
     crate::search::rank(&mut scored);
@@ -993,48 +1000,31 @@ pub(crate) async fn search_ids(
     Ok(IdPage { total, ids })
 }
 
-/// (id, name, secondary texts, popularity) of candidates `ids`.
-async fn search_texts(
+/// The secondary texts of candidates `ids` (credited artists, a
+/// playlist's owner), by id, in credit order.
+async fn secondary_texts(
     db: &Db,
     kind: Kind,
     ids: &[&str],
-) -> Result<Vec<(String, String, Vec<String>, u32)>, ApiError> {
-    let (main, credits) = match kind {
-        Kind::Track => (
-            "SELECT id, title AS name, popularity FROM tracks WHERE id IN ({list})",
-            Some(
-                "SELECT l.track_id AS owner, ar.name FROM track_artists l JOIN artists ar ON ar.id = l.artist_id
-                 WHERE l.track_id IN ({list}) ORDER BY l.track_id, l.position",
-            ),
-        ),
-        Kind::Album => (
-            "SELECT id, title AS name, popularity FROM albums WHERE id IN ({list})",
-            Some(
-                "SELECT l.album_id AS owner, ar.name FROM album_artists l JOIN artists ar ON ar.id = l.artist_id
-                 WHERE l.album_id IN ({list}) ORDER BY l.album_id, l.position",
-            ),
-        ),
-        Kind::Artist => ("SELECT id, name, popularity FROM artists WHERE id IN ({list})", None),
-        Kind::Playlist => (
-            "SELECT p.id, p.name, CASE WHEN p.follower_count > 100 THEN 100 ELSE p.follower_count END AS popularity
-             FROM playlists p WHERE p.id IN ({list})",
-            Some(
-                "SELECT p.id AS owner, u.display_name AS name FROM playlists p JOIN users u ON u.id = p.owner_id
-                 WHERE p.id IN ({list})",
-            ),
-        ),
-    };
-    let mut secondary: HashMap<String, Vec<String>> = HashMap::new();
-    if let Some(sql) = credits {
-        for r in rows_in(db, sql, ids).await? {
-            secondary.entry(r.try_get("owner")?).or_default().push(r.try_get("name")?);
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let sql = match kind {
+        Kind::Track => {
+            "SELECT l.track_id AS owner, ar.name FROM track_artists l JOIN artists ar ON ar.id = l.artist_id
+             WHERE l.track_id IN ({list}) ORDER BY l.track_id, l.position"
         }
-    }
-    let mut out = Vec::with_capacity(ids.len());
-    for r in rows_in(db, main, ids).await? {
-        let id: String = r.try_get("id")?;
-        let more = secondary.remove(&id).unwrap_or_default();
-        out.push((id, r.try_get("name")?, more, get_unsigned(&r, "popularity")?));
+        Kind::Album => {
+            "SELECT l.album_id AS owner, ar.name FROM album_artists l JOIN artists ar ON ar.id = l.artist_id
+             WHERE l.album_id IN ({list}) ORDER BY l.album_id, l.position"
+        }
+        Kind::Artist => return Ok(HashMap::new()),
+        Kind::Playlist => {
+            "SELECT p.id AS owner, u.display_name AS name FROM playlists p JOIN users u ON u.id = p.owner_id
+             WHERE p.id IN ({list})"
+        }
+    };
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for r in rows_in(db, sql, ids).await? {
+        out.entry(r.try_get("owner")?).or_default().push(r.try_get("name")?);
     }
     Ok(out)
 }

@@ -43,13 +43,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
-/// Run on every new PostgreSQL connection: typo candidates need a word
-/// similarity of 0.45, not pg_trgm's default 0.6, to let one typo in a
-/// short word through (`beatels` → `the beatles` is 0.5, `osacr byte` →
-/// `oscar byte` 0.47); the ranking in `crate::search` decides what is a
-/// result.
-const POSTGRES_SETTINGS: &str = "SET pg_trgm.word_similarity_threshold = 0.45";
-
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
@@ -105,16 +98,14 @@ impl Db {
         };
         let mut options =
             AnyPoolOptions::new().max_connections(config.max_connections).acquire_timeout(ACQUIRE_TIMEOUT);
-        let setup = match backend {
-            Backend::Sqlite => SQLITE_PRAGMAS,
-            Backend::Postgres => POSTGRES_SETTINGS,
-        };
-        options = options.after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                conn.execute(setup).await?;
-                Ok(())
-            })
-        });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            });
+        }
         let pool = options
             .connect(&url)
             .await

@@ -50,6 +50,22 @@ impl Kind {
         }
     }
 
+    /// The column ranking reads as the name.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Track | Kind::Album => "t.title",
+            Kind::Artist | Kind::Playlist => "t.name",
+        }
+    }
+
+    /// 0-100 for ranking (a playlist's followers, capped).
+    fn popularity_0_100(self) -> &'static str {
+        match self {
+            Kind::Playlist => "CASE WHEN t.follower_count > 100 THEN 100 ELSE t.follower_count END",
+            _ => "t.popularity",
+        }
+    }
+
     /// The tie-break among equally similar candidates.
     fn popularity(self) -> &'static str {
         match self {
@@ -79,6 +95,9 @@ pub(crate) async fn index(
 ) -> Result<(), sqlx::Error> {
     let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2 AND search_text <> $1", kind.table());
     let changed = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(id).execute(&mut **tx).await?;
+    if changed.rows_affected() > 0 {
+        add_words(tx, backend, &[text]).await?;
+    }
     if backend == Backend::Sqlite && changed.rows_affected() > 0 {
         let fts = kind.fts();
         let rowid = rowid(id);
@@ -94,6 +113,34 @@ pub(crate) async fn index(
         .bind(id)
         .execute(&mut **tx)
         .await?;
+    }
+    Ok(())
+}
+
+/// Add the words of `texts` to `search_words`, the spelling dictionary
+/// (PostgreSQL only; SQLite's trigram candidates catch typos by
+/// themselves). Sorted, so concurrent writers take the rows' locks in one
+/// order.
+pub(crate) async fn add_words(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    texts: &[&str],
+) -> Result<(), sqlx::Error> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    let mut words: Vec<&str> =
+        texts.iter().flat_map(|t| t.split(' ')).filter(|w| !w.is_empty() && w.len() <= 500).collect();
+    words.sort_unstable();
+    words.dedup();
+    for chunk in words.chunks(1000) {
+        let values = (1..=chunk.len()).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+        let sql = format!("INSERT INTO search_words (word) VALUES {values} ON CONFLICT DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for w in chunk {
+            q = q.bind(*w);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -115,25 +162,76 @@ pub(crate) async fn unindex(
 }
 
 /// Fewer prefix matches than this, and PostgreSQL also looks for typos.
-const TYPO_FALLBACK: i64 = 20;
+const TYPO_FALLBACK: i64 = 3;
+/// Close dictionary words tried for each query word.
+const CORRECTIONS: i64 = 4;
 
-/// Ids of entities of `kind` that may match `query` (at most
+/// The query's tsquery with each word of 3+ characters OR-ed with its
+/// closest words in `search_words` (pg_trgm similarity ≥ 0.3):
+/// `(beatels:* | beatles | beatle) & …`. `None` when no word has a close
+/// neighbour, so there is nothing new to search for.
+async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sqlx::Error> {
+    let long: Vec<&str> = query.words.iter().map(String::as_str).filter(|w| w.chars().count() >= 3).collect();
+    if long.is_empty() {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT q.word AS q, s.word AS w
+         FROM unnest(string_to_array($1, ' ')) AS q(word)
+         CROSS JOIN LATERAL (
+             SELECT word FROM search_words WHERE word % q.word AND word <> q.word
+             ORDER BY similarity(word, q.word) DESC, word LIMIT $2
+         ) s",
+    )
+    .bind(long.join(" "))
+    .bind(CORRECTIONS)
+    .fetch_all(db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut alternatives: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for r in &rows {
+        alternatives.entry(r.try_get("q")?).or_default().push(r.try_get("w")?);
+    }
+    let clauses: Vec<String> = query
+        .words
+        .iter()
+        .map(|w| match alternatives.get(w) {
+            Some(alts) => format!("({w}:* | {})", alts.join(" | ")),
+            None => format!("{w}:*"),
+        })
+        .collect();
+    Ok(Some(clauses.join(" & ")))
+}
+
+/// A search candidate: what ranking needs besides the secondary texts.
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) popularity: u32,
+}
+
+/// Entities of `kind` that may match `query` (at most
 /// [`CANDIDATES`] per step), by the backend's own index.
 ///
 /// - PostgreSQL: every query word as a prefix (`mr:* & brigh:*`, the
 ///   full-text GIN index), the most popular matches first; when that finds
-///   fewer than [`TYPO_FALLBACK`], pg_trgm word similarity (GIN) adds the
-///   most similar rows, which is where typos are caught.
+///   fewer than [`TYPO_FALLBACK`], the same again with each word OR-ed
+///   with its closest words from the spelling dictionary (pg_trgm on
+///   `search_words`), which is where typos are caught.
 /// - SQLite: the FTS5 trigram table, each word matching by any of its
 ///   trigrams, best bm25 first (typos and prefixes in one step).
-pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<Hit>, sqlx::Error> {
     let table = kind.table();
     let (filter, popularity) = (kind.filter(), kind.popularity());
+    let select = format!("t.id, {} AS name, {} AS rank_popularity", kind.name(), kind.popularity_0_100());
     let rows = match db.backend() {
         Backend::Postgres => {
             // Every word as a prefix (full text): the most popular matches.
             let sql = format!(
-                "SELECT t.id FROM {table} t
+                "SELECT {select} FROM {table} t
                  WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
                  ORDER BY {popularity} DESC, t.id
                  LIMIT $2"
@@ -143,16 +241,19 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
                 .bind(CANDIDATES)
                 .fetch_all(db.pool())
                 .await?;
-            if (rows.len() as i64) < TYPO_FALLBACK {
-                // Few prefix matches: maybe a typo. Trigram word similarity.
+            if (rows.len() as i64) < TYPO_FALLBACK
+                && let Some(corrected) = corrected_tsquery(db, query).await?
+            {
+                // Few prefix matches: maybe a typo. Again, with each word
+                // also standing for its closest dictionary words.
                 let sql = format!(
-                    "SELECT t.id FROM {table} t
-                     WHERE $1 <% t.search_text {filter}
-                     ORDER BY word_similarity($1, t.search_text) DESC, {popularity} DESC, t.id
+                    "SELECT {select} FROM {table} t
+                     WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
+                     ORDER BY {popularity} DESC, t.id
                      LIMIT $2"
                 );
                 let more = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&query.normalized)
+                    .bind(corrected)
                     .bind(CANDIDATES)
                     .fetch_all(db.pool())
                     .await?;
@@ -164,7 +265,7 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
             let Some(fts_query) = query.fts5() else { return Ok(Vec::new()) };
             let fts = kind.fts();
             let sql = format!(
-                "SELECT t.id FROM {fts} f JOIN {table} t ON t.id = f.id
+                "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
                  WHERE {fts} MATCH $1 {filter}
                  ORDER BY f.rank, {popularity} DESC, t.id
                  LIMIT $2"
@@ -177,16 +278,17 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
         }
     };
     let mut seen = std::collections::HashSet::new();
-    let mut ids = Vec::with_capacity(rows.len());
+    let mut hits = Vec::with_capacity(rows.len());
     for r in &rows {
         let id: String = r.try_get("id")?;
         if seen.insert(id.clone()) {
-            ids.push(id);
+            let popularity: i64 = r.try_get("rank_popularity")?;
+            let popularity = u32::try_from(popularity.clamp(0, 100)).unwrap_or(0);
+            hits.push(Hit { id, name: r.try_get("name")?, popularity });
         }
     }
-    Ok(ids)
+    Ok(hits)
 }
-
 
 /// Rows written per backfill transaction.
 const BACKFILL_BATCH: i64 = 500;
