@@ -90,7 +90,6 @@ for backend in $BACKENDS; do
         -H 'content-type: application/x-ndjson' --data-binary "@$CATALOG/catalog.jsonl" >"$WORK/import.json"
     import_s=$(python3 -c "import time; print(f'{time.time() - $start:.1f}')")
     echo "bench-control: $backend: imported in ${import_s}s: $(cat "$WORK/import.json")" >&2
-    [ "$backend" = postgres ] && psql "$DB_URL" -qc "ANALYZE" >/dev/null
 
     : >"$WORK/tokens.txt"
     for i in $(seq 1 "$USERS"); do

@@ -8,6 +8,10 @@
 //! Since every line is an upsert, the fix is to correct the line and send
 //! the file again: committed lines are no-ops the second time.
 //!
+//! At the end, on PostgreSQL, the catalog tables are vacuumed and analysed
+//! (`VACUUM (ANALYZE)`: fresh statistics, and the GIN search indexes'
+//! pending lists merged); on SQLite, `PRAGMA optimize`.
+//!
 //! Why chunks rather than one transaction: a catalog of a million tracks
 //! would otherwise hold SQLite's write lock (and a PostgreSQL snapshot) for
 //! minutes, stalling every other writer; a chunk holds it for a fraction
@@ -82,6 +86,12 @@ pub(crate) async fn import_jsonl(
         import.line(&state, line_no, &rest).await?;
     }
     import.flush(&state).await?;
+    if import.done.transactions > 0
+        && let Err(e) = catalog::after_bulk_import(state.db()).await
+    {
+        // The data is committed; only the upkeep failed.
+        tracing::warn!(error = %e, "vacuum/analyze after a bulk import failed");
+    }
     tracing::info!(
         lines = import.done.lines,
         artists = import.done.artists,
