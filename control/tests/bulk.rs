@@ -62,6 +62,12 @@ async fn jsonl_on(db: &TestDb) {
         "{db:?}"
     );
     assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM tracks").await, Some(12_000));
+    if db.kind == "postgres" {
+        // The import vacuumed and analysed the catalog (GIN pending lists).
+        let sql =
+            "SELECT COUNT(*) FROM pg_stat_user_tables WHERE relname = 'tracks' AND last_vacuum IS NOT NULL";
+        assert_eq!(support::sql_i64(&db.url, sql).await, Some(1));
+    }
     let user = s.user(Tier::Free).await;
     let t: TrackResponse = s.get("/v1/tracks/t777", Some(&user.token)).await.json().await.unwrap();
     assert_eq!((t.album.id.as_str(), t.popularity, t.duration_ms), ("al277", 777 % 101, 180_000));
