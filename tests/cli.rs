@@ -238,6 +238,9 @@ async fn control_user_create_and_revoke_tokens() {
             db.clone(),
             keys_set.clone(),
             "listen=127.0.0.1:0".to_owned(),
+            // Look every token up on every request, so revocation shows at
+            // once (by default a replica remembers a token for 5 s).
+            "cache.token_ttl=0s".to_owned(),
         ],
     )
     .unwrap();
