@@ -126,10 +126,49 @@ impl Query {
         Some(clauses.join(" AND "))
     }
 
-    /// The `to_tsquery('simple', …)` text for PostgreSQL: every word as a
-    /// prefix, AND-ed (`mr:* & brigh:*`).
+    /// The exact FTS5 query for SQLite's trigram tables: each word as a
+    /// whole word (`" mr "`: the indexed text has a space around every
+    /// word), the last as a word start (`" brigh"`), AND-ed — the same
+    /// matches as PostgreSQL's [`Self::tsquery`]. `None` when no word is
+    /// long enough to make a trigram.
+    pub(crate) fn fts5_exact(&self) -> Option<String> {
+        let last = self.words.len().saturating_sub(1);
+        let phrases: Vec<String> = self
+            .words
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let phrase = if i == last { format!(" {w}") } else { format!(" {w} ") };
+                (phrase.chars().count() >= 3).then(|| format!("\"{phrase}\""))
+            })
+            .collect();
+        (!phrases.is_empty()).then(|| phrases.join(" AND "))
+    }
+
+    /// The `to_tsquery('simple', …)` text for PostgreSQL: the words AND-ed,
+    /// the last as a prefix (`mr & brigh:*`): a listener types left to
+    /// right, so only the last word may be unfinished — and a whole word is
+    /// one posting list where a short prefix (`the:*`, `of:*`) is hundreds.
     pub(crate) fn tsquery(&self) -> String {
-        self.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ")
+        self.tsquery_with(|_| None)
+    }
+
+    /// [`Self::tsquery`] with each word OR-ed with `alternatives(word)`
+    /// (whole words): `(beatels | beatles) & abbey:*`.
+    pub(crate) fn tsquery_with<'a>(&self, alternatives: impl Fn(&str) -> Option<&'a [String]>) -> String {
+        let last = self.words.len().saturating_sub(1);
+        self.words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let own = if i == last { format!("{w}:*") } else { w.clone() };
+                match alternatives(w) {
+                    Some(alts) if !alts.is_empty() => format!("({own} | {})", alts.join(" | ")),
+                    _ => own,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" & ")
     }
 }
 
@@ -257,8 +296,12 @@ mod tests {
         assert_eq!(Query::parse("  !! "), None);
         let q = Query::parse("Mr brigh").unwrap();
         assert_eq!(q.words, ["mr", "brigh"]);
-        assert_eq!(q.tsquery(), "mr:* & brigh:*");
+        assert_eq!(q.tsquery(), "mr & brigh:*");
+        let alts = ["mister".to_owned()];
+        assert_eq!(q.tsquery_with(|w| (w == "mr").then_some(&alts[..])), "(mr | mister) & brigh:*");
         assert_eq!(q.fts5().unwrap(), r#"(" mr") AND (" br" OR "bri" OR "rig" OR "igh")"#);
+        assert_eq!(q.fts5_exact().unwrap(), r#"" mr " AND " brigh""#);
+        assert_eq!(Query::parse("a b").unwrap().fts5_exact().unwrap(), r#"" a ""#);
         assert_eq!(Query::parse("a").unwrap().fts5(), None);
     }
 

@@ -168,7 +168,7 @@ const CORRECTIONS: i64 = 4;
 
 /// The query's tsquery with each word of 3+ characters OR-ed with its
 /// closest words in `search_words` (pg_trgm similarity ≥ 0.3):
-/// `(beatels:* | beatles | beatle) & …`. `None` when no word has a close
+/// `(beatels | beatles | beatle) & …`. `None` when no word has a close
 /// neighbour, so there is nothing new to search for.
 async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sqlx::Error> {
     let long: Vec<&str> = query.words.iter().map(String::as_str).filter(|w| w.chars().count() >= 3).collect();
@@ -194,15 +194,7 @@ async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sql
     for r in &rows {
         alternatives.entry(r.try_get("q")?).or_default().push(r.try_get("w")?);
     }
-    let clauses: Vec<String> = query
-        .words
-        .iter()
-        .map(|w| match alternatives.get(w) {
-            Some(alts) => format!("({w}:* | {})", alts.join(" | ")),
-            None => format!("{w}:*"),
-        })
-        .collect();
-    Ok(Some(clauses.join(" & ")))
+    Ok(Some(query.tsquery_with(|w| alternatives.get(w).map(Vec::as_slice))))
 }
 
 /// A search candidate: what ranking needs besides the secondary texts.
@@ -216,20 +208,22 @@ pub(crate) struct Hit {
 /// Entities of `kind` that may match `query` (at most
 /// [`CANDIDATES`] per step), by the backend's own index.
 ///
-/// - PostgreSQL: every query word as a prefix (`mr:* & brigh:*`, the
-///   full-text GIN index), the most popular matches first; when that finds
+/// - PostgreSQL: the query's words, the last as a prefix (`mr & brigh:*`,
+///   the full-text GIN index), the most popular matches first; when that finds
 ///   fewer than [`TYPO_FALLBACK`], the same again with each word OR-ed
 ///   with its closest words from the spelling dictionary (pg_trgm on
 ///   `search_words`), which is where typos are caught.
-/// - SQLite: the FTS5 trigram table, each word matching by any of its
-///   trigrams, best bm25 first (typos and prefixes in one step).
+/// - SQLite: the FTS5 trigram table, the same whole words and last-word
+///   prefix as phrases, the most popular first; when that finds fewer
+///   than [`TYPO_FALLBACK`], each word matching by any of its trigrams,
+///   best bm25 first (typos, including one inside the unfinished word).
 pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<Hit>, sqlx::Error> {
     let table = kind.table();
     let (filter, popularity) = (kind.filter(), kind.popularity());
     let select = format!("t.id, {} AS name, {} AS rank_popularity", kind.name(), kind.popularity_0_100());
     let rows = match db.backend() {
         Backend::Postgres => {
-            // Every word as a prefix (full text): the most popular matches.
+            // The words, the last as a prefix: the most popular matches.
             let sql = format!(
                 "SELECT {select} FROM {table} t
                  WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
@@ -262,19 +256,40 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
             rows
         }
         Backend::Sqlite => {
-            let Some(fts_query) = query.fts5() else { return Ok(Vec::new()) };
             let fts = kind.fts();
-            let sql = format!(
-                "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
-                 WHERE {fts} MATCH $1 {filter}
-                 ORDER BY f.rank, {popularity} DESC, t.id
-                 LIMIT $2"
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(fts_query)
-                .bind(CANDIDATES)
-                .fetch_all(db.pool())
-                .await?
+            // Whole words, the last as a word start: the most popular.
+            let mut rows = Vec::new();
+            if let Some(exact) = query.fts5_exact() {
+                let sql = format!(
+                    "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
+                     WHERE {fts} MATCH $1 {filter}
+                     ORDER BY {popularity} DESC, t.id
+                     LIMIT $2"
+                );
+                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(exact)
+                    .bind(CANDIDATES)
+                    .fetch_all(db.pool())
+                    .await?;
+            }
+            if (rows.len() as i64) < TYPO_FALLBACK
+                && let Some(fuzzy) = query.fts5()
+            {
+                // Few: maybe a typo. Any trigram of each word, best bm25.
+                let sql = format!(
+                    "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
+                     WHERE {fts} MATCH $1 {filter}
+                     ORDER BY f.rank, {popularity} DESC, t.id
+                     LIMIT $2"
+                );
+                let more = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(fuzzy)
+                    .bind(CANDIDATES)
+                    .fetch_all(db.pool())
+                    .await?;
+                rows.extend(more);
+            }
+            rows
         }
     };
     let mut seen = std::collections::HashSet::new();
