@@ -212,6 +212,13 @@ pub(crate) fn rank<T>(results: &mut [(f64, u32, String, T)]) {
     results.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(&b.2)));
 }
 
+/// Is `w` one typo from `q` (two for words of 8+ letters)? The spelling
+/// correction's test, the same edits [`score`] forgives.
+pub(crate) fn is_typo_of(q: &str, w: &str) -> bool {
+    let d = edits(q, w);
+    d == 1 || (d == 2 && q.chars().count() >= 8)
+}
+
 /// How well query word `q` matches word `w` (both normalised).
 fn word_match(q: &str, w: &str) -> f64 {
     if q == w {
@@ -303,6 +310,15 @@ mod tests {
         assert_eq!(q.fts5_exact().unwrap(), r#"" mr " AND " brigh""#);
         assert_eq!(Query::parse("a b").unwrap().fts5_exact().unwrap(), r#"" a ""#);
         assert_eq!(Query::parse("a").unwrap().fts5(), None);
+    }
+
+    #[test]
+    fn typos() {
+        assert!(is_typo_of("osacr", "oscar"));
+        assert!(is_typo_of("beatels", "beatles"));
+        assert!(!is_typo_of("oscar", "oscar"));
+        assert!(!is_typo_of("tiger", "tigers2"));
+        assert!(is_typo_of("mountians", "mountains"));
     }
 
     #[test]

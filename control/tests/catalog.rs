@@ -281,6 +281,20 @@ async fn search_is_prefix_and_typo_tolerant_and_ranks_the_same_on_both_databases
         );
         seen.push(tracks);
 
+        // A swap in a short word (the trigram neighbourhood is thin there).
+        let r = search("beyocne", "artist").await;
+        assert_eq!(
+            r.artists.as_ref().unwrap().items.first().map(|a| a.id.as_str()),
+            Some("beyonce"),
+            "{db:?}"
+        );
+        let r = search("the kilelrs", "artist").await;
+        assert_eq!(
+            r.artists.as_ref().unwrap().items.first().map(|a| a.id.as_str()),
+            Some("killers"),
+            "{db:?}"
+        );
+
         // Accents folded; albums found by their artist too.
         let r = search("beyonce", "artist,album").await;
         assert_eq!(r.artists.as_ref().unwrap().items[0].id, "beyonce", "{db:?}");

@@ -43,6 +43,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
+/// Run on every new PostgreSQL connection: the spelling dictionary's
+/// neighbours need pg_trgm similarity down to 0.2 (its default `%` bound
+/// is 0.3; `osacr` → `oscar` is 0.2); an edit-distance test then keeps
+/// the real typos (`crate::search::is_typo_of`).
+const POSTGRES_SETTINGS: &str = "SET pg_trgm.similarity_threshold = 0.2";
+
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
@@ -98,14 +104,16 @@ impl Db {
         };
         let mut options =
             AnyPoolOptions::new().max_connections(config.max_connections).acquire_timeout(ACQUIRE_TIMEOUT);
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            });
-        }
+        let setup = match backend {
+            Backend::Sqlite => SQLITE_PRAGMAS,
+            Backend::Postgres => POSTGRES_SETTINGS,
+        };
+        options = options.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute(setup).await?;
+                Ok(())
+            })
+        });
         let pool = options
             .connect(&url)
             .await
