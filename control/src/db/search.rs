@@ -66,16 +66,21 @@ impl Kind {
         }
     }
 
-    /// The order of candidates: most popular first. Written as an
-    /// expression (`+ 0`) so PostgreSQL never walks the popularity index
-    /// filtering every row by the text query: when it misjudges how rare
-    /// the words are, that reads a tenth of the table (290 ms on 1M tracks
-    /// for `follow & br:*`); the full-text index then a top-N sort costs
-    /// what the matches cost.
-    fn popularity(self) -> &'static str {
-        match self {
-            Kind::Playlist => "(t.follower_count + 0)",
-            _ => "(t.popularity + 0)",
+    /// The order of candidates: most popular first. For a query of more
+    /// than two characters it is written as an expression (`+ 0`) so
+    /// PostgreSQL never walks the popularity index filtering every row by
+    /// the text: when it misjudges how rare the words are, that reads a
+    /// tenth of the table (290 ms on 1M tracks for `follow & br:*`), while
+    /// the full-text index then a top-N sort costs what the matches cost.
+    /// A one- or two-letter query matches so much that walking the index
+    /// finds 200 at once, and the bitmap of its matches is what is slow.
+    fn popularity(self, query: &Query) -> &'static str {
+        let short = query.normalized.chars().count() <= 2;
+        match (self, short) {
+            (Kind::Playlist, true) => "t.follower_count",
+            (Kind::Playlist, false) => "(t.follower_count + 0)",
+            (_, true) => "t.popularity",
+            (_, false) => "(t.popularity + 0)",
         }
     }
 }
@@ -235,7 +240,7 @@ pub(crate) struct Hit {
 ///   best bm25 first (typos, including one inside the unfinished word).
 pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<Hit>, sqlx::Error> {
     let table = kind.table();
-    let (filter, popularity) = (kind.filter(), kind.popularity());
+    let (filter, popularity) = (kind.filter(), kind.popularity(query));
     let select = format!("t.id, {} AS name, {} AS rank_popularity", kind.name(), kind.popularity_0_100());
     let rows = match db.backend() {
         Backend::Postgres => {
