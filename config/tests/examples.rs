@@ -137,6 +137,12 @@ fn every_key_is_documented() {
         "ingest",
         "worker",
         "demo",
+        "rate_limits",
+        "rate_limits.read",
+        "rate_limits.search",
+        "rate_limits.playback",
+        "rate_limits.library_write",
+        "rate_limits.playlist_write",
     ];
     for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {
         assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md does not table `{key}`");
