@@ -108,7 +108,7 @@ async fn catalog_reads_on(db: &TestDb) {
     let many = (0..51).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
     let msg =
         expect_error(s.get(&format!("/v1/tracks?ids={many}"), token).await, 400, "invalid_request").await;
-    assert!(msg.contains("at most 50"), "{msg}");
+    assert!(msg.contains("1 to 50 comma-separated ids, got 51"), "{msg}");
     // No token: 401 on every catalog route.
     expect_error(s.get("/v1/albums/al1", None).await, 401, "unauthorized").await;
     s.stop().await.unwrap();

@@ -106,9 +106,9 @@ pub(crate) async fn put_artist(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ImportArtist>,
 ) -> Result<Response, ApiError> {
-    same_id(&id, &body.id)?;
-    let created = !catalog::exists(state.db(), "artists", &id).await?;
-    put(&state, ImportRequest { artists: vec![body], ..ImportRequest::default() }, created).await
+    let body_id = body.id.clone();
+    put(&state, "artists", &id, &body_id, ImportRequest { artists: vec![body], ..ImportRequest::default() })
+        .await
 }
 
 #[utoipa::path(put, path = "/v1/admin/albums/{id}", tag = "admin", security(("admin" = [])),
@@ -125,9 +125,9 @@ pub(crate) async fn put_album(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ImportAlbum>,
 ) -> Result<Response, ApiError> {
-    same_id(&id, &body.id)?;
-    let created = !catalog::exists(state.db(), "albums", &id).await?;
-    put(&state, ImportRequest { albums: vec![body], ..ImportRequest::default() }, created).await
+    let body_id = body.id.clone();
+    put(&state, "albums", &id, &body_id, ImportRequest { albums: vec![body], ..ImportRequest::default() })
+        .await
 }
 
 #[utoipa::path(put, path = "/v1/admin/tracks/{id}", tag = "admin", security(("admin" = [])),
@@ -144,9 +144,9 @@ pub(crate) async fn put_track(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ImportTrack>,
 ) -> Result<Response, ApiError> {
-    same_id(&id, body.id.as_str())?;
-    let created = !catalog::exists(state.db(), "tracks", &id).await?;
-    put(&state, ImportRequest { tracks: vec![body], ..ImportRequest::default() }, created).await
+    let body_id = body.id.as_str().to_owned();
+    put(&state, "tracks", &id, &body_id, ImportRequest { tracks: vec![body], ..ImportRequest::default() })
+        .await
 }
 
 fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
@@ -162,7 +162,17 @@ fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn put(state: &AppState, req: ImportRequest, created: bool) -> Result<Response, ApiError> {
+/// The shared body of the three PUTs: the ids agree, the entity is
+/// imported, and the status says whether it is new.
+async fn put(
+    state: &AppState,
+    table: &str,
+    path_id: &str,
+    body_id: &str,
+    req: ImportRequest,
+) -> Result<Response, ApiError> {
+    same_id(path_id, body_id)?;
+    let created = !catalog::exists(state.db(), table, path_id).await?;
     let batch = Batch::validate(req).map_err(|e| {
         e.map_message(|m| m.split_once("].").map_or(m.to_owned(), |(_, rest)| rest.to_owned()))
     })?;

@@ -18,11 +18,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use cadenza_config::ids::TrackId;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::extract::{ApiPath, ApiQuery};
-use super::paging::{MAX_LIMIT, Page};
+use super::paging::{IdsQuery, Page, PageQuery};
 use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::catalog;
@@ -33,46 +31,6 @@ use crate::types::{
     TracksResponse,
 };
 use crate::validate::{self, echo};
-
-/// `?ids=a,b,c`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct IdsQuery {
-    /// 1 to 50 comma-separated ids; the answer has one entry per id, in
-    /// order (`null` for an unknown one).
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,49}$", example = "t1,t2")]
-    ids: String,
-}
-
-/// `?limit&offset`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PageQuery {
-    /// Items per page.
-    #[param(minimum = 1, maximum = 50, default = 20)]
-    limit: Option<u32>,
-    /// Index of the first item.
-    #[param(maximum = 100_000, default = 0)]
-    offset: Option<u32>,
-}
-
-/// 1 to 50 comma-separated ids, each checked by `check`; errors name
-/// `ids[i]`.
-pub(crate) fn id_list(
-    raw: &str,
-    check: impl Fn(&str, &str) -> Result<String, ApiError>,
-) -> Result<Vec<String>, ApiError> {
-    let ids: Vec<&str> = raw.split(',').collect();
-    if raw.is_empty() {
-        return Err(ApiError::invalid("ids: must list 1 to 50 comma-separated ids"));
-    }
-    if ids.len() > MAX_LIMIT as usize {
-        return Err(ApiError::invalid(format!("ids: must list at most {MAX_LIMIT} ids, got {}", ids.len())));
-    }
-    ids.iter().enumerate().map(|(i, id)| check(&format!("ids[{i}]"), id)).collect()
-}
 
 fn track_id(path: &str, id: &str) -> Result<String, ApiError> {
     id.parse::<TrackId>()
@@ -92,7 +50,7 @@ pub(crate) async fn tracks(
     ApiQuery(q): ApiQuery<IdsQuery>,
 ) -> Result<Json<TracksResponse>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
-    let ids = id_list(&q.ids, track_id)?;
+    let ids = q.ids(track_id)?;
     Ok(Json(TracksResponse { tracks: state.tracks(&ids).await? }))
 }
 
@@ -112,7 +70,7 @@ pub(crate) async fn album(
 ) -> Result<Json<AlbumResponse>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let id = validate::id("id", &id)?;
-    let page = Page::of(q.limit, q.offset)?;
+    let page = q.page()?;
     let album = catalog::albums_by_ids(state.db(), std::slice::from_ref(&id))
         .await?
         .pop()
@@ -138,7 +96,7 @@ pub(crate) async fn album_tracks(
 ) -> Result<Json<Paging<TrackResponse>>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let id = validate::id("id", &id)?;
-    let page = Page::of(q.limit, q.offset)?;
+    let page = q.page()?;
     let exists = catalog::albums_by_ids(state.db(), std::slice::from_ref(&id)).await?.pop().flatten();
     if exists.is_none() {
         return Err(album_not_found(&id));
@@ -169,7 +127,7 @@ pub(crate) async fn albums(
     ApiQuery(q): ApiQuery<IdsQuery>,
 ) -> Result<Json<AlbumsResponse>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
-    let ids = id_list(&q.ids, validate::id)?;
+    let ids = q.ids(validate::id)?;
     Ok(Json(AlbumsResponse { albums: catalog::albums_by_ids(state.db(), &ids).await? }))
 }
 
@@ -211,7 +169,7 @@ pub(crate) async fn artists(
     ApiQuery(q): ApiQuery<IdsQuery>,
 ) -> Result<Json<ArtistsResponse>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
-    let ids = id_list(&q.ids, validate::id)?;
+    let ids = q.ids(validate::id)?;
     Ok(Json(ArtistsResponse { artists: catalog::artists_by_ids(state.db(), &ids).await? }))
 }
 
@@ -231,7 +189,7 @@ pub(crate) async fn artist_albums(
 ) -> Result<Json<Paging<AlbumSimplified>>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let id = validate::id("id", &id)?;
-    let page = Page::of(q.limit, q.offset)?;
+    let page = q.page()?;
     artist_or_404(&state, &id).await?;
     let ids = catalog::artist_album_ids(state.db(), &id, page).await?;
     let albums = catalog::albums_by_ids(state.db(), &ids.ids).await?.into_iter().flatten().collect();

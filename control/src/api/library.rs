@@ -20,12 +20,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::extract::{ApiPath, ApiQuery};
 use super::paging::Page;
-use super::playlists::PageQuery;
+use super::paging::{IdsQuery, PageQuery};
 use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::library::{self as db, LibraryKind};
@@ -34,38 +32,11 @@ use crate::error::ApiError;
 use crate::types::{Paging, SavedAlbum, SavedArtist, SavedPlaylist, SavedTrack, schema};
 use crate::validate::{self, echo};
 
-/// Most ids of one request (Spotify's 50).
-const MAX_IDS: usize = 50;
-
 /// The library routes, merged into the API's router.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/me/library/{kind}", get(list).put(save).delete(remove))
         .route("/v1/me/library/{kind}/contains", get(contains))
-}
-
-/// `?ids=a,b,c`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct IdsQuery {
-    /// 1 to 50 comma-separated ids.
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,49}$", example = "t1,t2")]
-    ids: String,
-}
-
-impl IdsQuery {
-    /// 1 to 50 valid ids, errors naming `ids` or `ids[i]`.
-    fn ids(&self) -> Result<Vec<String>, ApiError> {
-        let parts: Vec<&str> = self.ids.split(',').collect();
-        if self.ids.is_empty() || parts.len() > MAX_IDS {
-            let n = if self.ids.is_empty() { 0 } else { parts.len() };
-            return Err(ApiError::invalid(format!(
-                "ids: must hold 1 to {MAX_IDS} comma-separated ids, got {n}"
-            )));
-        }
-        parts.iter().enumerate().map(|(i, id)| validate::id(&format!("ids[{i}]"), id)).collect()
-    }
 }
 
 fn kind(path: &str) -> Result<LibraryKind, ApiError> {
@@ -92,7 +63,7 @@ async fn save(
 ) -> Result<StatusCode, ApiError> {
     state.rate_limit(&user.id, Category::LibraryWrite)?;
     let kind = kind(&k)?;
-    db::save(state.db(), &user.id, kind, &q.ids()?).await?;
+    db::save(state.db(), &user.id, kind, &q.ids(validate::id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,7 +82,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     state.rate_limit(&user.id, Category::LibraryWrite)?;
     let kind = kind(&k)?;
-    db::remove(state.db(), &user.id, kind, &q.ids()?).await?;
+    db::remove(state.db(), &user.id, kind, &q.ids(validate::id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -130,7 +101,7 @@ async fn contains(
 ) -> Result<Json<Vec<bool>>, ApiError> {
     state.rate_limit(&user.id, Category::Read)?;
     let kind = kind(&k)?;
-    let ids = q.ids()?;
+    let ids = q.ids(validate::id)?;
     let saved = db::contains(state.db(), &user.id, kind, &ids).await?;
     Ok(Json(ids.iter().map(|id| saved.contains(id)).collect()))
 }

@@ -2,6 +2,8 @@
 //! paging object every list answers with ([`Paging`]).
 
 use axum::http::Uri;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::types::Paging;
@@ -13,6 +15,53 @@ pub(crate) const MAX_LIMIT: u32 = 50;
 /// Largest `offset` of an ordinary list (a playlist holds at most 10,000
 /// items; a library, an artist's albums are far below).
 pub(crate) const MAX_OFFSET: u32 = 100_000;
+
+/// `?limit&offset`, the query of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 50, default = 20)]
+    limit: Option<u32>,
+    /// Index of the first item.
+    #[param(maximum = 100_000, default = 0)]
+    offset: Option<u32>,
+}
+
+impl PageQuery {
+    pub(crate) fn page(&self) -> Result<Page, ApiError> {
+        Page::of(self.limit, self.offset)
+    }
+}
+
+/// `?ids=a,b,c`, the query of every "several at once" route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IdsQuery {
+    /// 1 to 50 comma-separated ids; answers keep their order.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,49}$", example = "t1,t2")]
+    ids: String,
+}
+
+impl IdsQuery {
+    /// 1 to [`MAX_LIMIT`] ids, each checked by `check`; errors name `ids`
+    /// or `ids[i]`.
+    pub(crate) fn ids(
+        &self,
+        check: impl Fn(&str, &str) -> Result<String, ApiError>,
+    ) -> Result<Vec<String>, ApiError> {
+        let parts: Vec<&str> = self.ids.split(',').collect();
+        if self.ids.is_empty() || parts.len() > MAX_LIMIT as usize {
+            let n = if self.ids.is_empty() { 0 } else { parts.len() };
+            return Err(ApiError::invalid(format!(
+                "ids: must list 1 to {MAX_LIMIT} comma-separated ids, got {n}"
+            )));
+        }
+        parts.iter().enumerate().map(|(i, id)| check(&format!("ids[{i}]"), id)).collect()
+    }
+}
 
 /// A validated window of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,10 +35,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post, put};
 use cadenza_config::ids::UserId;
 use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::paging::Page;
+use super::paging::{Page, PageQuery};
 use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::playlists::{self as db, DetailChanges, ItemRow, NewPlaylist, PlaylistRow, Removal};
@@ -70,25 +69,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/v1/me/playlists", get(mine))
         .route("/v1/users/{user_id}/playlists", get(of_user))
-}
-
-/// `?limit=&offset=` of every list here.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PageQuery {
-    /// Items per page.
-    #[param(minimum = 1, maximum = 50, default = 20)]
-    limit: Option<u32>,
-    /// Index of the first item.
-    #[param(maximum = 100_000, default = 0)]
-    offset: Option<u32>,
-}
-
-impl PageQuery {
-    pub(crate) fn page(&self) -> Result<Page, ApiError> {
-        Page::of(self.limit, self.offset)
-    }
 }
 
 /// `POST /v1/playlists`: 201 with the new, empty playlist.
