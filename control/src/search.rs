@@ -2,10 +2,10 @@
 //! databases.
 //!
 //! Search runs in two steps. The database finds **candidates** with its own
-//! index over each entity's `search_text` (SQLite: an FTS5 trigram table,
-//! each word matching by any of its trigrams, best bm25 first; PostgreSQL: pg_trgm word
-//! similarity or a prefix full-text match, best similarity first), at most
-//! [`CANDIDATES`] per type. Then [`score`] ranks them here, the same way on
+//! index over each entity's `search_text` — whole words and a prefix of the
+//! last, the most popular first, and a typo step when that finds almost
+//! nothing (see `db::search::candidates`) — at most [`CANDIDATES`] per type
+//! and step. Then [`score`] ranks them here, the same way on
 //! both, by text relevance and popularity:
 //!
 //! - the query and every name are [`normalize`]d (lower case, accents
