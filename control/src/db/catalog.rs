@@ -233,6 +233,16 @@ pub(crate) async fn check_refs(
     Ok(())
 }
 
+/// Whether statements that bind an `Option<f64>` may be cached. They may
+/// not: sqlx 0.9's `Any` driver sends a NULL `f64` to PostgreSQL as a
+/// FLOAT4 (`AnyArguments::convert_into` maps `Null(Double)` to
+/// `Option<f32>`), so a statement first prepared with a NULL loudness or
+/// album gain declares that parameter FLOAT4, and a later execution on the
+/// same connection with a value (FLOAT8) fails with "incorrect binary data
+/// format". Unprepared, each execution declares its own types. Only
+/// catalog writes bind these, so the lost statement cache costs little.
+const UNTYPED_NULL_F64: bool = false;
+
 /// Appended to a fresh-rows insert: a row another transaction inserted
 /// meanwhile is skipped (and then updated), not an error.
 const RETURNING: &str = " ON CONFLICT (id) DO NOTHING RETURNING id";
@@ -392,7 +402,7 @@ async fn insert_tracks(
         rows.len(),
         16,
     ) + RETURNING;
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(UNTYPED_NULL_F64);
     for (t, text) in rows.iter().zip(&texts) {
         let audio = t.audio.as_ref();
         q = q
@@ -533,6 +543,7 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
                              OR loudness_true_peak_dbtp IS DISTINCT FROM $13
                              OR loudness_gain_db IS DISTINCT FROM $14)))",
     )
+    .persistent(UNTYPED_NULL_F64)
     .bind(t.id.as_str())
     .bind(&t.meta.album_id)
     .bind(&t.meta.title)
@@ -584,7 +595,7 @@ async fn insert_files(
         files.len(),
         11,
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(UNTYPED_NULL_F64);
     for f in files {
         q = q
             .bind(track)
