@@ -42,9 +42,19 @@ const SECONDARY_WEIGHT: f64 = 0.7;
 pub(crate) fn normalize(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
-    let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        // NFKD leaves ASCII as it is, and it has no combining marks: the
+        // common case, without the decomposition's cost.
+        return fold(text.chars().map(|c| c.to_ascii_lowercase()), text.len());
+    }
+    fold(text.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase), text.len())
+}
+
+/// Every run of non-alphanumeric characters of `chars` one space, trimmed.
+fn fold(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
     let mut space = true;
-    for c in text.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase) {
+    for c in chars {
         if c.is_alphanumeric() {
             out.push(c);
             space = false;
@@ -150,22 +160,30 @@ impl Query {
     /// right, so only the last word may be unfinished — and a whole word is
     /// one posting list where a short prefix (`the:*`, `of:*`) is hundreds.
     pub(crate) fn tsquery(&self) -> String {
-        self.tsquery_with(|_| None)
+        self.tsquery_with(None, |_| None)
     }
 
-    /// [`Self::tsquery`] with each word OR-ed with `alternatives(word)`
-    /// (whole words): `(beatels | beatles) & abbey:*`.
-    pub(crate) fn tsquery_with<'a>(&self, alternatives: impl Fn(&str) -> Option<&'a [String]>) -> String {
+    /// [`Self::tsquery`] with the last word's prefix written as the whole
+    /// words it stands for, `completions` (`mr & (brightside | brighter)`),
+    /// when given, and each word OR-ed with `alternatives(word)` (whole
+    /// words): `(beatels | beatles) & abbey:*`.
+    pub(crate) fn tsquery_with<'a>(
+        &self,
+        completions: Option<&[String]>,
+        alternatives: impl Fn(&str) -> Option<&'a [String]>,
+    ) -> String {
         let last = self.words.len().saturating_sub(1);
         self.words
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let own = if i == last { format!("{w}:*") } else { w.clone() };
-                match alternatives(w) {
-                    Some(alts) if !alts.is_empty() => format!("({own} | {})", alts.join(" | ")),
-                    _ => own,
-                }
+                let mut terms: Vec<String> = match completions {
+                    Some(words) if i == last && !words.is_empty() => words.to_vec(),
+                    _ if i == last => vec![format!("{w}:*")],
+                    _ => vec![w.clone()],
+                };
+                terms.extend(alternatives(w).unwrap_or_default().iter().cloned());
+                if terms.len() == 1 { terms.remove(0) } else { format!("({})", terms.join(" | ")) }
             })
             .collect::<Vec<_>>()
             .join(" & ")
@@ -249,35 +267,53 @@ fn word_match(q: &str, w: &str) -> f64 {
 /// Optimal string alignment distance (Damerau-Levenshtein without
 /// repeated edits of a substring), by characters. Stops early past 2.
 fn edits(a: &str, b: &str) -> usize {
+    if a.is_ascii() && b.is_ascii() {
+        return osa(a.as_bytes(), b.as_bytes());
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    osa(&a, &b)
+}
+
+/// [`edits`] over letters (bytes of ASCII, else chars), three rolling
+/// rows, on the stack for words of up to 63 letters: ranking calls it for
+/// every query word against every word of 200 candidates.
+fn osa<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    const STACK: usize = 64;
     if a.len().abs_diff(b.len()) > 2 {
         return 3;
     }
     let width = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * width];
-    for (j, cell) in d.iter_mut().enumerate().take(width) {
+    let mut heap: Vec<usize> = Vec::new();
+    let mut stack = [0usize; 3 * STACK];
+    let cells: &mut [usize] = if width <= STACK {
+        &mut stack[..3 * width]
+    } else {
+        heap.resize(3 * width, 0);
+        &mut heap
+    };
+    // Row i lives at (i % 3) * width.
+    for (j, cell) in cells.iter_mut().enumerate().take(width) {
         *cell = j;
     }
     for i in 1..=a.len() {
-        d[i * width] = i;
+        let (cur, prev, prev2) = ((i % 3) * width, ((i - 1) % 3) * width, ((i + 1) % 3) * width);
+        cells[cur] = i;
         let mut row_min = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * width + j] + 1)
-                .min(d[i * width + j - 1] + 1)
-                .min(d[(i - 1) * width + j - 1] + cost);
+            let mut v = (cells[prev + j] + 1).min(cells[cur + j - 1] + 1).min(cells[prev + j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[(i - 2) * width + j - 2] + 1);
+                v = v.min(cells[prev2 + j - 2] + 1);
             }
-            d[i * width + j] = v;
+            cells[cur + j] = v;
             row_min = row_min.min(v);
         }
         if row_min > 2 {
             return 3;
         }
     }
-    d[a.len() * width + b.len()]
+    cells[(a.len() % 3) * width + b.len()]
 }
 
 #[cfg(test)]
@@ -305,7 +341,15 @@ mod tests {
         assert_eq!(q.words, ["mr", "brigh"]);
         assert_eq!(q.tsquery(), "mr & brigh:*");
         let alts = ["mister".to_owned()];
-        assert_eq!(q.tsquery_with(|w| (w == "mr").then_some(&alts[..])), "(mr | mister) & brigh:*");
+        assert_eq!(q.tsquery_with(None, |w| (w == "mr").then_some(&alts[..])), "(mr | mister) & brigh:*");
+        let completions = ["brighter".to_owned(), "brightside".to_owned()];
+        assert_eq!(q.tsquery_with(Some(&completions), |_| None), "mr & (brighter | brightside)");
+        assert_eq!(
+            q.tsquery_with(Some(&completions), |w| (w == "brigh").then_some(&alts[..])),
+            "mr & (brighter | brightside | mister)"
+        );
+        // No completion at all: the prefix stays (it matches nothing).
+        assert_eq!(q.tsquery_with(Some(&[]), |_| None), "mr & brigh:*");
         assert_eq!(q.fts5().unwrap(), r#"(" mr") AND (" br" OR "bri" OR "rig" OR "igh")"#);
         assert_eq!(q.fts5_exact().unwrap(), r#"" mr " AND " brigh""#);
         assert_eq!(Query::parse("a b").unwrap().fts5_exact().unwrap(), r#"" a ""#);
@@ -328,6 +372,15 @@ mod tests {
         assert_eq!(edits("kitten", "sitting"), 3);
         assert_eq!(edits("abc", "abc"), 0);
         assert_eq!(edits("a", "abcdef"), 3);
+        assert_eq!(edits("", "ab"), 2);
+        assert_eq!(edits("ca", "abc"), 3); // OSA: no edit of a transposed pair
+        // Not ASCII: by characters, not bytes.
+        assert_eq!(edits("ångström", "ångstrom"), 1);
+        assert_eq!(edits("bjørk", "bjrøk"), 1);
+        // Longer than the stack rows: the same answers from the heap.
+        let long = "x".repeat(70) + "ab";
+        assert_eq!(edits(&long, &("x".repeat(70) + "ba")), 1);
+        assert_eq!(edits(&long, &("y".repeat(70) + "ab")), 3);
     }
 
     #[test]

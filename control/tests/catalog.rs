@@ -345,6 +345,85 @@ async fn search_is_prefix_and_typo_tolerant_and_ranks_the_same_on_both_databases
     }
 }
 
+/// PostgreSQL's shortcuts give the candidates the whole index gives, on
+/// both databases: the popular tier (rows at popularity 30+) answers alone
+/// only with a full set of candidates, and a last word's prefix written as
+/// its completions finds what the prefix finds, with many completions or
+/// few.
+#[tokio::test]
+async fn search_tiers_and_completions_find_what_the_whole_index_finds() {
+    /// Per database: each query's total and first page of ids.
+    type Seen = Vec<(u64, Vec<String>)>;
+    let mut orders: Vec<(String, Seen)> = Vec::new();
+    for db in support::databases().await {
+        let s = Server::start(&db.url).await;
+        let mut catalog = search_catalog();
+        // 150 popular and 120 obscure tracks with "lantern"; 250 popular
+        // with "harbour"; 100 made-up words starting "zq0".
+        let track = |id: String, title: String, popularity: u32| ImportTrack {
+            id: id.parse().unwrap(),
+            album_id: "hot-fuss".into(),
+            title,
+            track_number: 1,
+            disc_number: None,
+            explicit: None,
+            isrc: None,
+            artist_ids: vec!["killers".into()],
+            manifest: None,
+            duration_ms: Some(200_000),
+            popularity: Some(popularity),
+            audio_features: None,
+        };
+        for i in 0..150 {
+            catalog.tracks.push(track(format!("lantern-hot-{i}"), format!("Lantern {i}"), 30 + i % 60));
+        }
+        for i in 0..120 {
+            catalog.tracks.push(track(format!("lantern-cold-{i}"), format!("Lantern {i}"), i % 30));
+        }
+        for i in 0..250 {
+            catalog.tracks.push(track(format!("harbour-{i}"), format!("Harbour {i}"), 30 + i % 70));
+        }
+        for i in 0..100 {
+            catalog.tracks.push(track(format!("zq-{i}"), format!("zq0{i:02}x song"), i % 100));
+        }
+        let resp = s.import(&catalog).await;
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        let user = s.user(Tier::Free).await;
+        let mut seen = Vec::new();
+        for (q, total) in [
+            // The tier holds 150 < 200: the whole index gives 200, obscure
+            // ones among them.
+            ("lantern", 200),
+            // The tier holds 250: exactly the 200 most popular.
+            ("harbour", 200),
+            // 100 completions (kept as a prefix), then 10, then 1.
+            ("zq0", 100),
+            ("zq00", 10),
+            ("zq000x", 1),
+            ("zq050x son", 1),
+        ] {
+            let path = format!("/v1/search?q={}&type=track&limit=50", q.replace(' ', "%20"));
+            let r: SearchResponse = s.get(&path, Some(&user.token)).await.json().await.unwrap();
+            let page = r.tracks.unwrap();
+            assert_eq!(page.total, total, "{db:?}: {q}");
+            let ids: Vec<String> = page.items.iter().map(|t| t.id.as_str().to_owned()).collect();
+            if q == "lantern" {
+                // Popularity orders equal text: the most popular first.
+                assert_eq!(ids[0], "lantern-hot-119", "{db:?}"); // 89, and before "lantern-hot-59"
+            }
+            if q == "harbour" {
+                assert!(ids.iter().all(|id| id.starts_with("harbour-")), "{db:?}: {ids:?}");
+            }
+            seen.push((page.total, ids));
+        }
+        orders.push((db.kind.to_owned(), seen));
+        s.stop().await.unwrap();
+    }
+    for pair in orders.windows(2) {
+        assert_eq!(pair[0].1, pair[1].1, "{} vs {}", pair[0].0, pair[1].0);
+    }
+}
+
 #[tokio::test]
 async fn metadata_first_then_audio() {
     for db in support::databases().await {

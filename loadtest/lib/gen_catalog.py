@@ -9,14 +9,22 @@ Writes, into OUT_DIR:
   queries.txt     search queries as listeners type them: word prefixes of real
                   titles and names, whole titles, and one-typo names.
 
-Deterministic for a given seed. Names are built from word lists, so
-searches hit realistic posting-list sizes: common words ("love", "night")
-match tens of thousands of tracks, rare combinations a handful.
+Deterministic for a given seed. Names are built from patterns whose
+slots draw words with Zipf's law, the way words of real titles and names
+are spread: each slot's list starts with common English words ("love",
+"night", "heart": tens of thousands of tracks each) and goes on with
+--tail-words generated words (each in a handful of titles), so searches
+meet both long posting lists and selective ones. --tail-words 0 keeps only
+the 221 common words: every word then matches tens of thousands of rows, a
+harsher catalog than any real one (the stress case).
 
-usage: gen_catalog.py OUT_DIR [--artists N] [--albums N] [--tracks N] [--seed S]
+usage: gen_catalog.py OUT_DIR [--artists N] [--albums N] [--tracks N]
+                      [--tail-words N] [--seed S]
 """
 
 import argparse
+import bisect
+import itertools
 import json
 import os
 import random
@@ -43,11 +51,53 @@ TITLE = ["{a} {n}", "{v} me", "{v} the {n}", "{n} of {a} {n2}s", "{a} {n} ({v})"
 ALBUM_TYPES = ["album"] * 6 + ["single"] * 3 + ["ep", "compilation"]
 
 
-def fill(rng, pattern):
-    return pattern.format(
-        a=rng.choice(ADJ), a2=rng.choice(ADJ), n=rng.choice(NOUN), n2=rng.choice(NOUN),
-        v=rng.choice(VERB), v2=rng.choice(VERB), f=rng.choice(FIRST), l=rng.choice(LAST),
-    ).title()
+class Zipf:
+    """Draws from `words` with weight 1/rank (s = 1)."""
+
+    def __init__(self, words):
+        self.words = words
+        self.cum = list(itertools.accumulate(1.0 / (r + 1) for r in range(len(words))))
+
+    def __call__(self, rng):
+        return self.words[bisect.bisect_left(self.cum, rng.random() * self.cum[-1])]
+
+
+def pseudo_words(rng, n, taken):
+    """`n` distinct pronounceable words (2-3 syllables), none in `taken`."""
+    onset = "b c d f g h j k l m n p r s t v w z br cr dr fl gr kl pr sh st tr ch".split()
+    vowel = "a e i o u a e i o ai ea ou io".split()
+    coda = ["", "", "", "n", "r", "s", "l", "th", "x", "nd"]
+    out, seen = [], set(taken)
+    while len(out) < n:
+        w = "".join(rng.choice(onset) + rng.choice(vowel) for _ in range(rng.choice((2, 2, 3)))) + rng.choice(coda)
+        if w not in seen:
+            seen.add(w)
+            out.append(w)
+    return out
+
+
+class Vocabulary:
+    """A Zipf draw per slot of the name patterns: the common words first,
+    then `tail` generated words spread over the slots."""
+
+    def __init__(self, rng, tail):
+        taken = set(ADJ + NOUN + VERB + FIRST + LAST)
+        extra = pseudo_words(rng, tail, taken)
+        # Nouns take the most new words, then adjectives, names, verbs.
+        shares = {"n": 0.4, "a": 0.25, "f": 0.1, "l": 0.15, "v": 0.1}
+        start, slots = 0, {}
+        for key, head in (("n", NOUN), ("a", ADJ), ("f", FIRST), ("l", LAST), ("v", VERB)):
+            k = int(tail * shares[key])
+            slots[key] = Zipf(head + extra[start:start + k])
+            start += k
+        self.slots = slots
+
+    def fill(self, rng, pattern):
+        d = self.slots
+        return pattern.format(
+            a=d["a"](rng), a2=d["a"](rng), n=d["n"](rng), n2=d["n"](rng),
+            v=d["v"](rng), v2=d["v"](rng), f=d["f"](rng), l=d["l"](rng),
+        ).title()
 
 
 def zipf_popularity(rank, n):
@@ -68,10 +118,13 @@ def main():
     p.add_argument("--artists", type=int, default=50_000)
     p.add_argument("--albums", type=int, default=100_000)
     p.add_argument("--tracks", type=int, default=1_000_000)
+    p.add_argument("--tail-words", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
+    vocabulary = Vocabulary(rng, args.tail_words)
+    fill = vocabulary.fill
 
     artist_names = [fill(rng, rng.choice(BAND)) for _ in range(args.artists)]
     artist_rank = list(range(args.artists))

@@ -14,10 +14,10 @@ use super::paging::Page;
 use super::{AppState, Category};
 use crate::auth::AuthUser;
 use crate::db::catalog;
-use crate::db::search::Kind;
+use crate::db::search::{Kind, Lexicon};
 use crate::error::ApiError;
 use crate::search::{MAX_QUERY_CHARS, Query};
-use crate::types::SearchResponse;
+use crate::types::{AlbumSimplified, ArtistResponse, Paging, PlaylistHit, SearchResponse, TrackResponse};
 use crate::validate::echo;
 
 /// Deepest `offset` of a search: results come from at most
@@ -69,35 +69,68 @@ pub(crate) async fn search(
     }
     let kinds = kinds(params.kinds.as_deref())?;
     let page = Page::new(params.limit, params.offset, MAX_SEARCH_OFFSET)?;
-    let mut out = SearchResponse::default();
     // Nothing searchable (only punctuation): every asked type is empty.
     let query = Query::parse(&raw);
-    for kind in kinds {
-        let ids = match &query {
-            Some(q) => catalog::search_ids(state.db(), kind, q, page).await?,
-            None => catalog::IdPage { total: 0, ids: Vec::new() },
-        };
-        let db = state.db();
-        match kind {
-            Kind::Track => {
-                let items = state.tracks(&ids.ids).await?.into_iter().flatten().collect();
-                out.tracks = Some(page.paging(&uri, ids.total, items));
-            }
-            Kind::Artist => {
-                let items = catalog::artists_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
-                out.artists = Some(page.paging(&uri, ids.total, items));
-            }
-            Kind::Album => {
-                let items = catalog::albums_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
-                out.albums = Some(page.paging(&uri, ids.total, items));
-            }
-            Kind::Playlist => {
-                let items = catalog::playlist_hits(db, &ids.ids).await?;
-                out.playlists = Some(page.paging(&uri, ids.total, items));
-            }
+    let lexicon = match &query {
+        Some(q) => Some(Lexicon::load(state.db(), q).await?),
+        None => None,
+    };
+    // The types are searched at once, each on its own pooled connection:
+    // a search costs the slowest type's time, not the sum.
+    let found = futures_util::future::try_join_all(
+        kinds.iter().map(|&kind| kind_page(&state, kind, query.as_ref().zip(lexicon.as_ref()), page, &uri)),
+    )
+    .await?;
+    let mut out = SearchResponse::default();
+    for result in found {
+        match result {
+            KindPage::Tracks(p) => out.tracks = Some(p),
+            KindPage::Artists(p) => out.artists = Some(p),
+            KindPage::Albums(p) => out.albums = Some(p),
+            KindPage::Playlists(p) => out.playlists = Some(p),
         }
     }
     Ok(Json(out))
+}
+
+/// One type's paging object.
+enum KindPage {
+    Tracks(Paging<TrackResponse>),
+    Artists(Paging<ArtistResponse>),
+    Albums(Paging<AlbumSimplified>),
+    Playlists(Paging<PlaylistHit>),
+}
+
+/// The results of `kind` for `query` (none when nothing is searchable).
+async fn kind_page(
+    state: &AppState,
+    kind: Kind,
+    query: Option<(&Query, &Lexicon)>,
+    page: Page,
+    uri: &Uri,
+) -> Result<KindPage, ApiError> {
+    let ids = match query {
+        Some((q, lexicon)) => catalog::search_ids(state.db(), kind, q, lexicon, page).await?,
+        None => catalog::IdPage { total: 0, ids: Vec::new() },
+    };
+    let db = state.db();
+    Ok(match kind {
+        Kind::Track => {
+            let items = state.tracks(&ids.ids).await?.into_iter().flatten().collect();
+            KindPage::Tracks(page.paging(uri, ids.total, items))
+        }
+        Kind::Artist => {
+            let items = catalog::artists_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+            KindPage::Artists(page.paging(uri, ids.total, items))
+        }
+        Kind::Album => {
+            let items = catalog::albums_by_ids(db, &ids.ids).await?.into_iter().flatten().collect();
+            KindPage::Albums(page.paging(uri, ids.total, items))
+        }
+        Kind::Playlist => {
+            KindPage::Playlists(page.paging(uri, ids.total, catalog::playlist_hits(db, &ids.ids).await?))
+        }
+    })
 }
 
 /// `type=track,album`: at least one known type, each once.

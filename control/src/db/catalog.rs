@@ -688,8 +688,8 @@ pub(crate) fn placeholders(from: usize, n: usize) -> String {
 }
 
 /// The public views of the tracks `ids`, in the same order, `None` for an
-/// id with no track (repeats allowed). Three queries per chunk of ids
-/// (tracks with albums, credits, files), whatever the list's length.
+/// id with no track (repeats allowed). One query per chunk of ids, whatever
+/// the list's length.
 pub(crate) async fn tracks_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<TrackResponse>>, ApiError> {
     let mut found: HashMap<String, TrackResponse> = HashMap::with_capacity(ids.len());
     let mut unique: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -701,6 +701,12 @@ pub(crate) async fn tracks_by_ids(db: &Db, ids: &[String]) -> Result<Vec<Option<
     Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
 }
 
+/// Load `ids` into `out` in one round trip: each track with its album,
+/// left-joined to its credits and to its files, so a track comes back as
+/// (credits × files) rows (at least one), ordered so credits and bitrates
+/// arrive in order. A lookup is the control plane's most frequent query:
+/// three statements (track, credits, files) cost three round trips and
+/// three executions on the database for every cache miss.
 async fn load_tracks(
     db: &Db,
     ids: &[&str],
@@ -712,84 +718,87 @@ async fn load_tracks(
                 t.popularity, t.loudness_integrated_lufs, t.loudness_true_peak_dbtp,
                 t.loudness_gain_db,
                 a.id AS album_id, a.title AS album_title, a.album_type, a.release_date,
-                a.release_at
-         FROM tracks t JOIN albums a ON a.id = t.album_id
-         WHERE t.id IN ({list})"
+                a.release_at,
+                ta.position AS credit_position, ar.id AS artist_id, ar.name AS artist_name,
+                tf.bitrate_kbps
+         FROM tracks t
+         JOIN albums a ON a.id = t.album_id
+         LEFT JOIN track_artists ta ON ta.track_id = t.id
+         LEFT JOIN artists ar ON ar.id = ta.artist_id
+         LEFT JOIN track_files tf ON tf.track_id = t.id
+         WHERE t.id IN ({list})
+         ORDER BY t.id, ta.position, tf.bitrate_kbps"
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {
         q = q.bind(*id);
     }
+    // The credit position last pushed for the track being read.
+    let mut last_credit: Option<(String, i64)> = None;
     for row in q.fetch_all(db.pool()).await? {
         let id: String = row.try_get("id")?;
-        let track_id = TrackId::from_str(&id).map_err(|e| ApiError::internal("tracks.id", &e))?;
-        let album_type: String = row.try_get("album_type")?;
-        let album_type = AlbumType::parse(&album_type)
-            .ok_or_else(|| ApiError::internal("albums", &format!("album_type {album_type:?}")))?;
-        let release_at_ms: Option<i64> = row.try_get("release_at")?;
-        let lufs: Option<f64> = row.try_get("loudness_integrated_lufs")?;
-        let peak: Option<f64> = row.try_get("loudness_true_peak_dbtp")?;
-        let gain: Option<f64> = row.try_get("loudness_gain_db")?;
-        let loudness = match (lufs, peak, gain) {
-            (Some(integrated_lufs), Some(true_peak_dbtp), Some(gain_db)) => {
-                Some(TrackLoudness { integrated_lufs, true_peak_dbtp, gain_db })
-            }
-            _ => None,
-        };
-        let track = TrackResponse {
-            id: track_id,
-            title: row.try_get("title")?,
-            duration_ms: get_unsigned(&row, "duration_ms")?,
-            track_number: get_unsigned(&row, "track_number")?,
-            disc_number: get_unsigned(&row, "disc_number")?,
-            explicit: get_bool(&row, "explicit")?,
-            isrc: row.try_get("isrc")?,
-            popularity: get_unsigned(&row, "popularity")?,
-            album: AlbumSummary {
-                id: row.try_get("album_id")?,
-                title: row.try_get("album_title")?,
-                album_type,
-                release_date: row.try_get("release_date")?,
-                release_at: release_at_ms.map(|ms| ms.div_euclid(1000)),
-            },
-            artists: Vec::new(),
-            qualities: Vec::new(),
-            loudness,
-        };
-        out.insert(id, track);
-    }
-
-    let sql = format!(
-        "SELECT ta.track_id, ar.id, ar.name
-         FROM track_artists ta JOIN artists ar ON ar.id = ta.artist_id
-         WHERE ta.track_id IN ({list}) ORDER BY ta.track_id, ta.position"
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(*id);
-    }
-    for row in q.fetch_all(db.pool()).await? {
-        let track_id: String = row.try_get("track_id")?;
-        if let Some(t) = out.get_mut(&track_id) {
-            t.artists.push(ArtistSummary { id: row.try_get("id")?, name: row.try_get("name")? });
+        if !out.contains_key(&id) {
+            out.insert(id.clone(), track_of_row(&row)?);
         }
-    }
-
-    let sql = format!(
-        "SELECT track_id, bitrate_kbps FROM track_files
-         WHERE track_id IN ({list}) ORDER BY track_id, bitrate_kbps"
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(*id);
-    }
-    for row in q.fetch_all(db.pool()).await? {
-        let track_id: String = row.try_get("track_id")?;
-        if let Some(t) = out.get_mut(&track_id) {
-            t.qualities.push(get_unsigned(&row, "bitrate_kbps")?);
+        let Some(track) = out.get_mut(&id) else { continue };
+        let position: Option<i64> = row.try_get("credit_position")?;
+        if let Some(position) = position {
+            let key = (id, position);
+            if last_credit.as_ref() != Some(&key) {
+                track
+                    .artists
+                    .push(ArtistSummary { id: row.try_get("artist_id")?, name: row.try_get("artist_name")? });
+                last_credit = Some(key);
+            }
+        }
+        let kbps: Option<i64> = row.try_get("bitrate_kbps")?;
+        if kbps.is_some() {
+            let kbps = get_unsigned(&row, "bitrate_kbps")?;
+            if !track.qualities.contains(&kbps) {
+                track.qualities.push(kbps);
+            }
         }
     }
     Ok(())
+}
+
+/// A track's view from a [`load_tracks`] row, without credits or files.
+fn track_of_row(row: &AnyRow) -> Result<TrackResponse, ApiError> {
+    let id: String = row.try_get("id")?;
+    let track_id = TrackId::from_str(&id).map_err(|e| ApiError::internal("tracks.id", &e))?;
+    let album_type: String = row.try_get("album_type")?;
+    let album_type = AlbumType::parse(&album_type)
+        .ok_or_else(|| ApiError::internal("albums", &format!("album_type {album_type:?}")))?;
+    let release_at_ms: Option<i64> = row.try_get("release_at")?;
+    let lufs: Option<f64> = row.try_get("loudness_integrated_lufs")?;
+    let peak: Option<f64> = row.try_get("loudness_true_peak_dbtp")?;
+    let gain: Option<f64> = row.try_get("loudness_gain_db")?;
+    let loudness = match (lufs, peak, gain) {
+        (Some(integrated_lufs), Some(true_peak_dbtp), Some(gain_db)) => {
+            Some(TrackLoudness { integrated_lufs, true_peak_dbtp, gain_db })
+        }
+        _ => None,
+    };
+    Ok(TrackResponse {
+        id: track_id,
+        title: row.try_get("title")?,
+        duration_ms: get_unsigned(row, "duration_ms")?,
+        track_number: get_unsigned(row, "track_number")?,
+        disc_number: get_unsigned(row, "disc_number")?,
+        explicit: get_bool(row, "explicit")?,
+        isrc: row.try_get("isrc")?,
+        popularity: get_unsigned(row, "popularity")?,
+        album: AlbumSummary {
+            id: row.try_get("album_id")?,
+            title: row.try_get("album_title")?,
+            album_type,
+            release_date: row.try_get("release_date")?,
+            release_at: release_at_ms.map(|ms| ms.div_euclid(1000)),
+        },
+        artists: Vec::new(),
+        qualities: Vec::new(),
+        loudness,
+    })
 }
 
 /// Map a constraint violation the validator should have caught to a 400
@@ -1009,15 +1018,19 @@ pub(crate) async fn search_ids(
     db: &Db,
     kind: Kind,
     query: &crate::search::Query,
+    lexicon: &search_index::Lexicon,
     page: Page,
 ) -> Result<IdPage, ApiError> {
-    let hits = search_index::candidates(db, kind, query).await?;
-    let refs: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-    let mut secondary = secondary_texts(db, kind, &refs).await?;
+    let hits = search_index::candidates(db, kind, query, lexicon).await?;
     let mut scored = Vec::with_capacity(hits.len());
     for hit in hits {
-        let more = secondary.remove(&hit.id).unwrap_or_default();
-        let c = crate::search::Candidate { name: &hit.name, secondary: &more, popularity: hit.popularity };
+        // The indexed text holds the name and the secondary texts (credited
+        // artists, a playlist's owner), normalised: as secondary text it
+        // scores the same as the live names would, since a word of the
+        // name scores higher as the name than as secondary text.
+        let secondary = [hit.text];
+        let c =
+            crate::search::Candidate { name: &hit.name, secondary: &secondary, popularity: hit.popularity };
         if let Some(score) = crate::search::score(query, &c) {
             scored.push((score, hit.popularity, hit.id, ()));
         }
@@ -1027,35 +1040,6 @@ pub(crate) async fn search_ids(
     let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
     let ids = scored.into_iter().skip(start).take(page.limit as usize).map(|s| s.2).collect();
     Ok(IdPage { total, ids })
-}
-
-/// The secondary texts of candidates `ids` (credited artists, a
-/// playlist's owner), by id, in credit order.
-async fn secondary_texts(
-    db: &Db,
-    kind: Kind,
-    ids: &[&str],
-) -> Result<HashMap<String, Vec<String>>, ApiError> {
-    let sql = match kind {
-        Kind::Track => {
-            "SELECT l.track_id AS owner, ar.name FROM track_artists l JOIN artists ar ON ar.id = l.artist_id
-             WHERE l.track_id IN ({list}) ORDER BY l.track_id, l.position"
-        }
-        Kind::Album => {
-            "SELECT l.album_id AS owner, ar.name FROM album_artists l JOIN artists ar ON ar.id = l.artist_id
-             WHERE l.album_id IN ({list}) ORDER BY l.album_id, l.position"
-        }
-        Kind::Artist => return Ok(HashMap::new()),
-        Kind::Playlist => {
-            "SELECT p.id AS owner, u.display_name AS name FROM playlists p JOIN users u ON u.id = p.owner_id
-             WHERE p.id IN ({list})"
-        }
-    };
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for r in rows_in(db, sql, ids).await? {
-        out.entry(r.try_get("owner")?).or_default().push(r.try_get("name")?);
-    }
-    Ok(out)
 }
 
 /// Public playlists `ids` as search shows them, in order.

@@ -85,6 +85,24 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The popular tier's condition, when the kind has one and the query
+    /// is long enough to use it (a one- or two-letter query walks the
+    /// popularity index instead, see [`Kind::popularity`]). PostgreSQL's
+    /// partial full-text indexes (`*_search_hot`, migration 0004) cover
+    /// the rows with `popularity >= 30`; the planner uses them only for a
+    /// condition written with the same literal.
+    fn hot_condition(self, query: &Query) -> Option<&'static str> {
+        if query.normalized.chars().count() <= 2 {
+            return None;
+        }
+        match self {
+            Kind::Track | Kind::Album | Kind::Artist => Some("t.popularity >= 30"),
+            Kind::Playlist => None,
+        }
+    }
+}
+
 /// The FTS5 rowid of an entity: the first 8 bytes of SHA-256(id), as a
 /// signed big-endian integer. Stable, unlike an implicit rowid.
 pub(crate) fn rowid(id: &str) -> i64 {
@@ -176,14 +194,137 @@ const TYPO_FALLBACK: i64 = 3;
 /// Close dictionary words tried for each query word.
 const CORRECTIONS: i64 = 4;
 
-/// The query's tsquery with each word of 3+ characters OR-ed with its
-/// closest words in `search_words` (pg_trgm neighbours within one edit, two
-/// for words of 8+ letters):
-/// `(beatels | beatles | beatle) & …`. `None` when no word has a close
-/// neighbour, so there is nothing new to search for.
-async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sqlx::Error> {
-    let long: Vec<&str> = query.words.iter().map(String::as_str).filter(|w| w.chars().count() >= 3).collect();
-    if long.is_empty() {
+/// Most whole words a last-word prefix is written as (see [`Lexicon`]);
+/// a prefix that completes to more keeps its `:*`.
+const MAX_COMPLETIONS: i64 = 64;
+
+/// What one search learns from the spelling dictionary (`search_words`,
+/// PostgreSQL only), once, for all the types it searches.
+///
+/// - **Completions.** The last word's prefix, written as the whole words
+///   it completes to (`brigh` → `brighter | brightside`) when there are at
+///   most [`MAX_COMPLETIONS`]: GIN matches a prefix by reading every
+///   completion's postings into a bitmap, while whole words let it skip
+///   through the long lists (`the`, `in`) by the rarest word of the query
+///   (`grunind & in & the:*`: 24 ms as a prefix on 1M tracks). Same
+///   matches: the dictionary holds every indexed word.
+/// - **Unknown words**, of 3+ characters, that no indexed text holds (the
+///   last: that no word starts with): only a query with one is
+///   spelling-corrected, and on PostgreSQL only these words are. "halo"
+///   does not bring "hallo" when the catalog has a "Halo": a listener who
+///   typed a word the catalog knows meant it. SQLite, which has no
+///   dictionary table, asks its FTS5 tables whether each word is there.
+pub(crate) struct Lexicon {
+    tsquery: String,
+    completions: Option<Vec<String>>,
+    unknown: Vec<String>,
+    corrected: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl Lexicon {
+    /// One query on PostgreSQL; on SQLite one indexed lookup per word and
+    /// table, until the word is found.
+    pub(crate) async fn load(db: &Db, query: &Query) -> Result<Self, sqlx::Error> {
+        let mut lexicon = Self {
+            tsquery: query.tsquery(),
+            completions: None,
+            unknown: Vec::new(),
+            corrected: tokio::sync::OnceCell::new(),
+        };
+        let Some((last, others)) = query.words.split_last() else { return Ok(lexicon) };
+        let long = |w: &str| w.chars().count() >= 3;
+        if db.backend() == Backend::Sqlite {
+            // No dictionary table: a word is known when some FTS5 table
+            // holds it as a word (the last: as a word start).
+            for (i, w) in query.words.iter().enumerate().filter(|(_, w)| long(w)) {
+                let phrase =
+                    if i + 1 == query.words.len() { format!("\" {w}\"") } else { format!("\" {w} \"") };
+                let mut known = false;
+                for kind in [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist] {
+                    let fts = kind.fts();
+                    let sql = format!("SELECT 1 AS found FROM {fts} WHERE {fts} MATCH $1 LIMIT 1");
+                    if sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&phrase)
+                        .fetch_optional(db.pool())
+                        .await?
+                        .is_some()
+                    {
+                        known = true;
+                        break;
+                    }
+                }
+                if !known {
+                    lexicon.unknown.push(w.clone());
+                }
+            }
+            return Ok(lexicon);
+        }
+        // Words starting with `last`: from `last` up to `last` with its
+        // final character raised by one, in code-point (byte) order.
+        let upper = last.chars().last().and_then(|c| char::from_u32(u32::from(c) + 1)).map(|c| {
+            let mut u: String = last.chars().take(last.chars().count() - 1).collect();
+            u.push(c);
+            u
+        });
+        let rows = sqlx::query(
+            "SELECT 'c' AS kind, word FROM (
+                 SELECT word FROM search_words WHERE word ~>=~ $1 AND word ~<~ $2 LIMIT $3
+             ) completions
+             UNION ALL
+             SELECT 'k' AS kind, word FROM search_words WHERE word = ANY (string_to_array($4, ' '))",
+        )
+        .bind(last)
+        .bind(upper.as_deref().unwrap_or(last.as_str()))
+        .bind(MAX_COMPLETIONS + 1)
+        .bind(others.join(" "))
+        .fetch_all(db.pool())
+        .await?;
+        let mut completions = Vec::new();
+        let mut known = std::collections::HashSet::new();
+        for r in &rows {
+            let kind: String = r.try_get("kind")?;
+            let word: String = r.try_get("word")?;
+            if kind == "c" {
+                completions.push(word);
+            } else {
+                known.insert(word);
+            }
+        }
+        completions.sort_unstable();
+        lexicon.unknown = others.iter().filter(|w| long(w) && !known.contains(*w)).cloned().collect();
+        if long(last) && completions.is_empty() {
+            lexicon.unknown.push(last.clone());
+        }
+        if upper.is_some() && (completions.len() as i64) <= MAX_COMPLETIONS {
+            lexicon.tsquery = query.tsquery_with(Some(&completions), |_| None);
+            lexicon.completions = Some(completions);
+        }
+        Ok(lexicon)
+    }
+
+    /// The tsquery again with each unknown word OR-ed with its closest
+    /// dictionary words (see [`corrected_tsquery`]), found once per
+    /// search; `None` when no unknown word has a close neighbour.
+    async fn corrected(&self, db: &Db, query: &Query) -> Result<Option<&str>, sqlx::Error> {
+        let corrected = self
+            .corrected
+            .get_or_try_init(|| corrected_tsquery(db, query, &self.unknown, self.completions.as_deref()))
+            .await?;
+        Ok(corrected.as_deref())
+    }
+}
+
+/// The query's tsquery with each of `unknown` OR-ed with its closest words
+/// in `search_words` (pg_trgm neighbours within one edit, two for words of
+/// 8+ letters): `(beatels | beatles | beatle) & …`. `None` when no word
+/// has a close neighbour, so there is nothing new to search for.
+async fn corrected_tsquery(
+    db: &Db,
+    query: &Query,
+    unknown: &[String],
+    completions: Option<&[String]>,
+) -> Result<Option<String>, sqlx::Error> {
+    if unknown.is_empty() {
         return Ok(None);
     }
     // Trigram similarity finds the neighbours (a swap in a five-letter
@@ -197,7 +338,7 @@ async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sql
              ORDER BY similarity(word, q.word) DESC, word LIMIT $2
          ) s",
     )
-    .bind(long.join(" "))
+    .bind(unknown.join(" "))
     .bind(CORRECTIONS * 5)
     .fetch_all(db.pool())
     .await?;
@@ -215,7 +356,7 @@ async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sql
     if alternatives.is_empty() {
         return Ok(None);
     }
-    Ok(Some(query.tsquery_with(|w| alternatives.get(w).map(Vec::as_slice))))
+    Ok(Some(query.tsquery_with(completions, |w| alternatives.get(w).map(Vec::as_slice))))
 }
 
 /// A search candidate: what ranking needs besides the secondary texts.
@@ -223,6 +364,9 @@ async fn corrected_tsquery(db: &Db, query: &Query) -> Result<Option<String>, sql
 pub(crate) struct Hit {
     pub(crate) id: String,
     pub(crate) name: String,
+    /// The indexed text ([`crate::search::index_text`]: the name and the
+    /// secondary texts, normalised).
+    pub(crate) text: String,
     pub(crate) popularity: u32,
 }
 
@@ -230,34 +374,67 @@ pub(crate) struct Hit {
 /// [`CANDIDATES`] per step), by the backend's own index.
 ///
 /// - PostgreSQL: the query's words, the last as a prefix (`mr & brigh:*`,
-///   the full-text GIN index), the most popular matches first; when that finds
-///   fewer than [`TYPO_FALLBACK`], the same again with each word OR-ed
-///   with its closest words from the spelling dictionary (pg_trgm on
-///   `search_words`), which is where typos are caught.
+///   written as its completions, see [`Lexicon`]; the full-text GIN
+///   index), the most popular matches first — from the popular tier
+///   alone when it holds [`CANDIDATES`] of them (`*_search_hot`, migration
+///   0004: then they are the same rows); when that finds fewer than
+///   [`TYPO_FALLBACK`] and a word is unknown, the same again with each
+///   unknown word OR-ed with its closest words from the spelling
+///   dictionary (pg_trgm on `search_words`), which is where typos are
+///   caught.
 /// - SQLite: the FTS5 trigram table, the same whole words and last-word
 ///   prefix as phrases, the most popular first; when that finds fewer
-///   than [`TYPO_FALLBACK`], each word matching by any of its trigrams,
-///   best bm25 first (typos, including one inside the unfinished word).
-pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec<Hit>, sqlx::Error> {
+///   than [`TYPO_FALLBACK`] and a word is unknown, each word matching by
+///   any of its trigrams, best bm25 first (typos, including one inside
+///   the unfinished word).
+pub(crate) async fn candidates(
+    db: &Db,
+    kind: Kind,
+    query: &Query,
+    lexicon: &Lexicon,
+) -> Result<Vec<Hit>, sqlx::Error> {
     let table = kind.table();
     let (filter, popularity) = (kind.filter(), kind.popularity(query));
-    let select = format!("t.id, {} AS name, {} AS rank_popularity", kind.name(), kind.popularity_0_100());
+    let select = format!(
+        "t.id, {} AS name, t.search_text AS text, {} AS rank_popularity",
+        kind.name(),
+        kind.popularity_0_100()
+    );
     let rows = match db.backend() {
         Backend::Postgres => {
-            // The words, the last as a prefix: the most popular matches.
-            let sql = format!(
-                "SELECT {select} FROM {table} t
-                 WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
-                 ORDER BY {popularity} DESC, t.id
-                 LIMIT $2"
-            );
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(query.tsquery())
-                .bind(CANDIDATES)
-                .fetch_all(db.pool())
-                .await?;
+            // The words, the last as a prefix: the most popular matches,
+            // from the popular tier when it holds a full set (then they are
+            // the same rows the whole index gives), else from every row.
+            let tsquery = &lexicon.tsquery;
+            let mut rows = Vec::new();
+            if let Some(hot) = kind.hot_condition(query) {
+                let sql = format!(
+                    "SELECT {select} FROM {table} t
+                     WHERE t.search_tsv @@ to_tsquery('simple', $1) AND {hot} {filter}
+                     ORDER BY {popularity} DESC, t.id
+                     LIMIT $2"
+                );
+                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(tsquery)
+                    .bind(CANDIDATES)
+                    .fetch_all(db.pool())
+                    .await?;
+            }
+            if (rows.len() as i64) < CANDIDATES {
+                let sql = format!(
+                    "SELECT {select} FROM {table} t
+                     WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
+                     ORDER BY {popularity} DESC, t.id
+                     LIMIT $2"
+                );
+                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(tsquery)
+                    .bind(CANDIDATES)
+                    .fetch_all(db.pool())
+                    .await?;
+            }
             if (rows.len() as i64) < TYPO_FALLBACK
-                && let Some(corrected) = corrected_tsquery(db, query).await?
+                && let Some(corrected) = lexicon.corrected(db, query).await?
             {
                 // Few prefix matches: maybe a typo. Again, with each word
                 // also standing for its closest dictionary words.
@@ -294,6 +471,7 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
                     .await?;
             }
             if (rows.len() as i64) < TYPO_FALLBACK
+                && !lexicon.unknown.is_empty()
                 && let Some(fuzzy) = query.fts5()
             {
                 // Few: maybe a typo. Any trigram of each word, best bm25.
@@ -320,7 +498,7 @@ pub(crate) async fn candidates(db: &Db, kind: Kind, query: &Query) -> Result<Vec
         if seen.insert(id.clone()) {
             let popularity: i64 = r.try_get("rank_popularity")?;
             let popularity = u32::try_from(popularity.clamp(0, 100)).unwrap_or(0);
-            hits.push(Hit { id, name: r.try_get("name")?, popularity });
+            hits.push(Hit { id, name: r.try_get("name")?, text: r.try_get("text")?, popularity });
         }
     }
     Ok(hits)
