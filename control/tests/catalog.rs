@@ -386,8 +386,15 @@ async fn search_tiers_and_completions_find_what_the_whole_index_finds() {
         for i in 0..100 {
             catalog.tracks.push(track(format!("zq-{i}"), format!("zq0{i:02}x song"), i % 100));
         }
+        // A rare word beside a common one (PostgreSQL asks its index for
+        // the rare one only, once ANALYZE has seen the common one).
+        catalog.tracks.push(track("rare-1".into(), "Lantern Quillowby".into(), 5));
+        catalog.tracks.push(track("rare-2".into(), "Quillowby Harbour".into(), 50));
         let resp = s.import(&catalog).await;
         assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        if db.kind == "postgres" {
+            support::sql_exec(&db.url, "ANALYZE tracks").await;
+        }
         let user = s.user(Tier::Free).await;
         let mut seen = Vec::new();
         for (q, total) in [
@@ -401,6 +408,10 @@ async fn search_tiers_and_completions_find_what_the_whole_index_finds() {
             ("zq00", 10),
             ("zq000x", 1),
             ("zq050x son", 1),
+            ("quillowby lantern", 1),
+            ("quillowby lan", 1),
+            ("lantern quillowby", 1),
+            ("harbour quill", 1),
         ] {
             let path = format!("/v1/search?q={}&type=track&limit=50", q.replace(' ', "%20"));
             let r: SearchResponse = s.get(&path, Some(&user.token)).await.json().await.unwrap();

@@ -82,6 +82,8 @@ pub(crate) struct Db {
     backend: Backend,
     /// The URL with its password redacted, for errors.
     url: String,
+    /// How common the indexed words are (PostgreSQL's search planning).
+    word_stats: std::sync::Arc<search::WordStats>,
 }
 
 impl Db {
@@ -118,11 +120,15 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|source| ControlError::Database { url: redacted.clone(), source })?;
-        Ok(Self { pool, backend, url: redacted })
+        Ok(Self { pool, backend, url: redacted, word_stats: Default::default() })
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn word_stats(&self) -> &search::WordStats {
+        &self.word_stats
     }
 
     pub(crate) fn backend(&self) -> Backend {

@@ -8,6 +8,9 @@
 //! - SQLite keeps an FTS5 trigram table per kind (`tracks_fts`, …) whose
 //!   rowid is [`rowid`]`(id)`, written here in the same transaction.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
@@ -86,19 +89,19 @@ impl Kind {
 }
 
 impl Kind {
-    /// The popular tier's condition, when the kind has one and the query
-    /// is long enough to use it (a one- or two-letter query walks the
-    /// popularity index instead, see [`Kind::popularity`]). PostgreSQL's
-    /// partial full-text indexes (`*_search_hot`, migration 0004) cover
-    /// the rows with `popularity >= 30`; the planner uses them only for a
-    /// condition written with the same literal.
-    fn hot_condition(self, query: &Query) -> Option<&'static str> {
-        if query.normalized.chars().count() <= 2 {
-            return None;
-        }
+    /// The popular tiers' conditions, smallest first. PostgreSQL's partial
+    /// full-text indexes (`*_search_top`: `popularity >= 40`, about 1.5 %
+    /// of the benchmark's tracks; `*_search_hot`: `>= 20`, about 16 %;
+    /// migration 0004) cover them; the planner uses a partial index only
+    /// for a condition written with the same literal. A word in a tenth of
+    /// all titles finds its 200 in the first; two common words together
+    /// (`burn & me:*`, 2.6k matches of 1M) in the second, at a sixth of
+    /// the whole index's cost; rarer queries fall through to the whole
+    /// index, where their postings are short.
+    fn tiers(self) -> &'static [&'static str] {
         match self {
-            Kind::Track | Kind::Album | Kind::Artist => Some("t.popularity >= 30"),
-            Kind::Playlist => None,
+            Kind::Track | Kind::Album | Kind::Artist => &["t.popularity >= 40", "t.popularity >= 20"],
+            Kind::Playlist => &[],
         }
     }
 }
@@ -370,6 +373,141 @@ pub(crate) struct Hit {
     pub(crate) popularity: u32,
 }
 
+/// How often ANALYZE's statistics are re-read.
+const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// A query term in fewer than this share of the rows is rare ...
+const RARE: f64 = 0.005;
+/// ... and one in more than this is common.
+const COMMON: f64 = 0.02;
+
+/// How common the words of each kind's index are (PostgreSQL): the most
+/// common elements ANALYZE keeps for `search_tsv` (up to 1,000 with their
+/// share of the rows; a word not among them is rarer than all of them),
+/// re-read every [`STATS_TTL`].
+#[derive(Debug, Default)]
+pub(crate) struct WordStats {
+    by_table: std::sync::Mutex<HashMap<&'static str, (std::time::Instant, Arc<Shares>)>>,
+}
+
+/// Word → its share of the rows.
+type Shares = HashMap<String, f64>;
+
+impl WordStats {
+    async fn of(&self, db: &Db, kind: Kind) -> Result<Arc<Shares>, sqlx::Error> {
+        let table = kind.table();
+        {
+            let cached = self.by_table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, words)) = cached.get(table)
+                && at.elapsed() < STATS_TTL
+            {
+                return Ok(Arc::clone(words));
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT u.word, u.freq::float8 AS freq
+             FROM pg_stats s,
+                  unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(word, freq)
+             WHERE s.schemaname = current_schema() AND s.tablename = $1 AND s.attname = 'search_tsv'
+               AND u.word IS NOT NULL",
+        )
+        .bind(table)
+        .fetch_all(db.pool())
+        .await?;
+        let mut words = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            words.insert(r.try_get::<String, _>("word")?, r.try_get::<f64, _>("freq")?);
+        }
+        let words = Arc::new(words);
+        self.by_table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(table, (std::time::Instant::now(), Arc::clone(&words)));
+        Ok(words)
+    }
+}
+
+/// The rare part of a query that also has a common word, as a tsquery:
+/// `fliocrar & me:*` is asked of the index as `fliocrar` (a few rows) and
+/// the rows are then checked against the whole query, instead of reading
+/// the postings of every word starting with "me" (a tenth of all titles)
+/// into a bitmap. `None` when no word is rare or none is common: then the
+/// index is asked for the whole query.
+fn anchor(query: &Query, completions: Option<&[String]>, stats: &HashMap<String, f64>) -> Option<String> {
+    let (last, others) = query.words.split_last()?;
+    let share = |w: &str| stats.get(w).copied().unwrap_or(0.0);
+    let mut terms: Vec<(f64, String)> = others.iter().map(|w| (share(w), w.clone())).collect();
+    let last_term = match completions {
+        Some(words) if !words.is_empty() => {
+            let term = if words.len() == 1 { words[0].clone() } else { format!("({})", words.join(" | ")) };
+            (words.iter().map(|w| share(w)).sum::<f64>(), term)
+        }
+        _ => {
+            let share: f64 = stats.iter().filter(|(w, _)| w.starts_with(last.as_str())).map(|(_, f)| f).sum();
+            (share, format!("{last}:*"))
+        }
+    };
+    terms.push(last_term);
+    if !terms.iter().any(|(f, _)| *f > COMMON) {
+        return None;
+    }
+    let rare: Vec<String> = terms.into_iter().filter(|(f, _)| *f < RARE).map(|(_, t)| t).collect();
+    (!rare.is_empty()).then(|| rare.join(" & "))
+}
+
+/// The [`CANDIDATES`] most popular rows of `kind` matching `tsquery`
+/// (PostgreSQL), tier by tier: the first popular tier (see
+/// [`Kind::tiers`]) that holds a full set of matches answers alone — they
+/// are then exactly the rows the whole index would give — else the whole
+/// index does.
+async fn most_popular(
+    db: &Db,
+    kind: Kind,
+    query: &Query,
+    select: &str,
+    tsquery: &str,
+    anchor: Option<&str>,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let (table, filter) = (kind.table(), kind.filter());
+    if let Some(anchor) = anchor {
+        // `ts_match_vq` is `@@` as a function: the planner does not take it
+        // to the index, so the index is asked for the rare part only.
+        let sql = format!(
+            "SELECT {select} FROM {table} t
+             WHERE t.search_tsv @@ to_tsquery('simple', $1)
+               AND ts_match_vq(t.search_tsv, to_tsquery('simple', $3)) {filter}
+             ORDER BY (t.popularity + 0) DESC, t.id
+             LIMIT $2"
+        );
+        return sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(anchor)
+            .bind(CANDIDATES)
+            .bind(tsquery)
+            .fetch_all(db.pool())
+            .await;
+    }
+    for tier in kind.tiers() {
+        let sql = format!(
+            "SELECT {select} FROM {table} t
+             WHERE t.search_tsv @@ to_tsquery('simple', $1) AND {tier} {filter}
+             ORDER BY (t.popularity + 0) DESC, t.id
+             LIMIT $2"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tsquery).bind(CANDIDATES).fetch_all(db.pool()).await?;
+        if rows.len() as i64 >= CANDIDATES {
+            return Ok(rows);
+        }
+    }
+    let popularity = kind.popularity(query);
+    let sql = format!(
+        "SELECT {select} FROM {table} t
+         WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
+         ORDER BY {popularity} DESC, t.id
+         LIMIT $2"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tsquery).bind(CANDIDATES).fetch_all(db.pool()).await
+}
+
 /// Entities of `kind` that may match `query` (at most
 /// [`CANDIDATES`] per step), by the backend's own index.
 ///
@@ -402,54 +540,20 @@ pub(crate) async fn candidates(
     );
     let rows = match db.backend() {
         Backend::Postgres => {
-            // The words, the last as a prefix: the most popular matches,
-            // from the popular tier when it holds a full set (then they are
-            // the same rows the whole index gives), else from every row.
-            let tsquery = &lexicon.tsquery;
-            let mut rows = Vec::new();
-            if let Some(hot) = kind.hot_condition(query) {
-                let sql = format!(
-                    "SELECT {select} FROM {table} t
-                     WHERE t.search_tsv @@ to_tsquery('simple', $1) AND {hot} {filter}
-                     ORDER BY {popularity} DESC, t.id
-                     LIMIT $2"
-                );
-                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(tsquery)
-                    .bind(CANDIDATES)
-                    .fetch_all(db.pool())
-                    .await?;
-            }
-            if (rows.len() as i64) < CANDIDATES {
-                let sql = format!(
-                    "SELECT {select} FROM {table} t
-                     WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
-                     ORDER BY {popularity} DESC, t.id
-                     LIMIT $2"
-                );
-                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(tsquery)
-                    .bind(CANDIDATES)
-                    .fetch_all(db.pool())
-                    .await?;
-            }
+            // The words, the last as a prefix: the most popular matches.
+            let anchor = match kind {
+                Kind::Playlist => None,
+                _ => anchor(query, lexicon.completions.as_deref(), &*db.word_stats().of(db, kind).await?),
+            };
+            let mut rows =
+                most_popular(db, kind, query, &select, &lexicon.tsquery, anchor.as_deref()).await?;
             if (rows.len() as i64) < TYPO_FALLBACK
                 && let Some(corrected) = lexicon.corrected(db, query).await?
             {
-                // Few prefix matches: maybe a typo. Again, with each word
-                // also standing for its closest dictionary words.
-                let sql = format!(
-                    "SELECT {select} FROM {table} t
-                     WHERE t.search_tsv @@ to_tsquery('simple', $1) {filter}
-                     ORDER BY {popularity} DESC, t.id
-                     LIMIT $2"
-                );
-                let more = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(corrected)
-                    .bind(CANDIDATES)
-                    .fetch_all(db.pool())
-                    .await?;
-                rows.extend(more);
+                // Few prefix matches: maybe a typo. Again, with each
+                // unknown word also standing for its closest dictionary
+                // words.
+                rows.extend(most_popular(db, kind, query, &select, corrected, None).await?);
             }
             rows
         }
@@ -567,6 +671,30 @@ pub(crate) async fn backfill(db: &Db) -> Result<u64, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rare_word_beside_a_common_one_anchors_the_index() {
+        let stats: HashMap<String, f64> =
+            [("the", 0.6), ("me", 0.1), ("meadow", 0.001), ("heart", 0.09), ("burn", 0.03), ("in", 0.1)]
+                .into_iter()
+                .map(|(w, f)| (w.to_owned(), f))
+                .collect();
+        let q = |s: &str| Query::parse(s).unwrap();
+        // The prefix "me" covers 10.1 % of the rows: only the rare word.
+        assert_eq!(anchor(&q("fliocrar me"), None, &stats).as_deref(), Some("fliocrar"));
+        // Completions count as the sum of their shares.
+        let the = ["the".to_owned(), "theo".to_owned()];
+        assert_eq!(anchor(&q("grunind in the"), Some(&the), &stats).as_deref(), Some("grunind"));
+        // Two rare words: both.
+        assert_eq!(anchor(&q("zorbo the quux"), None, &stats).as_deref(), Some("zorbo & quux:*"));
+        // Nothing rare, or nothing common: the whole query.
+        assert_eq!(anchor(&q("burn me"), None, &stats), None);
+        assert_eq!(anchor(&q("heart"), None, &stats), None);
+        assert_eq!(anchor(&q("zorbo quux"), None, &stats), None);
+        // A rare completion list of a common-word query.
+        let mead = ["meadow".to_owned()];
+        assert_eq!(anchor(&q("heart mead"), Some(&mead), &stats).as_deref(), Some("meadow"));
+    }
 
     #[test]
     fn rowids_are_stable_and_distinct() {
