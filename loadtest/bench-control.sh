@@ -76,6 +76,7 @@ PY
 }
 
 ROWS=()
+TRACK_RATE=""
 for backend in $BACKENDS; do
     case $backend in
         sqlite) DB_URL="sqlite://$WORK/sqlite/control.db" ;;
@@ -126,6 +127,7 @@ for backend in $BACKENDS; do
             # Open loop at half the saturation rate: latency under a load
             # the server carries, with the same number of users.
             rate=$((rps / 2))
+            [ "$mode" = track ] && [ "$vus" = 128 ] && TRACK_RATE=$rate
             [ "$rate" -ge 1 ] || continue
             k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" -e RATE="$rate" \
                 -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
@@ -148,6 +150,16 @@ SQL
         tps=$(awk '/^tps/ {print int($3)}' <<<"$out" | head -n1)
         lat=$(awk '/^latency average/ {print $4}' <<<"$out" | head -n1)
         ROWS+=("| postgres: pgbench, SQL only ($POOL clients) | track row | – | ${lat:-?} (mean) | – | ${tps:-?} | – | – |")
+        # The database's own tail at the rate the API's open-loop lookups
+        # ran at: the share of queries over 5 ms (the lookup goal) with no
+        # HTTP, JSON or cache in the way.
+        if [ -n "${TRACK_RATE:-}" ]; then
+            out=$(pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" -R "$TRACK_RATE" \
+                --latency-limit=5 "$DB_URL" 2>/dev/null)
+            over=$(awk '/above the 5.0 ms latency limit/ {print $NF}' <<<"$out" | tr -d '()')
+            lat=$(awk '/^latency average/ {print $4}' <<<"$out" | head -n1)
+            ROWS+=("| postgres: pgbench, SQL only, at $TRACK_RATE/s | track row | – | ${lat:-?} (mean); ${over:-?} over 5 ms | – | $TRACK_RATE | – | – |")
+        fi
     fi
 
     kill "$CONTROL_PID"; wait "$CONTROL_PID" 2>/dev/null || true; CONTROL_PID=""
