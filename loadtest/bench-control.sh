@@ -31,6 +31,19 @@ BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_URL=${PG_URL:-}
 PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-2GB}
 TAIL_WORDS=${TAIL_WORDS:-20000}
+# shared: server, database and load generators float on every core;
+# split: server and (private) database on the first half of the cores,
+# k6 and pgbench on the rest, so the load generator's own CPU does not
+# show up in the server's tail.
+PIN=${PIN:-shared}
+NCPU=$(nproc)
+case $PIN in
+    shared) SERVER_CPUS="0-$((NCPU - 1))"; LOAD_CPUS=$SERVER_CPUS ;;
+    split)
+        [ "$NCPU" -ge 2 ] || { echo "bench-control: PIN=split needs 2 cores" >&2; exit 1; }
+        SERVER_CPUS="0-$((NCPU / 2 - 1))"; LOAD_CPUS="$((NCPU / 2))-$((NCPU - 1))" ;;
+    *) echo "bench-control: PIN must be shared or split" >&2; exit 1 ;;
+esac
 POOL=${POOL:-16}
 USERS=${USERS:-128}
 OUT=${OUT:-/dev/stdout}
@@ -83,7 +96,7 @@ for backend in $BACKENDS; do
         postgres)
             if [ -z "$PG_URL" ]; then
                 PG_PRIVATE=$(mktemp -d /tmp/cadenza-bench-pg.XXXXXX)
-                PG_URL=$(loadtest/lib/pg-private.sh start "$PG_PRIVATE" "$(free_port)" "$PG_SHARED_BUFFERS")
+                PG_URL=$(taskset -c "$SERVER_CPUS" loadtest/lib/pg-private.sh start "$PG_PRIVATE" "$(free_port)" "$PG_SHARED_BUFFERS")
             fi
             PG_DB="cadenza_bench_$$"
             psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
@@ -92,7 +105,7 @@ for backend in $BACKENDS; do
     esac
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
-    RUST_LOG=warn "$CADENZA" control --set "admin_token=$ADMIN" --set "database.url=$DB_URL" \
+    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" control --set "admin_token=$ADMIN" --set "database.url=$DB_URL" \
         --set "signing.keys_file=$WORK/keys.toml" --set "listen=127.0.0.1:$PORT" \
         --set "database.max_connections=$POOL" --set rate_limits.enabled=false \
         >"$WORK/control-$backend.log" 2>&1 &
@@ -115,11 +128,11 @@ for backend in $BACKENDS; do
     done
 
     for mode in track search; do
-        k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS=32 -e DURATION="$WARMUP" -e TOKENS="$WORK/tokens.txt" \
+        taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS=32 -e DURATION="$WARMUP" -e TOKENS="$WORK/tokens.txt" \
             -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
         for vus in $VUS_LIST; do
             echo "bench-control: $backend: $mode at $vus VUs for $DURATION" >&2
-            k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
+            taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
                 -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
                 -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
             read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
@@ -129,7 +142,7 @@ for backend in $BACKENDS; do
             rate=$((rps / 2))
             [ "$mode" = track ] && [ "$vus" = 128 ] && TRACK_RATE=$rate
             [ "$rate" -ge 1 ] || continue
-            k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" -e RATE="$rate" \
+            taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" -e RATE="$rate" \
                 -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
                 -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
             read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
@@ -146,7 +159,7 @@ SELECT t.id, t.title, a.title FROM tracks t JOIN albums a ON a.id = t.album_id W
 SQL
         # As many clients as the API's pool has connections: the API funnels
         # its virtual users through that many.
-        out=$(pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null)
+        out=$(taskset -c "$LOAD_CPUS" pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null)
         tps=$(awk '/^tps/ {print int($3)}' <<<"$out" | head -n1)
         lat=$(awk '/^latency average/ {print $4}' <<<"$out" | head -n1)
         ROWS+=("| postgres: pgbench, SQL only ($POOL clients) | track row | – | ${lat:-?} (mean) | – | ${tps:-?} | – | – |")
@@ -154,7 +167,7 @@ SQL
         # ran at: the share of queries over 5 ms (the lookup goal) with no
         # HTTP, JSON or cache in the way.
         if [ -n "${TRACK_RATE:-}" ]; then
-            out=$(pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" -R "$TRACK_RATE" \
+            out=$(taskset -c "$LOAD_CPUS" pgbench -n -f "$WORK/pgbench.sql" -c "$POOL" -j 2 -T "${DURATION%s}" -R "$TRACK_RATE" \
                 --latency-limit=5 "$DB_URL" 2>/dev/null)
             over=$(awk '/above the 5.0 ms latency limit/ {print $NF}' <<<"$out" | tr -d '()')
             lat=$(awk '/^latency average/ {print $4}' <<<"$out" | head -n1)
@@ -166,7 +179,7 @@ SQL
 done
 
 {
-    echo "Catalog: $TRACKS tracks, $ALBUMS albums, $ARTISTS artists (tail words $TAIL_WORDS); $USERS users; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by server, database and k6."
+    echo "Catalog: $TRACKS tracks, $ALBUMS albums, $ARTISTS artists (tail words $TAIL_WORDS); $USERS users; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores, PIN=$PIN (server and database on $SERVER_CPUS, k6 and pgbench on $LOAD_CPUS)."
     echo
     echo "| backend | request | VUs, load | p50 ms | p99 ms | req/s | failed checks | import s |"
     echo "|---|---|---|---|---|---|---|---|"

@@ -524,43 +524,64 @@ async fn upsert_album(tx: &mut Transaction<'static, Any>, a: &AlbumRow, now: i64
 /// files stay as they are.
 async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64) -> Result<(), sqlx::Error> {
     let audio = t.audio.as_ref();
-    let has_audio = audio.is_some();
-    sqlx::query(
-        "UPDATE tracks SET
-             album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
-             explicit = $7, isrc = $8, popularity = COALESCE($9, popularity),
-             audio_features = CASE WHEN $10 THEN $11 ELSE audio_features END,
-             loudness_integrated_lufs = CASE WHEN $10 THEN $12 ELSE loudness_integrated_lufs END,
-             loudness_true_peak_dbtp = CASE WHEN $10 THEN $13 ELSE loudness_true_peak_dbtp END,
-             loudness_gain_db = CASE WHEN $10 THEN $14 ELSE loudness_gain_db END,
-             updated_at = $15
-         WHERE id = $1
-           AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
-                OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
-                OR popularity <> COALESCE($9, popularity)
-                OR ($10 AND (audio_features IS DISTINCT FROM $11
-                             OR loudness_integrated_lufs IS DISTINCT FROM $12
-                             OR loudness_true_peak_dbtp IS DISTINCT FROM $13
-                             OR loudness_gain_db IS DISTINCT FROM $14)))",
-    )
-    .persistent(UNTYPED_NULL_F64)
-    .bind(t.id.as_str())
-    .bind(&t.meta.album_id)
-    .bind(&t.meta.title)
-    .bind(t.meta.track_number)
-    .bind(t.meta.disc_number)
-    .bind(t.duration_ms)
-    .bind(t.meta.explicit)
-    .bind(t.meta.isrc.as_deref())
-    .bind(t.popularity)
-    .bind(has_audio)
-    .bind(audio.map(|a| a.audio_features.as_str()))
-    .bind(audio.map(|a| a.loudness.integrated_lufs))
-    .bind(audio.map(|a| a.loudness.true_peak_dbtp))
-    .bind(audio.map(|a| a.loudness.gain_db))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    if let Some(audio) = audio {
+        sqlx::query(
+            "UPDATE tracks SET
+                 album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
+                 explicit = $7, isrc = $8, popularity = COALESCE($9, popularity),
+                 audio_features = $10, loudness_integrated_lufs = $11,
+                 loudness_true_peak_dbtp = $12, loudness_gain_db = $13, updated_at = $14
+             WHERE id = $1
+               AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
+                    OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
+                    OR popularity <> COALESCE($9, popularity)
+                    OR audio_features IS DISTINCT FROM $10
+                    OR loudness_integrated_lufs IS DISTINCT FROM $11
+                    OR loudness_true_peak_dbtp IS DISTINCT FROM $12
+                    OR loudness_gain_db IS DISTINCT FROM $13)",
+        )
+        .bind(t.id.as_str())
+        .bind(&t.meta.album_id)
+        .bind(&t.meta.title)
+        .bind(t.meta.track_number)
+        .bind(t.meta.disc_number)
+        .bind(t.duration_ms)
+        .bind(t.meta.explicit)
+        .bind(t.meta.isrc.as_deref())
+        .bind(t.popularity)
+        .bind(audio.audio_features.as_str())
+        .bind(audio.loudness.integrated_lufs)
+        .bind(audio.loudness.true_peak_dbtp)
+        .bind(audio.loudness.gain_db)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        // Metadata only (a bulk catalog, most often): no float is bound,
+        // so the statement can be prepared once per connection (see
+        // UNTYPED_NULL_F64), and audio columns stay as they are.
+        sqlx::query(
+            "UPDATE tracks SET
+                 album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
+                 explicit = $7, isrc = $8, popularity = COALESCE($9, popularity), updated_at = $10
+             WHERE id = $1
+               AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
+                    OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
+                    OR popularity <> COALESCE($9, popularity))",
+        )
+        .bind(t.id.as_str())
+        .bind(&t.meta.album_id)
+        .bind(&t.meta.title)
+        .bind(t.meta.track_number)
+        .bind(t.meta.disc_number)
+        .bind(t.duration_ms)
+        .bind(t.meta.explicit)
+        .bind(t.meta.isrc.as_deref())
+        .bind(t.popularity)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
 
     sqlx::query("DELETE FROM track_artists WHERE track_id = $1")
         .bind(t.id.as_str())
