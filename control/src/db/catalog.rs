@@ -524,51 +524,29 @@ async fn upsert_album(tx: &mut Transaction<'static, Any>, a: &AlbumRow, now: i64
 /// files stay as they are.
 async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64) -> Result<(), sqlx::Error> {
     let audio = t.audio.as_ref();
-    if let Some(audio) = audio {
-        sqlx::query(
-            "UPDATE tracks SET
-                 album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
-                 explicit = $7, isrc = $8, popularity = COALESCE($9, popularity),
-                 audio_features = $10, loudness_integrated_lufs = $11,
-                 loudness_true_peak_dbtp = $12, loudness_gain_db = $13, updated_at = $14
-             WHERE id = $1
-               AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
-                    OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
-                    OR popularity <> COALESCE($9, popularity)
-                    OR audio_features IS DISTINCT FROM $10
-                    OR loudness_integrated_lufs IS DISTINCT FROM $11
-                    OR loudness_true_peak_dbtp IS DISTINCT FROM $12
-                    OR loudness_gain_db IS DISTINCT FROM $13)",
+    // Audio columns change only with audio. Without it no float is bound,
+    // so both forms can be prepared once per connection (see
+    // UNTYPED_NULL_F64): metadata-only re-imports are the common case.
+    let (set_audio, audio_changed) = if audio.is_some() {
+        (
+            ", audio_features = $11, loudness_integrated_lufs = $12,
+             loudness_true_peak_dbtp = $13, loudness_gain_db = $14",
+            " OR audio_features IS DISTINCT FROM $11 OR loudness_integrated_lufs IS DISTINCT FROM $12
+              OR loudness_true_peak_dbtp IS DISTINCT FROM $13 OR loudness_gain_db IS DISTINCT FROM $14",
         )
-        .bind(t.id.as_str())
-        .bind(&t.meta.album_id)
-        .bind(&t.meta.title)
-        .bind(t.meta.track_number)
-        .bind(t.meta.disc_number)
-        .bind(t.duration_ms)
-        .bind(t.meta.explicit)
-        .bind(t.meta.isrc.as_deref())
-        .bind(t.popularity)
-        .bind(audio.audio_features.as_str())
-        .bind(audio.loudness.integrated_lufs)
-        .bind(audio.loudness.true_peak_dbtp)
-        .bind(audio.loudness.gain_db)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
     } else {
-        // Metadata only (a bulk catalog, most often): no float is bound,
-        // so the statement can be prepared once per connection (see
-        // UNTYPED_NULL_F64), and audio columns stay as they are.
-        sqlx::query(
-            "UPDATE tracks SET
-                 album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
-                 explicit = $7, isrc = $8, popularity = COALESCE($9, popularity), updated_at = $10
-             WHERE id = $1
-               AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
-                    OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
-                    OR popularity <> COALESCE($9, popularity))",
-        )
+        ("", "")
+    };
+    let sql = format!(
+        "UPDATE tracks SET
+             album_id = $2, title = $3, track_number = $4, disc_number = $5, duration_ms = $6,
+             explicit = $7, isrc = $8, popularity = COALESCE($9, popularity), updated_at = $10{set_audio}
+         WHERE id = $1
+           AND (album_id <> $2 OR title <> $3 OR track_number <> $4 OR disc_number <> $5
+                OR duration_ms <> $6 OR explicit <> $7 OR isrc IS DISTINCT FROM $8
+                OR popularity <> COALESCE($9, popularity){audio_changed})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(t.id.as_str())
         .bind(&t.meta.album_id)
         .bind(&t.meta.title)
@@ -578,10 +556,15 @@ async fn upsert_track(tx: &mut Transaction<'static, Any>, t: &TrackRow, now: i64
         .bind(t.meta.explicit)
         .bind(t.meta.isrc.as_deref())
         .bind(t.popularity)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .bind(now);
+    if let Some(audio) = audio {
+        q = q
+            .bind(audio.audio_features.as_str())
+            .bind(audio.loudness.integrated_lufs)
+            .bind(audio.loudness.true_peak_dbtp)
+            .bind(audio.loudness.gain_db);
     }
+    q.execute(&mut **tx).await?;
 
     sqlx::query("DELETE FROM track_artists WHERE track_id = $1")
         .bind(t.id.as_str())

@@ -86,18 +86,16 @@ impl Kind {
             (_, false) => "(t.popularity + 0)",
         }
     }
-}
 
-impl Kind {
     /// The popular tiers' conditions, smallest first. PostgreSQL's partial
     /// full-text indexes (`*_search_top`: `popularity >= 40`, about 1.5 %
     /// of the benchmark's tracks; `*_search_hot`: `>= 20`, about 16 %;
     /// migration 0004) cover them; the planner uses a partial index only
     /// for a condition written with the same literal. A word in a tenth of
     /// all titles finds its 200 in the first; two common words together
-    /// (`burn & me:*`, 2.6k matches of 1M) in the second, at a sixth of
-    /// the whole index's cost; rarer queries fall through to the whole
-    /// index, where their postings are short.
+    /// (`burn & me:*`, 2.6k matches of 1M) in the second (16 ms, against
+    /// 26–36 ms from the whole index); rarer queries fall through to the
+    /// whole index, where their postings are short.
     fn tiers(self) -> &'static [&'static str] {
         match self {
             Kind::Track | Kind::Album | Kind::Artist => &["t.popularity >= 40", "t.popularity >= 20"],
@@ -220,48 +218,29 @@ const MAX_COMPLETIONS: i64 = 64;
 pub(crate) struct Lexicon {
     tsquery: String,
     completions: Option<Vec<String>>,
-    unknown: Vec<String>,
+    /// Set when loaded on PostgreSQL; on SQLite, found when first needed.
+    unknown: tokio::sync::OnceCell<Vec<String>>,
     corrected: tokio::sync::OnceCell<Option<String>>,
 }
 
+/// Words of at least this many characters may be spelling-corrected.
+fn correctable(w: &str) -> bool {
+    w.chars().count() >= 3
+}
+
 impl Lexicon {
-    /// One query on PostgreSQL; on SQLite one indexed lookup per word and
-    /// table, until the word is found.
+    /// One query on PostgreSQL; none on SQLite.
     pub(crate) async fn load(db: &Db, query: &Query) -> Result<Self, sqlx::Error> {
         let mut lexicon = Self {
             tsquery: query.tsquery(),
             completions: None,
-            unknown: Vec::new(),
+            unknown: tokio::sync::OnceCell::new(),
             corrected: tokio::sync::OnceCell::new(),
         };
-        let Some((last, others)) = query.words.split_last() else { return Ok(lexicon) };
-        let long = |w: &str| w.chars().count() >= 3;
-        if db.backend() == Backend::Sqlite {
-            // No dictionary table: a word is known when some FTS5 table
-            // holds it as a word (the last: as a word start).
-            for (i, w) in query.words.iter().enumerate().filter(|(_, w)| long(w)) {
-                let phrase =
-                    if i + 1 == query.words.len() { format!("\" {w}\"") } else { format!("\" {w} \"") };
-                let mut known = false;
-                for kind in [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist] {
-                    let fts = kind.fts();
-                    let sql = format!("SELECT 1 AS found FROM {fts} WHERE {fts} MATCH $1 LIMIT 1");
-                    if sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(&phrase)
-                        .fetch_optional(db.pool())
-                        .await?
-                        .is_some()
-                    {
-                        known = true;
-                        break;
-                    }
-                }
-                if !known {
-                    lexicon.unknown.push(w.clone());
-                }
-            }
+        if db.backend() != Backend::Postgres {
             return Ok(lexicon);
         }
+        let Some((last, others)) = query.words.split_last() else { return Ok(lexicon) };
         // Words starting with `last`: from `last` up to `last` with its
         // final character raised by one, in code-point (byte) order.
         let upper = last.chars().last().and_then(|c| char::from_u32(u32::from(c) + 1)).map(|c| {
@@ -294,15 +273,23 @@ impl Lexicon {
             }
         }
         completions.sort_unstable();
-        lexicon.unknown = others.iter().filter(|w| long(w) && !known.contains(*w)).cloned().collect();
-        if long(last) && completions.is_empty() {
-            lexicon.unknown.push(last.clone());
+        let mut unknown: Vec<String> =
+            others.iter().filter(|w| correctable(w) && !known.contains(*w)).cloned().collect();
+        if correctable(last) && completions.is_empty() {
+            unknown.push(last.clone());
         }
+        lexicon.unknown = tokio::sync::OnceCell::new_with(Some(unknown));
         if upper.is_some() && (completions.len() as i64) <= MAX_COMPLETIONS {
             lexicon.tsquery = query.tsquery_with(Some(&completions), |_| None);
             lexicon.completions = Some(completions);
         }
         Ok(lexicon)
+    }
+
+    /// The query's unknown words (PostgreSQL: from [`Self::load`]; SQLite:
+    /// asked of the FTS5 tables the first time a type needs them).
+    async fn unknown(&self, db: &Db, query: &Query) -> Result<&[String], sqlx::Error> {
+        Ok(self.unknown.get_or_try_init(|| unknown_in_fts5(db, query)).await?.as_slice())
     }
 
     /// The tsquery again with each unknown word OR-ed with its closest
@@ -311,10 +298,41 @@ impl Lexicon {
     async fn corrected(&self, db: &Db, query: &Query) -> Result<Option<&str>, sqlx::Error> {
         let corrected = self
             .corrected
-            .get_or_try_init(|| corrected_tsquery(db, query, &self.unknown, self.completions.as_deref()))
+            .get_or_try_init(async || {
+                let unknown = self.unknown(db, query).await?;
+                corrected_tsquery(db, query, unknown, self.completions.as_deref()).await
+            })
             .await?;
         Ok(corrected.as_deref())
     }
+}
+
+/// SQLite has no dictionary table: a word is known when some FTS5 table
+/// holds it as a word (the last: as a word start). One indexed lookup per
+/// word and table, until the word is found.
+async fn unknown_in_fts5(db: &Db, query: &Query) -> Result<Vec<String>, sqlx::Error> {
+    let mut unknown = Vec::new();
+    let last = query.words.len().saturating_sub(1);
+    for (i, w) in query.words.iter().enumerate().filter(|(_, w)| correctable(w)) {
+        let phrase = if i == last { format!("\" {w}\"") } else { format!("\" {w} \"") };
+        let mut known = false;
+        for kind in [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist] {
+            let fts = kind.fts();
+            let sql = format!("SELECT 1 AS found FROM {fts} WHERE {fts} MATCH $1 LIMIT 1");
+            known = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&phrase)
+                .fetch_optional(db.pool())
+                .await?
+                .is_some();
+            if known {
+                break;
+            }
+        }
+        if !known {
+            unknown.push(w.clone());
+        }
+    }
+    Ok(unknown)
 }
 
 /// The query's tsquery with each of `unknown` OR-ed with its closest words
@@ -513,13 +531,13 @@ async fn most_popular(
 ///
 /// - PostgreSQL: the query's words, the last as a prefix (`mr & brigh:*`,
 ///   written as its completions, see [`Lexicon`]; the full-text GIN
-///   index), the most popular matches first — from the popular tier
-///   alone when it holds [`CANDIDATES`] of them (`*_search_hot`, migration
-///   0004: then they are the same rows); when that finds fewer than
-///   [`TYPO_FALLBACK`] and a word is unknown, the same again with each
-///   unknown word OR-ed with its closest words from the spelling
-///   dictionary (pg_trgm on `search_words`), which is where typos are
-///   caught.
+///   index), the most popular matches first, by [`most_popular`]: the
+///   rare words alone when the query mixes rare and common ones
+///   ([`anchor`]), else the popular tiers ([`Kind::tiers`]) then the whole
+///   index; when that finds fewer than [`TYPO_FALLBACK`] and a word is
+///   unknown, the same again with each unknown word OR-ed with its closest
+///   words from the spelling dictionary (pg_trgm on `search_words`),
+///   which is where typos are caught.
 /// - SQLite: the FTS5 trigram table, the same whole words and last-word
 ///   prefix as phrases, the most popular first; when that finds fewer
 ///   than [`TYPO_FALLBACK`] and a word is unknown, each word matching by
@@ -575,8 +593,8 @@ pub(crate) async fn candidates(
                     .await?;
             }
             if (rows.len() as i64) < TYPO_FALLBACK
-                && !lexicon.unknown.is_empty()
                 && let Some(fuzzy) = query.fts5()
+                && !lexicon.unknown(db, query).await?.is_empty()
             {
                 // Few: maybe a typo. Any trigram of each word, best bm25.
                 let sql = format!(
