@@ -107,52 +107,35 @@ impl Query {
         Some(Self { normalized: words.join(" "), words })
     }
 
-    /// The FTS5 query for SQLite's trigram tables: for each word, the OR of
-    /// its trigrams (with a leading space, so word starts weigh more: one
-    /// typo still leaves most of them), and the words AND-ed, so every word
-    /// must match somewhere — selective even when one word is common.
-    /// Words of one character are left out. `None` when none is left.
-    pub(crate) fn fts5(&self) -> Option<String> {
-        let mut clauses: Vec<String> = Vec::new();
-        for w in &self.words {
-            let chars: Vec<char> = std::iter::once(' ').chain(w.chars()).collect();
-            if chars.len() < 3 {
-                continue;
-            }
-            let mut grams: Vec<String> = Vec::new();
-            for g in chars.windows(3) {
-                let g: String = g.iter().collect();
-                if !grams.contains(&g) {
-                    grams.push(g);
-                }
-            }
-            // Normalised words hold only alphanumerics: no quote to escape.
-            let any = grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR ");
-            clauses.push(format!("({any})"));
-        }
-        if clauses.is_empty() {
-            return None;
-        }
-        Some(clauses.join(" AND "))
-    }
-
-    /// The exact FTS5 query for SQLite's trigram tables: each word as a
-    /// whole word (`" mr "`: the indexed text has a space around every
-    /// word), the last as a word start (`" brigh"`), AND-ed — the same
-    /// matches as PostgreSQL's [`Self::tsquery`]. `None` when no word is
-    /// long enough to make a trigram.
-    pub(crate) fn fts5_exact(&self) -> Option<String> {
+    /// The FTS5 query for SQLite's word tables, with the same matches as
+    /// [`Self::tsquery_with`]: each word a token (`"mr"`), the last a token
+    /// prefix (`"brigh"*`) or the whole words it completes to, each OR-ed
+    /// with its `alternatives`, the words AND-ed:
+    /// `("beatels" OR "beatles") AND "abbey"*`. Normalised words hold only
+    /// letters, marks and digits: no quote to escape, and the unicode61
+    /// tokenizer (categories `L* N* Co M*`) keeps each one token.
+    pub(crate) fn fts5_with<'a>(
+        &self,
+        completions: Option<&[String]>,
+        alternatives: impl Fn(&str) -> Option<&'a [String]>,
+    ) -> String {
         let last = self.words.len().saturating_sub(1);
-        let phrases: Vec<String> = self
-            .words
+        self.words
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| {
-                let phrase = if i == last { format!(" {w}") } else { format!(" {w} ") };
-                (phrase.chars().count() >= 3).then(|| format!("\"{phrase}\""))
+            .map(|(i, w)| {
+                let mut terms: Vec<String> = match completions {
+                    Some(words) if i == last && !words.is_empty() => {
+                        words.iter().map(|c| format!("\"{c}\"")).collect()
+                    }
+                    _ if i == last => vec![format!("\"{w}\"*")],
+                    _ => vec![format!("\"{w}\"")],
+                };
+                terms.extend(alternatives(w).unwrap_or_default().iter().map(|a| format!("\"{a}\"")));
+                if terms.len() == 1 { terms.remove(0) } else { format!("({})", terms.join(" OR ")) }
             })
-            .collect();
-        (!phrases.is_empty()).then(|| phrases.join(" AND "))
+            .collect::<Vec<_>>()
+            .join(" AND ")
     }
 
     /// The `to_tsquery('simple', …)` text for PostgreSQL: the words AND-ed,
@@ -228,6 +211,26 @@ pub(crate) fn score(query: &Query, c: &Candidate<'_>) -> Option<f64> {
 /// Sort scored results best first: score, then popularity, then id.
 pub(crate) fn rank<T>(results: &mut [(f64, u32, String, T)]) {
     results.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(&b.2)));
+}
+
+/// pg_trgm's `similarity` of two normalised words: the trigrams they share
+/// over all their distinct trigrams, each word padded with two spaces in
+/// front and one behind. SQLite's spelling correction ranks dictionary
+/// words by it, as PostgreSQL's `%` does.
+pub(crate) fn trigram_similarity(a: &str, b: &str) -> f64 {
+    let (ta, tb) = (trigrams(a), trigrams(b));
+    let shared = ta.iter().filter(|t| tb.binary_search(t).is_ok()).count();
+    let all = ta.len() + tb.len() - shared;
+    if all == 0 { 0.0 } else { shared as f64 / all as f64 }
+}
+
+/// The distinct trigrams of `  w ` (sorted).
+fn trigrams(w: &str) -> Vec<[char; 3]> {
+    let padded: Vec<char> = [' ', ' '].into_iter().chain(w.chars()).chain([' ']).collect();
+    let mut grams: Vec<[char; 3]> = padded.windows(3).map(|g| [g[0], g[1], g[2]]).collect();
+    grams.sort_unstable();
+    grams.dedup();
+    grams
 }
 
 /// Is `w` one typo from `q` (two for words of 8+ letters)? The spelling
@@ -350,10 +353,22 @@ mod tests {
         );
         // No completion at all: the prefix stays (it matches nothing).
         assert_eq!(q.tsquery_with(Some(&[]), |_| None), "mr & brigh:*");
-        assert_eq!(q.fts5().unwrap(), r#"(" mr") AND (" br" OR "bri" OR "rig" OR "igh")"#);
-        assert_eq!(q.fts5_exact().unwrap(), r#"" mr " AND " brigh""#);
-        assert_eq!(Query::parse("a b").unwrap().fts5_exact().unwrap(), r#"" a ""#);
-        assert_eq!(Query::parse("a").unwrap().fts5(), None);
+        // SQLite's FTS5 query: the same terms.
+        assert_eq!(q.fts5_with(None, |_| None), r#""mr" AND "brigh"*"#);
+        assert_eq!(q.fts5_with(Some(&completions), |_| None), r#""mr" AND ("brighter" OR "brightside")"#);
+        assert_eq!(q.fts5_with(None, |w| (w == "mr").then_some(&alts[..])), r#"("mr" OR "mister") AND "brigh"*"#);
+        assert_eq!(Query::parse("a b").unwrap().fts5_with(None, |_| None), r#""a" AND "b"*"#);
+    }
+
+    #[test]
+    fn trigram_similarity_is_pg_trgm_s() {
+        // SELECT similarity('beatels', 'beatles') → 0.33333334 (4 of 12).
+        assert!((trigram_similarity("beatels", "beatles") - 4.0 / 12.0).abs() < 1e-9);
+        assert_eq!(trigram_similarity("abc", "abc"), 1.0);
+        // SELECT similarity('word', 'drow') → 0 (nothing shared).
+        assert_eq!(trigram_similarity("word", "drow"), 0.0);
+        // Repeated trigrams count once: 'aaaa' → {"  a", " aa", "aaa", "aa "}.
+        assert!((trigram_similarity("aaaa", "aaa") - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -249,8 +249,13 @@ const RETURNING: &str = " ON CONFLICT (id) DO NOTHING RETURNING id";
 
 /// A multi-row `INSERT INTO {head} VALUES (…), (…)` of `rows` rows of
 /// `columns` values each.
-fn multi_insert(head: &str, rows: usize, columns: usize) -> String {
-    let mut sql = format!("INSERT INTO {head} VALUES ");
+pub(crate) fn multi_insert(head: &str, rows: usize, columns: usize) -> String {
+    format!("INSERT INTO {head} {}", values_list(rows, columns))
+}
+
+/// `VALUES ($1, $2), ($3, $4)`: `rows` rows of `columns` placeholders.
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+    let mut sql = String::from("VALUES ");
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
@@ -262,45 +267,26 @@ fn multi_insert(head: &str, rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Index the rows this transaction inserted (`ids[i]` has `texts[i]`;
-/// those not in `inserted` were another transaction's): their FTS5 rows on
-/// SQLite, their words in the spelling dictionary on PostgreSQL.
+/// Index the rows this transaction inserted (`ids[i]` has `texts[i]` and
+/// popularity `orders[i]`; those not in `inserted` were another
+/// transaction's): see [`search_index::index_new`].
 async fn index_inserted(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     kind: Kind,
     ids: &[&str],
     texts: &[String],
+    orders: &[i64],
     inserted: &HashSet<String>,
 ) -> Result<(), sqlx::Error> {
-    let mine: Vec<(&str, &str)> = ids
+    let mine: Vec<(&str, &str, i64)> = ids
         .iter()
         .zip(texts)
-        .filter(|(id, _)| inserted.contains(**id))
-        .map(|(id, t)| (*id, t.as_str()))
+        .zip(orders)
+        .filter(|((id, _), _)| inserted.contains(**id))
+        .map(|((id, t), order)| (*id, t.as_str(), *order))
         .collect();
-    insert_fts(tx, backend, kind, &mine).await?;
-    let words: Vec<&str> = mine.iter().map(|(_, t)| *t).collect();
-    search_index::add_words(tx, backend, &words).await
-}
-
-/// Write the FTS5 rows of freshly inserted entities (SQLite only).
-async fn insert_fts(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    kind: Kind,
-    rows: &[(&str, &str)],
-) -> Result<(), sqlx::Error> {
-    if backend != Backend::Sqlite || rows.is_empty() {
-        return Ok(());
-    }
-    let sql = multi_insert(&format!("{} (rowid, search_text, id)", kind.fts()), rows.len(), 3);
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (id, text) in rows {
-        q = q.bind(search_index::rowid(id)).bind(*text).bind(*id);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
+    search_index::index_new(tx, backend, kind, &mine).await
 }
 
 async fn insert_artists(
@@ -322,7 +308,8 @@ async fn insert_artists(
     }
     let inserted = insert_returning(tx, q).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    index_inserted(tx, backend, Kind::Artist, &ids, &texts, &inserted).await?;
+    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    index_inserted(tx, backend, Kind::Artist, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
 
@@ -364,7 +351,8 @@ async fn insert_albums(
         .collect();
     insert_credits(tx, "album_artists (album_id, artist_id, position)", &credits).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    index_inserted(tx, backend, Kind::Album, &ids, &texts, &inserted).await?;
+    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    index_inserted(tx, backend, Kind::Album, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
 
@@ -437,7 +425,8 @@ async fn insert_tracks(
         }
     }
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    index_inserted(tx, backend, Kind::Track, &ids, &texts, &inserted).await?;
+    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    index_inserted(tx, backend, Kind::Track, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
 

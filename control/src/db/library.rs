@@ -20,7 +20,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::catalog::placeholders;
 use super::playlists::{VISIBLE_TO_1, begin_read};
-use super::{Db, get_unsigned, now_ms};
+use super::search::{self, Kind};
+use super::{Backend, Db, get_unsigned, now_ms};
 use crate::error::ApiError;
 use crate::types::{AlbumType, ArtistSummary, LibraryAlbum, LibraryArtist};
 use crate::validate::echo;
@@ -104,7 +105,7 @@ pub(crate) async fn save(db: &Db, user: &UserId, kind: LibraryKind, ids: &[Strin
     }
     q.execute(&mut *tx).await?;
     if kind == LibraryKind::Playlist {
-        recount_followers(&mut tx, &ids).await?;
+        recount_followers(&mut tx, db.backend(), &ids).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -129,7 +130,7 @@ pub(crate) async fn remove(
     }
     q.execute(&mut *tx).await?;
     if kind == LibraryKind::Playlist {
-        recount_followers(&mut tx, &ids).await?;
+        recount_followers(&mut tx, db.backend(), &ids).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -161,8 +162,13 @@ async fn existing(
     Ok(rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?)
 }
 
-/// Set the follower counts of playlists `ids` to the libraries holding them.
-async fn recount_followers(tx: &mut Transaction<'static, Any>, ids: &[&str]) -> Result<(), sqlx::Error> {
+/// Set the follower counts of playlists `ids` to the libraries holding them
+/// (and move their search rows, which follow the count).
+async fn recount_followers(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
     let sql = format!(
         "UPDATE playlists SET follower_count =
              (SELECT COUNT(*) FROM user_library l WHERE l.item_type = 'playlist' AND l.item_id = playlists.id)
@@ -174,7 +180,7 @@ async fn recount_followers(tx: &mut Transaction<'static, Any>, ids: &[&str]) -> 
         q = q.bind(*id);
     }
     q.execute(&mut **tx).await?;
-    Ok(())
+    search::reposition(tx, backend, Kind::Playlist, ids).await
 }
 
 /// One window of `user`'s saved `kind`, newest first: the total, and each

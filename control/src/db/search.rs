@@ -3,17 +3,21 @@
 //! a name, and the candidate queries of each backend (see
 //! [`crate::search`] for how candidates are ranked).
 //!
-//! - PostgreSQL indexes the column itself (pg_trgm GIN and a `simple`
-//!   full-text GIN, migration 0003).
-//! - SQLite keeps an FTS5 trigram table per kind (`tracks_fts`, …) whose
-//!   rowid is [`rowid`]`(id)`, written here in the same transaction.
+//! - PostgreSQL indexes the column itself (a `simple` full-text GIN and
+//!   partial ones over the popular rows, migrations 0003-0004).
+//! - SQLite keeps an FTS5 table of word tokens per kind (`tracks_fts`, …,
+//!   migration 0005), written here in the same transaction, whose rowid
+//!   orders the rows most popular first ([`fts_rowid`]): the candidates
+//!   of a common word are its first matches, not a sort of all of them.
+//! - Both keep the spelling dictionary `search_words` (every indexed
+//!   word), for completions of the last word and typo corrections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
+use super::catalog::{multi_insert, values_list};
 use super::{Backend, Db};
 use crate::search::{CANDIDATES, Query};
 
@@ -42,6 +46,14 @@ impl Kind {
             Kind::Album => "albums_fts",
             Kind::Artist => "artists_fts",
             Kind::Playlist => "playlists_fts",
+        }
+    }
+
+    /// The column whose value orders candidates (most first).
+    fn order_column(self) -> &'static str {
+        match self {
+            Kind::Playlist => "follower_count",
+            _ => "popularity",
         }
     }
 
@@ -104,17 +116,41 @@ impl Kind {
     }
 }
 
-/// The FTS5 rowid of an entity: the first 8 bytes of SHA-256(id), as a
-/// signed big-endian integer. Stable, unlike an implicit rowid.
-pub(crate) fn rowid(id: &str) -> i64 {
-    let digest = Sha256::digest(id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
+/// Low bits of an FTS5 rowid: the row's sequence number.
+const SEQ_BITS: u32 = 40;
+const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
+
+/// SQLite: the FTS5 rowid of a row whose popularity (followers for a
+/// playlist) is `order` and whose sequence number is `seq`: the band
+/// `100 - min(order, 100)` above the sequence number, so rowid order is
+/// most popular first. A row keeps its sequence number for life
+/// (`search_seq` hands them out); its rowid moves with its popularity.
+fn fts_rowid(order: i64, seq: i64) -> i64 {
+    ((100 - order.clamp(0, 100)) << SEQ_BITS) | (seq & SEQ_MASK)
+}
+
+/// The rowids of `rowid`'s band: `[first, last]`.
+fn band_of(rowid: i64) -> (i64, i64) {
+    let first = rowid & !SEQ_MASK;
+    (first, first | SEQ_MASK)
+}
+
+/// SQLite: `n` new sequence numbers for `kind`'s rows (inside the
+/// caller's write transaction, which SQLite serialises).
+async fn new_seqs(tx: &mut Transaction<'static, Any>, kind: Kind, n: usize) -> Result<i64, sqlx::Error> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let row = sqlx::query("UPDATE search_seq SET next = next + $1 WHERE kind = $2 RETURNING next")
+        .bind(n)
+        .bind(kind.table())
+        .fetch_one(&mut **tx)
+        .await?;
+    let next: i64 = row.try_get("next")?;
+    Ok(next - n)
 }
 
 /// Set `kind` `id`'s search text to `text` (from
-/// [`crate::search::index_text`]); a no-op when it is already that.
+/// [`crate::search::index_text`]); a no-op when it is already that (on
+/// SQLite: and its FTS5 row is where its popularity puts it).
 pub(crate) async fn index(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -122,42 +158,135 @@ pub(crate) async fn index(
     id: &str,
     text: &str,
 ) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        return place(tx, kind, id, Some(text)).await;
+    }
     let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2 AND search_text <> $1", kind.table());
     let changed = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(id).execute(&mut **tx).await?;
     if changed.rows_affected() > 0 {
-        add_words(tx, backend, &[text]).await?;
+        add_words(tx, &[text]).await?;
     }
-    if backend == Backend::Sqlite && changed.rows_affected() > 0 {
-        let fts = kind.fts();
-        let rowid = rowid(id);
+    Ok(())
+}
+
+/// Move the FTS5 rows of `kind` `ids` to where their popularity now puts
+/// them (SQLite; PostgreSQL's indexes follow the column by themselves).
+pub(crate) async fn reposition(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    kind: Kind,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        for id in ids {
+            place(tx, kind, id, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// SQLite: give `kind` `id` the search text `text` (`None`: keep it) and
+/// put its FTS5 row at the rowid its popularity and sequence number make.
+async fn place(
+    tx: &mut Transaction<'static, Any>,
+    kind: Kind,
+    id: &str,
+    text: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let (table, fts, order) = (kind.table(), kind.fts(), kind.order_column());
+    let sql = format!("SELECT search_text, search_rowid, {order} AS ord FROM {table} WHERE id = $1");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await? else {
+        return Ok(());
+    };
+    let old_text: String = row.try_get("search_text")?;
+    let old_rowid: Option<i64> = row.try_get("search_rowid")?;
+    let ord: i64 = row.try_get("ord")?;
+    let text = text.unwrap_or(&old_text);
+    if text.is_empty() {
+        return Ok(()); // not indexed yet: the backfill's
+    }
+    let seq = match old_rowid {
+        Some(rowid) => rowid & SEQ_MASK,
+        None => new_seqs(tx, kind, 1).await?,
+    };
+    let rowid = fts_rowid(ord, seq);
+    let text_changed = text != old_text;
+    if text_changed {
+        add_words(tx, &[text]).await?;
+    }
+    if !text_changed && old_rowid == Some(rowid) {
+        return Ok(());
+    }
+    if let Some(old) = old_rowid {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {fts} WHERE rowid = $1")))
-            .bind(rowid)
+            .bind(old)
             .execute(&mut **tx)
             .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {fts} (rowid, search_text, id) VALUES ($1, $2, $3)"
-        )))
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO {fts} (rowid, search_text, id) VALUES ($1, $2, $3)")))
         .bind(rowid)
         .bind(text)
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET search_text = $1, search_rowid = $2 WHERE id = $3"
+    )))
+    .bind(text)
+    .bind(rowid)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-/// Add the words of `texts` to `search_words`, the spelling dictionary
-/// (PostgreSQL only; SQLite's trigram candidates catch typos by
-/// themselves). Sorted, so concurrent writers take the rows' locks in one
-/// order.
-pub(crate) async fn add_words(
+/// Rows per multi-row statement of [`index_new`] (3 values each).
+const NEW_ROWS_PER_STATEMENT: usize = 500;
+
+/// Index rows this transaction just inserted with their `search_text`:
+/// `(id, text, popularity)` each. SQLite: their FTS5 rows and
+/// `search_rowid`s; both: their words in the dictionary.
+pub(crate) async fn index_new(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    texts: &[&str],
+    kind: Kind,
+    rows: &[(&str, &str, i64)],
 ) -> Result<(), sqlx::Error> {
-    if backend != Backend::Postgres {
+    if rows.is_empty() {
         return Ok(());
     }
+    if backend == Backend::Sqlite {
+        let first = new_seqs(tx, kind, rows.len()).await?;
+        for (c, chunk) in rows.chunks(NEW_ROWS_PER_STATEMENT).enumerate() {
+            let base = first + i64::try_from(c * NEW_ROWS_PER_STATEMENT).unwrap_or(i64::MAX);
+            let rowids: Vec<i64> =
+                chunk.iter().zip(base..).map(|((_, _, order), seq)| fts_rowid(*order, seq)).collect();
+            let sql = multi_insert(&format!("{} (rowid, search_text, id)", kind.fts()), chunk.len(), 3);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((id, text, _), rowid) in chunk.iter().zip(&rowids) {
+                q = q.bind(*rowid).bind(*text).bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+            let sql = format!(
+                "UPDATE {table} SET search_rowid = v.column2 FROM ({values}) AS v WHERE {table}.id = v.column1",
+                table = kind.table(),
+                values = values_list(chunk.len(), 2),
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((id, _, _), rowid) in chunk.iter().zip(&rowids) {
+                q = q.bind(*id).bind(*rowid);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    let texts: Vec<&str> = rows.iter().map(|(_, text, _)| *text).collect();
+    add_words(tx, &texts).await
+}
+
+/// Add the words of `texts` to `search_words`, the spelling dictionary
+/// (on SQLite a trigger also indexes each new word's trigrams). Sorted, so
+/// concurrent writers take the rows' locks in one order.
+pub(crate) async fn add_words(tx: &mut Transaction<'static, Any>, texts: &[&str]) -> Result<(), sqlx::Error> {
     let mut words: Vec<&str> =
         texts.iter().flat_map(|t| t.split(' ')).filter(|w| !w.is_empty() && w.len() <= 500).collect();
     words.sort_unstable();
@@ -174,7 +303,7 @@ pub(crate) async fn add_words(
     Ok(())
 }
 
-/// Drop `kind` `id` from the index (before or after deleting the row).
+/// Drop `kind` `id` from the index (before deleting the row).
 pub(crate) async fn unindex(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -182,10 +311,14 @@ pub(crate) async fn unindex(
     id: &str,
 ) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE rowid = $1", kind.fts())))
-            .bind(rowid(id))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE rowid = (SELECT search_rowid FROM {} WHERE id = $1)",
+            kind.fts(),
+            kind.table()
+        )))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -199,27 +332,28 @@ const CORRECTIONS: i64 = 4;
 /// a prefix that completes to more keeps its `:*`.
 const MAX_COMPLETIONS: i64 = 64;
 
-/// What one search learns from the spelling dictionary (`search_words`,
-/// PostgreSQL only), once, for all the types it searches.
+/// What one search learns from the spelling dictionary (`search_words`),
+/// once, for all the types it searches, and the backend's match text.
 ///
 /// - **Completions.** The last word's prefix, written as the whole words
 ///   it completes to (`brigh` → `brighter | brightside`) when there are at
 ///   most [`MAX_COMPLETIONS`]: GIN matches a prefix by reading every
-///   completion's postings into a bitmap, while whole words let it skip
-///   through the long lists (`the`, `in`) by the rarest word of the query
-///   (`grunind & in & the:*`: 24 ms as a prefix on 1M tracks). Same
-///   matches: the dictionary holds every indexed word.
+///   completion's postings into a bitmap, and FTS5 (past its 1-3 character
+///   prefix indexes) by merging them into one list, while whole words let
+///   both skip through long lists (`the`, `in`) by the rarest word of the
+///   query (`grunind & in & the:*`: 24 ms as a prefix on 1M tracks on
+///   PostgreSQL). Same matches: the dictionary holds every indexed word.
 /// - **Unknown words**, of 3+ characters, that no indexed text holds (the
 ///   last: that no word starts with): only a query with one is
-///   spelling-corrected, and on PostgreSQL only these words are. "halo"
-///   does not bring "hallo" when the catalog has a "Halo": a listener who
-///   typed a word the catalog knows meant it. SQLite, which has no
-///   dictionary table, asks its FTS5 tables whether each word is there.
+///   spelling-corrected, and only these words are. "halo" does not bring
+///   "hallo" when the catalog has a "Halo": a listener who typed a word
+///   the catalog knows meant it.
 pub(crate) struct Lexicon {
-    tsquery: String,
+    /// The match text: a tsquery (PostgreSQL) or an FTS5 query (SQLite).
+    text: String,
+    /// The last word's completions, when the match text uses them.
     completions: Option<Vec<String>>,
-    /// Set when loaded on PostgreSQL; on SQLite, found when first needed.
-    unknown: tokio::sync::OnceCell<Vec<String>>,
+    unknown: Vec<String>,
     corrected: tokio::sync::OnceCell<Option<String>>,
 }
 
@@ -228,18 +362,23 @@ fn correctable(w: &str) -> bool {
     w.chars().count() >= 3
 }
 
+/// SQLite's FTS5 tables index prefixes of up to this many characters: a
+/// last word this short stays a prefix query (one index entry).
+const FTS5_PREFIX_INDEXED: usize = 3;
+
 impl Lexicon {
-    /// One query on PostgreSQL; none on SQLite.
+    /// One query.
     pub(crate) async fn load(db: &Db, query: &Query) -> Result<Self, sqlx::Error> {
+        let backend = db.backend();
         let mut lexicon = Self {
-            tsquery: query.tsquery(),
+            text: match backend {
+                Backend::Postgres => query.tsquery(),
+                Backend::Sqlite => query.fts5_with(None, |_| None),
+            },
             completions: None,
-            unknown: tokio::sync::OnceCell::new(),
+            unknown: Vec::new(),
             corrected: tokio::sync::OnceCell::new(),
         };
-        if db.backend() != Backend::Postgres {
-            return Ok(lexicon);
-        }
         let Some((last, others)) = query.words.split_last() else { return Ok(lexicon) };
         // Words starting with `last`: from `last` up to `last` with its
         // final character raised by one, in code-point (byte) order.
@@ -248,19 +387,34 @@ impl Lexicon {
             u.push(c);
             u
         });
-        let rows = sqlx::query(
-            "SELECT 'c' AS kind, word FROM (
-                 SELECT word FROM search_words WHERE word ~>=~ $1 AND word ~<~ $2 LIMIT $3
-             ) completions
-             UNION ALL
-             SELECT 'k' AS kind, word FROM search_words WHERE word = ANY (string_to_array($4, ' '))",
-        )
-        .bind(last)
-        .bind(upper.as_deref().unwrap_or(last.as_str()))
-        .bind(MAX_COMPLETIONS + 1)
-        .bind(others.join(" "))
-        .fetch_all(db.pool())
-        .await?;
+        let sql = match backend {
+            Backend::Postgres => {
+                "SELECT 'c' AS kind, word FROM (
+                     SELECT word FROM search_words WHERE word ~>=~ $1 AND word ~<~ $2 LIMIT $3
+                 ) completions
+                 UNION ALL
+                 SELECT 'k' AS kind, word FROM search_words WHERE word = ANY (string_to_array($4, ' '))"
+            }
+            Backend::Sqlite => {
+                "SELECT 'c' AS kind, word FROM (
+                     SELECT word FROM search_words WHERE word >= $1 AND word < $2 ORDER BY word LIMIT $3
+                 ) completions
+                 UNION ALL
+                 SELECT 'k' AS kind, word FROM search_words
+                 WHERE word IN (SELECT value FROM json_each($4))"
+            }
+        };
+        let others_param = match backend {
+            Backend::Postgres => others.join(" "),
+            Backend::Sqlite => serde_json::to_string(others).unwrap_or_else(|_| "[]".to_owned()),
+        };
+        let rows = sqlx::query(sql)
+            .bind(last)
+            .bind(upper.as_deref().unwrap_or(last.as_str()))
+            .bind(MAX_COMPLETIONS + 1)
+            .bind(others_param)
+            .fetch_all(db.pool())
+            .await?;
         let mut completions = Vec::new();
         let mut known = std::collections::HashSet::new();
         for r in &rows {
@@ -273,100 +427,124 @@ impl Lexicon {
             }
         }
         completions.sort_unstable();
-        let mut unknown: Vec<String> =
-            others.iter().filter(|w| correctable(w) && !known.contains(*w)).cloned().collect();
+        lexicon.unknown = others.iter().filter(|w| correctable(w) && !known.contains(*w)).cloned().collect();
         if correctable(last) && completions.is_empty() {
-            unknown.push(last.clone());
+            lexicon.unknown.push(last.clone());
         }
-        lexicon.unknown = tokio::sync::OnceCell::new_with(Some(unknown));
-        if upper.is_some() && (completions.len() as i64) <= MAX_COMPLETIONS {
-            lexicon.tsquery = query.tsquery_with(Some(&completions), |_| None);
+        let useful = match backend {
+            Backend::Postgres => true,
+            Backend::Sqlite => last.chars().count() > FTS5_PREFIX_INDEXED,
+        };
+        if useful && upper.is_some() && (completions.len() as i64) <= MAX_COMPLETIONS {
             lexicon.completions = Some(completions);
+            lexicon.text = lexicon.text_with(query, backend, |_| None);
         }
         Ok(lexicon)
     }
 
-    /// The query's unknown words (PostgreSQL: from [`Self::load`]; SQLite:
-    /// asked of the FTS5 tables the first time a type needs them).
-    async fn unknown(&self, db: &Db, query: &Query) -> Result<&[String], sqlx::Error> {
-        Ok(self.unknown.get_or_try_init(|| unknown_in_fts5(db, query)).await?.as_slice())
+    /// The match text with each word also standing for `alternatives(w)`.
+    fn text_with<'a>(
+        &self,
+        query: &Query,
+        backend: Backend,
+        alternatives: impl Fn(&str) -> Option<&'a [String]>,
+    ) -> String {
+        match backend {
+            Backend::Postgres => query.tsquery_with(self.completions.as_deref(), alternatives),
+            Backend::Sqlite => query.fts5_with(self.completions.as_deref(), alternatives),
+        }
     }
 
-    /// The tsquery again with each unknown word OR-ed with its closest
-    /// dictionary words (see [`corrected_tsquery`]), found once per
-    /// search; `None` when no unknown word has a close neighbour.
+    /// The match text again with each unknown word OR-ed with its closest
+    /// dictionary words (see [`corrections`]), found once per search;
+    /// `None` when no unknown word has a close neighbour.
     async fn corrected(&self, db: &Db, query: &Query) -> Result<Option<&str>, sqlx::Error> {
         let corrected = self
             .corrected
             .get_or_try_init(async || {
-                let unknown = self.unknown(db, query).await?;
-                corrected_tsquery(db, query, unknown, self.completions.as_deref()).await
+                let alternatives = corrections(db, &self.unknown).await?;
+                Ok::<_, sqlx::Error>((!alternatives.is_empty()).then(|| {
+                    self.text_with(query, db.backend(), |w| alternatives.get(w).map(Vec::as_slice))
+                }))
             })
             .await?;
         Ok(corrected.as_deref())
     }
 }
 
-/// SQLite has no dictionary table: a word is known when some FTS5 table
-/// holds it as a word (the last: as a word start). One indexed lookup per
-/// word and table, until the word is found.
-async fn unknown_in_fts5(db: &Db, query: &Query) -> Result<Vec<String>, sqlx::Error> {
-    let mut unknown = Vec::new();
-    let last = query.words.len().saturating_sub(1);
-    for (i, w) in query.words.iter().enumerate().filter(|(_, w)| correctable(w)) {
-        let phrase = if i == last { format!("\" {w}\"") } else { format!("\" {w} \"") };
-        let mut known = false;
-        for kind in [Kind::Track, Kind::Album, Kind::Artist, Kind::Playlist] {
-            let fts = kind.fts();
-            let sql = format!("SELECT 1 AS found FROM {fts} WHERE {fts} MATCH $1 LIMIT 1");
-            known = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&phrase)
-                .fetch_optional(db.pool())
-                .await?
-                .is_some();
-            if known {
-                break;
+/// Dictionary words looked at per unknown word on SQLite: the best by
+/// FTS5's rank of shared trigrams, then ordered by similarity.
+const SQLITE_NEIGHBOURS: i64 = 500;
+
+/// Each of `unknown` → its closest words in `search_words`: trigram
+/// neighbours (similarity >= 0.2, the closest [`CORRECTIONS`] × 5 by
+/// similarity, then by word) within one edit, two for words of 8+ letters;
+/// at most [`CORRECTIONS`] each. Words with none are left out.
+///
+/// PostgreSQL asks pg_trgm (`%`, threshold 0.2, set per connection).
+/// SQLite asks the trigram FTS5 table over the dictionary for the
+/// [`SQLITE_NEIGHBOURS`] words sharing the most trigrams and computes
+/// pg_trgm's similarity itself ([`crate::search::trigram_similarity`]).
+async fn corrections(db: &Db, unknown: &[String]) -> Result<HashMap<String, Vec<String>>, sqlx::Error> {
+    let mut neighbours: Vec<(String, String)> = Vec::new();
+    if unknown.is_empty() {
+        return Ok(HashMap::new());
+    }
+    match db.backend() {
+        Backend::Postgres => {
+            // Trigram similarity finds the neighbours (a swap in a
+            // five-letter word leaves only 0.2 of it), the edit distance
+            // keeps the real ones.
+            let rows = sqlx::query(
+                "SELECT q.word AS q, s.word AS w
+                 FROM unnest(string_to_array($1, ' ')) AS q(word)
+                 CROSS JOIN LATERAL (
+                     SELECT word FROM search_words
+                     WHERE word % q.word AND word <> q.word AND similarity(word, q.word) >= 0.2
+                     ORDER BY similarity(word, q.word) DESC, word LIMIT $2
+                 ) s",
+            )
+            .bind(unknown.join(" "))
+            .bind(CORRECTIONS * 5)
+            .fetch_all(db.pool())
+            .await?;
+            for r in &rows {
+                neighbours.push((r.try_get("q")?, r.try_get("w")?));
             }
         }
-        if !known {
-            unknown.push(w.clone());
+        Backend::Sqlite => {
+            for q in unknown {
+                // The dictionary's FTS5 rows are ' word ': its trigrams
+                // with one space of padding each side.
+                let padded: Vec<char> = std::iter::once(' ').chain(q.chars()).chain([' ']).collect();
+                let mut grams: Vec<String> = padded.windows(3).map(|g| g.iter().collect()).collect();
+                grams.sort_unstable();
+                grams.dedup();
+                let any = grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR ");
+                let rows = sqlx::query(
+                    "SELECT w.word FROM search_words_fts f JOIN search_words w ON w.id = f.rowid
+                     WHERE search_words_fts MATCH $1 ORDER BY f.rank LIMIT $2",
+                )
+                .bind(any)
+                .bind(SQLITE_NEIGHBOURS)
+                .fetch_all(db.pool())
+                .await?;
+                let mut scored: Vec<(f64, String)> = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let w: String = r.try_get("word")?;
+                    let similarity = crate::search::trigram_similarity(q, &w);
+                    if w != *q && similarity >= 0.2 {
+                        scored.push((similarity, w));
+                    }
+                }
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                let keep = usize::try_from(CORRECTIONS * 5).unwrap_or(usize::MAX);
+                neighbours.extend(scored.into_iter().take(keep).map(|(_, w)| (q.clone(), w)));
+            }
         }
     }
-    Ok(unknown)
-}
-
-/// The query's tsquery with each of `unknown` OR-ed with its closest words
-/// in `search_words` (pg_trgm neighbours within one edit, two for words of
-/// 8+ letters): `(beatels | beatles | beatle) & …`. `None` when no word
-/// has a close neighbour, so there is nothing new to search for.
-async fn corrected_tsquery(
-    db: &Db,
-    query: &Query,
-    unknown: &[String],
-    completions: Option<&[String]>,
-) -> Result<Option<String>, sqlx::Error> {
-    if unknown.is_empty() {
-        return Ok(None);
-    }
-    // Trigram similarity finds the neighbours (a swap in a five-letter
-    // word leaves only 0.2 of it), the edit distance keeps the real ones.
-    let rows = sqlx::query(
-        "SELECT q.word AS q, s.word AS w
-         FROM unnest(string_to_array($1, ' ')) AS q(word)
-         CROSS JOIN LATERAL (
-             SELECT word FROM search_words
-             WHERE word % q.word AND word <> q.word AND similarity(word, q.word) >= 0.2
-             ORDER BY similarity(word, q.word) DESC, word LIMIT $2
-         ) s",
-    )
-    .bind(unknown.join(" "))
-    .bind(CORRECTIONS * 5)
-    .fetch_all(db.pool())
-    .await?;
-    let mut alternatives: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for r in &rows {
-        let q: String = r.try_get("q")?;
-        let w: String = r.try_get("w")?;
+    let mut alternatives: HashMap<String, Vec<String>> = HashMap::new();
+    for (q, w) in neighbours {
         let close = crate::search::is_typo_of(&q, &w);
         let alts = alternatives.entry(q).or_default();
         if close && (alts.len() as i64) < CORRECTIONS {
@@ -374,10 +552,7 @@ async fn corrected_tsquery(
         }
     }
     alternatives.retain(|_, alts| !alts.is_empty());
-    if alternatives.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(query.tsquery_with(completions, |w| alternatives.get(w).map(Vec::as_slice))))
+    Ok(alternatives)
 }
 
 /// A search candidate: what ranking needs besides the secondary texts.
@@ -526,6 +701,51 @@ async fn most_popular(
     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tsquery).bind(CANDIDATES).fetch_all(db.pool()).await
 }
 
+/// SQLite: the [`CANDIDATES`] most popular rows of `kind` matching the
+/// FTS5 query `text`, ties by id, as PostgreSQL orders them. The FTS5
+/// rowid orders rows by popularity band ([`fts_rowid`]), so the first
+/// matches in rowid order are the candidates; only the band the last one
+/// falls in is read whole, and sorted, since its rows tie on popularity
+/// (a playlist's band 0 holds every count from 100 up).
+async fn first_in_fts5(
+    db: &Db,
+    kind: Kind,
+    select: &str,
+    text: &str,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let (table, fts, filter, order) = (kind.table(), kind.fts(), kind.filter(), kind.order_column());
+    let head = format!(
+        "SELECT {select}, f.rowid AS fts_rowid, t.{order} AS ord
+         FROM {fts} f JOIN {table} t ON t.id = f.id
+         WHERE {fts} MATCH $1 {filter}"
+    );
+    let sql = format!("{head} ORDER BY f.rowid LIMIT $2");
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(CANDIDATES).fetch_all(db.pool()).await?;
+    let Some(last) = rows.last() else { return Ok(rows) };
+    if (rows.len() as i64) < CANDIDATES {
+        return Ok(rows);
+    }
+    let (first, end) = band_of(last.try_get("fts_rowid")?);
+    let sql = format!("{head} AND f.rowid BETWEEN $2 AND $3");
+    let mut band = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(first).bind(end).fetch_all(db.pool()).await?;
+    let key = |r: &sqlx::any::AnyRow| -> Result<(i64, String), sqlx::Error> { Ok((r.try_get("ord")?, r.try_get("id")?)) };
+    let mut keyed = Vec::with_capacity(band.len());
+    for r in band.drain(..) {
+        keyed.push((key(&r)?, r));
+    }
+    keyed.sort_by(|(a, _), (b, _)| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut before = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        let rowid: i64 = r.try_get("fts_rowid")?;
+        if rowid < first {
+            before.push(r);
+        }
+    }
+    let room = usize::try_from(CANDIDATES).unwrap_or(usize::MAX).saturating_sub(before.len());
+    before.extend(keyed.into_iter().take(room).map(|(_, r)| r));
+    Ok(before)
+}
+
 /// Entities of `kind` that may match `query` (at most
 /// [`CANDIDATES`] per step), by the backend's own index.
 ///
@@ -538,19 +758,16 @@ async fn most_popular(
 ///   unknown, the same again with each unknown word OR-ed with its closest
 ///   words from the spelling dictionary (pg_trgm on `search_words`),
 ///   which is where typos are caught.
-/// - SQLite: the FTS5 trigram table, the same whole words and last-word
-///   prefix as phrases, the most popular first; when that finds fewer
-///   than [`TYPO_FALLBACK`] and a word is unknown, each word matching by
-///   any of its trigrams, best bm25 first (typos, including one inside
-///   the unfinished word).
+/// - SQLite: the FTS5 word table, the same words, completions and prefix
+///   (`"mr" AND ("brighter" OR "brightside")`), the most popular first by
+///   rowid order ([`first_in_fts5`]); the same typo step, its neighbours
+///   from the dictionary's trigram FTS5 table.
 pub(crate) async fn candidates(
     db: &Db,
     kind: Kind,
     query: &Query,
     lexicon: &Lexicon,
 ) -> Result<Vec<Hit>, sqlx::Error> {
-    let table = kind.table();
-    let (filter, popularity) = (kind.filter(), kind.popularity(query));
     let select = format!(
         "t.id, {} AS name, t.search_text AS text, {} AS rank_popularity",
         kind.name(),
@@ -563,8 +780,7 @@ pub(crate) async fn candidates(
                 Kind::Playlist => None,
                 _ => anchor(query, lexicon.completions.as_deref(), &*db.word_stats().of(db, kind).await?),
             };
-            let mut rows =
-                most_popular(db, kind, query, &select, &lexicon.tsquery, anchor.as_deref()).await?;
+            let mut rows = most_popular(db, kind, query, &select, &lexicon.text, anchor.as_deref()).await?;
             if (rows.len() as i64) < TYPO_FALLBACK
                 && let Some(corrected) = lexicon.corrected(db, query).await?
             {
@@ -576,39 +792,11 @@ pub(crate) async fn candidates(
             rows
         }
         Backend::Sqlite => {
-            let fts = kind.fts();
-            // Whole words, the last as a word start: the most popular.
-            let mut rows = Vec::new();
-            if let Some(exact) = query.fts5_exact() {
-                let sql = format!(
-                    "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
-                     WHERE {fts} MATCH $1 {filter}
-                     ORDER BY {popularity} DESC, t.id
-                     LIMIT $2"
-                );
-                rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(exact)
-                    .bind(CANDIDATES)
-                    .fetch_all(db.pool())
-                    .await?;
-            }
+            let mut rows = first_in_fts5(db, kind, &select, &lexicon.text).await?;
             if (rows.len() as i64) < TYPO_FALLBACK
-                && let Some(fuzzy) = query.fts5()
-                && !lexicon.unknown(db, query).await?.is_empty()
+                && let Some(corrected) = lexicon.corrected(db, query).await?
             {
-                // Few: maybe a typo. Any trigram of each word, best bm25.
-                let sql = format!(
-                    "SELECT {select} FROM {fts} f JOIN {table} t ON t.id = f.id
-                     WHERE {fts} MATCH $1 {filter}
-                     ORDER BY f.rank, {popularity} DESC, t.id
-                     LIMIT $2"
-                );
-                let more = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(fuzzy)
-                    .bind(CANDIDATES)
-                    .fetch_all(db.pool())
-                    .await?;
-                rows.extend(more);
+                rows.extend(first_in_fts5(db, kind, &select, corrected).await?);
             }
             rows
         }
@@ -715,10 +903,18 @@ mod tests {
     }
 
     #[test]
-    fn rowids_are_stable_and_distinct() {
-        assert_eq!(rowid("t1"), rowid("t1"));
-        assert_ne!(rowid("t1"), rowid("t2"));
-        // SHA-256("abc") starts ba7816bf8f01cfea.
-        assert_eq!(rowid("abc"), i64::from_be_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]));
+    fn fts5_rowids_order_most_popular_first() {
+        // Band by popularity, then sequence number.
+        assert!(fts_rowid(100, 7) < fts_rowid(99, 1));
+        assert!(fts_rowid(50, 1) < fts_rowid(50, 2));
+        assert_eq!(fts_rowid(100, 5), 5);
+        // Out-of-range counts clamp: a playlist of 5,000 followers is band 0.
+        assert_eq!(fts_rowid(5_000, 3), fts_rowid(100, 3));
+        assert_eq!(fts_rowid(-1, 3), fts_rowid(0, 3));
+        // The sequence number survives a move between bands.
+        assert_eq!(fts_rowid(10, fts_rowid(90, 42)) & SEQ_MASK, 42);
+        let (first, last) = band_of(fts_rowid(60, 12345));
+        assert_eq!((first, last), (fts_rowid(60, 0), fts_rowid(60, SEQ_MASK)));
+        assert!(fts_rowid(61, SEQ_MASK) < first && last < fts_rowid(59, 0));
     }
 }
