@@ -356,7 +356,10 @@ mod tests {
         // SQLite's FTS5 query: the same terms.
         assert_eq!(q.fts5_with(None, |_| None), r#""mr" AND "brigh"*"#);
         assert_eq!(q.fts5_with(Some(&completions), |_| None), r#""mr" AND ("brighter" OR "brightside")"#);
-        assert_eq!(q.fts5_with(None, |w| (w == "mr").then_some(&alts[..])), r#"("mr" OR "mister") AND "brigh"*"#);
+        assert_eq!(
+            q.fts5_with(None, |w| (w == "mr").then_some(&alts[..])),
+            r#"("mr" OR "mister") AND "brigh"*"#
+        );
         assert_eq!(Query::parse("a b").unwrap().fts5_with(None, |_| None), r#""a" AND "b"*"#);
     }
 

@@ -430,14 +430,22 @@ async fn search_tiers_and_completions_find_what_the_whole_index_finds() {
         // An obscure track made the most popular: out of the candidates
         // before, first after (SQLite moves its FTS5 row to its new band).
         let first_lantern = async || -> (u64, String) {
-            let r: SearchResponse =
-                s.get("/v1/search?q=lantern&type=track&limit=50", Some(&user.token)).await.json().await.unwrap();
+            let r: SearchResponse = s
+                .get("/v1/search?q=lantern&type=track&limit=50", Some(&user.token))
+                .await
+                .json()
+                .await
+                .unwrap();
             let page = r.tracks.unwrap();
             assert!(!page.items.is_empty());
             (page.total, page.items[0].id.as_str().to_owned())
         };
-        let r: SearchResponse =
-            s.get("/v1/search?q=lantern&type=track&limit=50&offset=150", Some(&user.token)).await.json().await.unwrap();
+        let r: SearchResponse = s
+            .get("/v1/search?q=lantern&type=track&limit=50&offset=150", Some(&user.token))
+            .await
+            .json()
+            .await
+            .unwrap();
         let tail = r.tracks.unwrap();
         assert!(tail.items.iter().all(|t| t.id.as_str() != "lantern-cold-0"), "{db:?}");
         let mut update = catalog.clone();

@@ -223,12 +223,14 @@ async fn place(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO {fts} (rowid, search_text, id) VALUES ($1, $2, $3)")))
-        .bind(rowid)
-        .bind(text)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {fts} (rowid, search_text, id) VALUES ($1, $2, $3)"
+    )))
+    .bind(rowid)
+    .bind(text)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} SET search_text = $1, search_rowid = $2 WHERE id = $3"
     )))
@@ -261,7 +263,8 @@ pub(crate) async fn index_new(
             let base = first + i64::try_from(c * NEW_ROWS_PER_STATEMENT).unwrap_or(i64::MAX);
             let rowids: Vec<i64> =
                 chunk.iter().zip(base..).map(|((_, _, order), seq)| fts_rowid(*order, seq)).collect();
-            let sql = multi_insert(&format!("{} (rowid, search_text, id)", kind.fts()), chunk.len(), 3);
+            let sql =
+                multi_insert(backend, &format!("{} (rowid, search_text, id)", kind.fts()), chunk.len(), 3);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((id, text, _), rowid) in chunk.iter().zip(&rowids) {
                 q = q.bind(*rowid).bind(*text).bind(*id);
@@ -270,7 +273,7 @@ pub(crate) async fn index_new(
             let sql = format!(
                 "UPDATE {table} SET search_rowid = v.column2 FROM ({values}) AS v WHERE {table}.id = v.column1",
                 table = kind.table(),
-                values = values_list(chunk.len(), 2),
+                values = values_list(backend, chunk.len(), 2),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((id, _, _), rowid) in chunk.iter().zip(&rowids) {
@@ -459,15 +462,15 @@ impl Lexicon {
     /// dictionary words (see [`corrections`]), found once per search;
     /// `None` when no unknown word has a close neighbour.
     async fn corrected(&self, db: &Db, query: &Query) -> Result<Option<&str>, sqlx::Error> {
-        let corrected = self
-            .corrected
-            .get_or_try_init(async || {
-                let alternatives = corrections(db, &self.unknown).await?;
-                Ok::<_, sqlx::Error>((!alternatives.is_empty()).then(|| {
-                    self.text_with(query, db.backend(), |w| alternatives.get(w).map(Vec::as_slice))
-                }))
-            })
-            .await?;
+        let corrected =
+            self.corrected
+                .get_or_try_init(async || {
+                    let alternatives = corrections(db, &self.unknown).await?;
+                    Ok::<_, sqlx::Error>((!alternatives.is_empty()).then(|| {
+                        self.text_with(query, db.backend(), |w| alternatives.get(w).map(Vec::as_slice))
+                    }))
+                })
+                .await?;
         Ok(corrected.as_deref())
     }
 }
@@ -720,15 +723,19 @@ async fn first_in_fts5(
          WHERE {fts} MATCH $1 {filter}"
     );
     let sql = format!("{head} ORDER BY f.rowid LIMIT $2");
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(CANDIDATES).fetch_all(db.pool()).await?;
+    let mut rows =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(CANDIDATES).fetch_all(db.pool()).await?;
     let Some(last) = rows.last() else { return Ok(rows) };
     if (rows.len() as i64) < CANDIDATES {
         return Ok(rows);
     }
     let (first, end) = band_of(last.try_get("fts_rowid")?);
     let sql = format!("{head} AND f.rowid BETWEEN $2 AND $3");
-    let mut band = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(first).bind(end).fetch_all(db.pool()).await?;
-    let key = |r: &sqlx::any::AnyRow| -> Result<(i64, String), sqlx::Error> { Ok((r.try_get("ord")?, r.try_get("id")?)) };
+    let mut band =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(first).bind(end).fetch_all(db.pool()).await?;
+    let key = |r: &sqlx::any::AnyRow| -> Result<(i64, String), sqlx::Error> {
+        Ok((r.try_get("ord")?, r.try_get("id")?))
+    };
     let mut keyed = Vec::with_capacity(band.len());
     for r in band.drain(..) {
         keyed.push((key(&r)?, r));
