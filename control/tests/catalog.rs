@@ -506,3 +506,56 @@ async fn metadata_first_then_audio() {
         s.stop().await.unwrap();
     }
 }
+
+/// A re-import that changes only a track's credits (order or artists) is
+/// written — an unchanged track is skipped, so "unchanged" must see them —
+/// and one that changes nothing keeps `updated_at`.
+#[tokio::test]
+async fn reimport_writes_credit_changes_and_skips_the_unchanged() {
+    for db in support::databases().await {
+        let s = Server::start(&db.url).await;
+        let batch = support::catalog();
+        assert_eq!(s.import(&batch).await.status(), 200);
+        let user = s.user(Tier::Premium).await;
+        let artists = async |id: &str| -> Vec<String> {
+            let t: TrackResponse =
+                s.get(&format!("/v1/tracks/{id}"), Some(&user.token)).await.json().await.unwrap();
+            t.artists.iter().map(|a| a.id.clone()).collect()
+        };
+        assert_eq!(artists("t1").await, ["ar2", "ar1"], "{db:?}");
+        assert_eq!(artists("t2").await, ["ar1"], "{db:?}");
+
+        // Metadata only (no manifests): the same, then credits changed.
+        let mut again = batch.clone();
+        again.artists.clear();
+        again.albums.clear();
+        for t in &mut again.tracks {
+            t.manifest = None;
+            t.audio_features = None;
+            t.duration_ms = Some(200_000);
+        }
+        again.tracks.retain(|t| t.id.as_str() == "t1" || t.id.as_str() == "t2");
+        let resp = s.import(&again).await;
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        let stamp = "SELECT updated_at FROM tracks WHERE id = 't2'";
+        let before = support::sql_i64(&db.url, stamp).await;
+        assert_eq!(s.import(&again).await.status(), 200);
+        assert_eq!(
+            support::sql_i64(&db.url, stamp).await,
+            before,
+            "{db:?}: an unchanged track is not rewritten"
+        );
+
+        again.tracks[0].artist_ids = vec!["ar1".into(), "ar2".into()];
+        again.tracks[1].artist_ids = vec!["ar1".into(), "ar2".into()];
+        assert_eq!(s.import(&again).await.status(), 200);
+        assert_eq!(artists("t1").await, ["ar1", "ar2"], "{db:?}: order");
+        assert_eq!(artists("t2").await, ["ar1", "ar2"], "{db:?}: artist added");
+        // The search text follows: t2 is found by its new artist's name.
+        let r: SearchResponse =
+            s.get("/v1/search?q=bjork%20byte&type=track", Some(&user.token)).await.json().await.unwrap();
+        let ids: Vec<&str> = r.tracks.as_ref().unwrap().items.iter().map(|t| t.id.as_str()).collect();
+        assert!(ids.contains(&"t2"), "{db:?}: {ids:?}");
+        s.stop().await.unwrap();
+    }
+}
