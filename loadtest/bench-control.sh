@@ -9,6 +9,7 @@
 #   loadtest/bench-control.sh
 #   TRACKS=100000 ALBUMS=10000 ARTISTS=5000 DURATION=10s loadtest/bench-control.sh   # a quick look
 #   BACKENDS=postgres VUS_LIST="128" OUT=/tmp/control.md loadtest/bench-control.sh
+#   BACKENDS=postgres OPEN_LOOP="0.5 0.25 0.125" loadtest/bench-control.sh   # latency vs load
 #
 # PostgreSQL: by default a private server started for the run
 # (lib/pg-private.sh: its own data directory and port, shared_buffers
@@ -31,6 +32,9 @@ BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_URL=${PG_URL:-}
 PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-2GB}
 TAIL_WORDS=${TAIL_WORDS:-20000}
+# Open-loop rows: fractions of each closed-loop row's req/s ("0.5 0.25
+# 0.125" draws the latency curve; the first sets pgbench's rate).
+OPEN_LOOP=${OPEN_LOOP:-0.5}
 # shared: server, database and load generators float on every core;
 # split: server and (private) database on the first half of the cores,
 # k6 and pgbench on the rest, so the load generator's own CPU does not
@@ -91,6 +95,7 @@ PY
 ROWS=()
 TRACK_RATE=""
 for backend in $BACKENDS; do
+    TRACK_RATE=""
     case $backend in
         sqlite) DB_URL="sqlite://$WORK/sqlite/control.db" ;;
         postgres)
@@ -137,16 +142,19 @@ for backend in $BACKENDS; do
                 -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
             read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
             ROWS+=("| $backend | $mode | $vus closed loop | $p50 | $p99 | $rps | $fails | $import_s |")
-            # Open loop at half the saturation rate: latency under a load
-            # the server carries, with the same number of users.
-            rate=$((rps / 2))
-            [ "$mode" = track ] && [ "$vus" = 128 ] && TRACK_RATE=$rate
-            [ "$rate" -ge 1 ] || continue
-            taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" -e RATE="$rate" \
-                -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
-                -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
-            read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
-            ROWS+=("| $backend | $mode | $vus at $rate/s | $p50 | $p99 | $rps | $fails | $import_s |")
+            # Open loop at fractions of the saturation rate: latency under
+            # loads the server carries, with the same number of users.
+            saturation=$rps
+            for fraction in $OPEN_LOOP; do
+                rate=$(python3 -c "print(int($saturation * $fraction))")
+                [ "$mode" = track ] && [ "$vus" = 128 ] && [ -z "$TRACK_RATE" ] && TRACK_RATE=$rate
+                [ "$rate" -ge 1 ] || continue
+                taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
+                    -e RATE="$rate" -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" \
+                    -e QUERIES="$CATALOG/queries.txt" -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
+                read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
+                ROWS+=("| $backend | $mode | $vus at $rate/s | $p50 | $p99 | $rps | $fails | $import_s |")
+            done
         done
     done
 
