@@ -404,7 +404,7 @@ async fn insert_artists(
     }
     let inserted = insert_returning(tx, q).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    let orders: Vec<i64> = rows.iter().map(|r| r.popularity.unwrap_or(0)).collect();
     index_inserted(tx, backend, Kind::Artist, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
@@ -448,7 +448,7 @@ async fn insert_albums(
         .collect();
     insert_credits(tx, backend, "album_artists (album_id, artist_id, position)", &credits).await?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    let orders: Vec<i64> = rows.iter().map(|r| r.popularity.unwrap_or(0)).collect();
     index_inserted(tx, backend, Kind::Album, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
@@ -524,7 +524,7 @@ async fn insert_tracks(
         }
     }
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let orders: Vec<i64> = rows.iter().map(|r| i64::from(r.popularity.unwrap_or(0))).collect();
+    let orders: Vec<i64> = rows.iter().map(|r| r.popularity.unwrap_or(0)).collect();
     index_inserted(tx, backend, Kind::Track, &ids, &texts, &orders, &inserted).await?;
     Ok(inserted)
 }
