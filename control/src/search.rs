@@ -224,6 +224,18 @@ pub(crate) fn trigram_similarity(a: &str, b: &str) -> f64 {
     if all == 0 { 0.0 } else { shared as f64 / all as f64 }
 }
 
+/// The FTS5 query for the dictionary's trigram table, whose rows are
+/// ` word `: any trigram of ` w ` (one space of padding each side, as
+/// stored), `" be" OR "bea" OR …` — every word sharing one with `w`.
+pub(crate) fn fts5_any_trigram(w: &str) -> String {
+    let padded: Vec<char> = std::iter::once(' ').chain(w.chars()).chain([' ']).collect();
+    let mut grams: Vec<String> = padded.windows(3).map(|g| g.iter().collect()).collect();
+    grams.sort_unstable();
+    grams.dedup();
+    // Normalised words hold no quote: nothing to escape.
+    grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR ")
+}
+
 /// The distinct trigrams of `  w ` (sorted).
 fn trigrams(w: &str) -> Vec<[char; 3]> {
     let padded: Vec<char> = [' ', ' '].into_iter().chain(w.chars()).chain([' ']).collect();
@@ -372,6 +384,7 @@ mod tests {
         assert_eq!(trigram_similarity("word", "drow"), 0.0);
         // Repeated trigrams count once: 'aaaa' → {"  a", " aa", "aaa", "aa "}.
         assert!((trigram_similarity("aaaa", "aaa") - 1.0).abs() < 1e-9);
+        assert_eq!(fts5_any_trigram("abab"), r#"" ab" OR "ab " OR "aba" OR "bab""#);
     }
 
     #[test]

@@ -517,18 +517,11 @@ async fn corrections(db: &Db, unknown: &[String]) -> Result<HashMap<String, Vec<
         }
         Backend::Sqlite => {
             for q in unknown {
-                // The dictionary's FTS5 rows are ' word ': its trigrams
-                // with one space of padding each side.
-                let padded: Vec<char> = std::iter::once(' ').chain(q.chars()).chain([' ']).collect();
-                let mut grams: Vec<String> = padded.windows(3).map(|g| g.iter().collect()).collect();
-                grams.sort_unstable();
-                grams.dedup();
-                let any = grams.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(" OR ");
                 let rows = sqlx::query(
                     "SELECT w.word FROM search_words_fts f JOIN search_words w ON w.id = f.rowid
                      WHERE search_words_fts MATCH $1 ORDER BY f.rank LIMIT $2",
                 )
-                .bind(any)
+                .bind(crate::search::fts5_any_trigram(q))
                 .bind(SQLITE_NEIGHBOURS)
                 .fetch_all(db.pool())
                 .await?;
@@ -723,34 +716,28 @@ async fn first_in_fts5(
          WHERE {fts} MATCH $1 {filter}"
     );
     let sql = format!("{head} ORDER BY f.rowid LIMIT $2");
-    let mut rows =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(CANDIDATES).fetch_all(db.pool()).await?;
-    let Some(last) = rows.last() else { return Ok(rows) };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(CANDIDATES).fetch_all(db.pool()).await?;
     if (rows.len() as i64) < CANDIDATES {
         return Ok(rows);
     }
-    let (first, end) = band_of(last.try_get("fts_rowid")?);
+    let (first, end) = band_of(rows[rows.len() - 1].try_get("fts_rowid")?);
     let sql = format!("{head} AND f.rowid BETWEEN $2 AND $3");
-    let mut band =
+    let band =
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(first).bind(end).fetch_all(db.pool()).await?;
-    let key = |r: &sqlx::any::AnyRow| -> Result<(i64, String), sqlx::Error> {
-        Ok((r.try_get("ord")?, r.try_get("id")?))
-    };
-    let mut keyed = Vec::with_capacity(band.len());
-    for r in band.drain(..) {
-        keyed.push((key(&r)?, r));
+    let mut ties = Vec::with_capacity(band.len());
+    for r in band {
+        ties.push(((r.try_get::<i64, _>("ord")?, r.try_get::<String, _>("id")?), r));
     }
-    keyed.sort_by(|(a, _), (b, _)| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let mut before = Vec::with_capacity(rows.len());
-    for r in rows.drain(..) {
-        let rowid: i64 = r.try_get("fts_rowid")?;
-        if rowid < first {
-            before.push(r);
+    ties.sort_by(|((ord_a, id_a), _), ((ord_b, id_b), _)| ord_b.cmp(ord_a).then_with(|| id_a.cmp(id_b)));
+    let mut candidates = Vec::with_capacity(rows.len());
+    for r in rows {
+        if r.try_get::<i64, _>("fts_rowid")? < first {
+            candidates.push(r);
         }
     }
-    let room = usize::try_from(CANDIDATES).unwrap_or(usize::MAX).saturating_sub(before.len());
-    before.extend(keyed.into_iter().take(room).map(|(_, r)| r));
-    Ok(before)
+    let room = usize::try_from(CANDIDATES).unwrap_or(usize::MAX).saturating_sub(candidates.len());
+    candidates.extend(ties.into_iter().take(room).map(|(_, r)| r));
+    Ok(candidates)
 }
 
 /// Entities of `kind` that may match `query` (at most
