@@ -143,6 +143,7 @@ fn every_key_is_documented() {
         "rate_limits.playback",
         "rate_limits.library_write",
         "rate_limits.playlist_write",
+        "rate_limits.events",
     ];
     for key in all.iter().filter(|k| !sections.contains(&k.as_str())) {
         assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md does not table `{key}`");

@@ -72,6 +72,7 @@ mod auth;
 mod catalog;
 mod db;
 mod error;
+mod events;
 mod metrics;
 mod playback;
 mod search;

@@ -28,6 +28,11 @@ pub(crate) struct Metrics {
     /// `cadenza_control_rate_limited_total{category}`: requests answered
     /// 429 by the per-user limits.
     rate_limited: IntCounterVec,
+    /// `cadenza_control_playback_events_total{outcome}`: events of
+    /// `POST /v1/events`, by `accepted`, `duplicate`, `rejected`.
+    playback_events: IntCounterVec,
+    /// `cadenza_control_streams_total`: plays that became streams.
+    streams: IntCounterVec,
 }
 
 /// Something that happened to an ingest job, a label of
@@ -112,7 +117,18 @@ impl Metrics {
             &["category"],
         )
         .expect("valid metric");
-        for c in [&http_requests, &stream_answers, &ingest_events, &rate_limited] {
+        let playback_events = IntCounterVec::new(
+            Opts::new("cadenza_control_playback_events_total", "Playback events received, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let streams = IntCounterVec::new(
+            Opts::new("cadenza_control_streams_total", "Plays that became streams"),
+            &[] as &[&str],
+        )
+        .expect("valid metric");
+        for c in [&http_requests, &stream_answers, &ingest_events, &rate_limited, &playback_events, &streams]
+        {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
@@ -129,6 +145,10 @@ impl Metrics {
         for c in crate::api::ratelimit::Category::ALL {
             rate_limited.with_label_values(&[c.as_str()]);
         }
+        for o in ["accepted", "duplicate", "rejected"] {
+            playback_events.with_label_values(&[o]);
+        }
+        streams.with_label_values(&[] as &[&str]);
         Self {
             registry,
             http_requests,
@@ -137,7 +157,17 @@ impl Metrics {
             ingest_events,
             ingest_jobs,
             rate_limited,
+            playback_events,
+            streams,
         }
+    }
+
+    /// One `POST /v1/events` batch's outcome, and the streams it made.
+    pub(crate) fn playback_events(&self, accepted: u64, duplicates: u64, rejected: u64, streams: u64) {
+        for (outcome, n) in [("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)] {
+            self.playback_events.with_label_values(&[outcome]).inc_by(n);
+        }
+        self.streams.with_label_values(&[] as &[&str]).inc_by(streams);
     }
 
     pub(crate) fn ingest(&self, event: IngestEvent, n: u64) {

@@ -76,6 +76,9 @@ pub struct RateLimitsConfig {
     pub library_write: RateLimit,
     /// Creating and changing playlists. Default 10/s, burst 50.
     pub playlist_write: RateLimit,
+    /// `POST /v1/events` batches (up to 500 events each). Default 5/s,
+    /// burst 30 (a player back online sends its offline plays at once).
+    pub events: RateLimit,
 }
 
 /// One category's limit: a sustained rate and the burst allowed on top.
@@ -103,19 +106,21 @@ impl Default for RateLimitsConfig {
             playback: RateLimit::new(10, 30),
             library_write: RateLimit::new(10, 50),
             playlist_write: RateLimit::new(10, 50),
+            events: RateLimit::new(5, 30),
         }
     }
 }
 
 impl RateLimitsConfig {
     /// Every category with its config key.
-    pub fn categories(&self) -> [(&'static str, RateLimit); 5] {
+    pub fn categories(&self) -> [(&'static str, RateLimit); 6] {
         [
             ("read", self.read),
             ("search", self.search),
             ("playback", self.playback),
             ("library_write", self.library_write),
             ("playlist_write", self.playlist_write),
+            ("events", self.events),
         ]
     }
 

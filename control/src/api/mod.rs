@@ -20,6 +20,8 @@
 //! | `POST /v1/playback/stream` | user | [`playback::stream`] |
 //! | `/v1/playlists…`, `/v1/me/playlists`, `/v1/users/{user_id}/playlists` | user | [`playlists`] (its table) |
 //! | `PUT`/`DELETE`/`GET /v1/me/library/{kind}`, `GET …/contains` | user | [`library`] (its table) |
+//! | `POST /v1/events`, `GET /v1/me/history` | user | [`events`] (its table): playback events, listening history |
+//! | `GET /v1/admin/royalties`, `POST /v1/admin/popularity/recompute` | admin | [`events`]: streams per track per day, popularity |
 //! | `POST /v1/admin/import` | admin | [`admin::import`] |
 //! | `POST /v1/admin/import/jsonl` | admin | [`bulk::import_jsonl`]: JSON Lines, streamed |
 //! | `PUT /v1/admin/{artists,albums,tracks}/{id}` | admin | [`admin::put_artist`], [`admin::put_album`], [`admin::put_track`]: 201 created, 200 replaced |
@@ -40,6 +42,7 @@ mod admin;
 mod bulk;
 mod catalog;
 mod conditional;
+mod events;
 mod extract;
 mod health;
 mod ingest;
@@ -241,6 +244,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/ingest/jobs/{id}/fail", post(ingest::fail))
         .merge(playlists::routes())
         .merge(library::routes())
+        .merge(events::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

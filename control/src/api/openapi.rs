@@ -28,11 +28,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{admin, bulk, catalog, health, ingest, library, playback, playlists, search, tracks};
+use super::{admin, bulk, catalog, events, health, ingest, library, playback, playlists, search, tracks};
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
-    CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, ErrorResponse, ImportLine, ImportRequest,
-    ImportResponse, IngestJobList, IngestRequest, Paging, PlaylistItem, PlaylistResponse, SearchResponse,
+    CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, DailyStreams, ErrorResponse, EventBatch,
+    EventBatchResponse, HistoryItem, ImportLine, ImportRequest, ImportResponse, IngestJobList, IngestRequest,
+    Paging, PlaylistItem, PlaylistResponse, PopularityResponse, RoyaltiesResponse, SearchResponse,
     SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse, TracksResponse, schema,
 };
 
@@ -90,6 +91,10 @@ use crate::types::{
         library::save,
         library::remove,
         library::contains,
+        events::post_events,
+        events::history,
+        events::royalties,
+        events::recompute_popularity,
     ),
     components(schemas(
         ErrorResponse,
@@ -98,6 +103,8 @@ use crate::types::{
         Paging<AlbumSimplified>,
         Paging<PlaylistItem>,
         Paging<SimplePlaylist>,
+        Paging<HistoryItem>,
+        Paging<DailyStreams>,
         AlbumResponse,
         AlbumsResponse,
         ArtistResponse,
@@ -106,11 +113,15 @@ use crate::types::{
         CreatePlaylistRequest,
         CreateUserRequest,
         CreateUserResponse,
+        EventBatch,
+        EventBatchResponse,
         ImportRequest,
         ImportResponse,
         IngestJobList,
         IngestRequest,
         PlaylistResponse,
+        PopularityResponse,
+        RoyaltiesResponse,
         SearchResponse,
         SnapshotResponse,
         StreamRequest,
@@ -131,7 +142,8 @@ use crate::types::{
         (name = "playback", description = "Quality and signed edge URLs (user token, `playback` rate limit)."),
         (name = "playlists", description = "Playlists with snapshot ids (user token, `read`/`playlist_write` rate limits)."),
         (name = "library", description = "A user's saved items (user token, `read`/`library_write` rate limits)."),
-        (name = "admin", description = "Catalog, users and ingest jobs (admin token)."),
+        (name = "events", description = "Playback events and listening history (user token, `events`/`read` rate limits)."),
+        (name = "admin", description = "Catalog, users, ingest jobs, royalties and popularity (admin token)."),
         (name = "ingest", description = "The transcoder workers' side of the job queue (worker or admin token)."),
     ),
 )]

@@ -26,15 +26,17 @@ pub(crate) enum Category {
     Playback,
     LibraryWrite,
     PlaylistWrite,
+    Events,
 }
 
 impl Category {
-    pub(crate) const ALL: [Category; 5] = [
+    pub(crate) const ALL: [Category; 6] = [
         Category::Read,
         Category::Search,
         Category::Playback,
         Category::LibraryWrite,
         Category::PlaylistWrite,
+        Category::Events,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Category {
             Category::Playback => "playback",
             Category::LibraryWrite => "library_write",
             Category::PlaylistWrite => "playlist_write",
+            Category::Events => "events",
         }
     }
 
@@ -56,7 +59,7 @@ impl Category {
 /// off.
 #[derive(Clone)]
 pub(crate) struct RateLimiters {
-    limiters: Option<Arc<[DefaultKeyedRateLimiter<String>; 5]>>,
+    limiters: Option<Arc<[DefaultKeyedRateLimiter<String>; 6]>>,
     clock: DefaultClock,
 }
 
@@ -80,6 +83,7 @@ impl RateLimiters {
                 quota(config.playback),
                 quota(config.library_write),
                 quota(config.playlist_write),
+                quota(config.events),
             ])
         });
         Self { limiters, clock: DefaultClock::default() }

@@ -15,10 +15,12 @@ use cadenza_config::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod events;
 mod library;
 mod playlists;
 pub(crate) mod schema;
 
+pub use self::events::*;
 pub use self::library::*;
 pub use self::playlists::*;
 

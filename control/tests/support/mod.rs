@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub(crate) mod events;
 pub(crate) mod ingest;
 
 use std::time::Duration;
