@@ -955,6 +955,31 @@ async fn scenario(c: &mut Client<'_>) {
         .await;
     c.get("/v1/admin/ingest?state=queued", admin, 200).await;
 
+    // Playback events, the listening history, royalties, popularity.
+    let now = support::events::now_ms();
+    let batch = json!({"events": [
+        {"event_id": "e1", "play_id": "p1", "track_id": "t1", "type": "start", "position_ms": 0,
+         "occurred_at_ms": now, "device": "ios"},
+        {"event_id": "e2", "play_id": "p1", "track_id": "t1", "type": "progress", "position_ms": 20000,
+         "occurred_at_ms": now + 20000},
+        {"event_id": "e3", "play_id": "p2", "track_id": "nope", "type": "start", "position_ms": 0,
+         "occurred_at_ms": now},
+    ]});
+    c.send(Method::POST, "/v1/events", &token, batch.clone(), 200).await;
+    c.send(Method::POST, "/v1/events", &token, batch, 200).await;
+    c.send(Method::POST, "/v1/events", &token, json!({"events": []}), 400).await;
+    c.send(Method::POST, "/v1/events", ADMIN_TOKEN, json!({"events": []}), 401).await;
+    c.get("/v1/me/history", t, 200).await;
+    c.get("/v1/me/history?from_ms=0&to_ms=1&limit=1", t, 200).await;
+    c.get("/v1/me/history?limit=0", t, 400).await;
+    let today = support::events::utc_day(now);
+    c.get(&format!("/v1/admin/royalties?from={today}&to={today}&limit=1"), admin, 200).await;
+    c.get("/v1/admin/royalties?from=2020-01-01&to=2020-12-31", admin, 200).await;
+    c.get("/v1/admin/royalties?from=2026-02-30&to=2026-03-01", admin, 400).await;
+    c.get("/v1/admin/royalties?from=2026-01-01&to=2026-01-02", t, 403).await;
+    c.call(Method::POST, "/v1/admin/popularity/recompute?days=7", admin, None, &[], 200).await;
+    c.call(Method::POST, "/v1/admin/popularity/recompute?days=0", admin, None, &[], 400).await;
+
     // Playlist deletion last: the library above used the playlists.
     c.call(Method::DELETE, &one, Some(&other_token), None, &[], 404).await;
     c.call(Method::DELETE, &one, t, None, &[], 204).await;
