@@ -130,9 +130,12 @@ pub(crate) async fn record(
         conn.execute("PRAGMA synchronous = FULL").await?;
     }
     let outcome = record_in(&mut conn, backend, user, checked, rejected, now).await;
-    if backend == Backend::Sqlite {
-        // Whatever happened: this connection goes back to the pool.
-        conn.execute("PRAGMA synchronous = NORMAL").await?;
+    if backend == Backend::Sqlite
+        && let Err(e) = conn.execute("PRAGMA synchronous = NORMAL").await
+    {
+        // The batch's outcome stands (it may be committed); the connection
+        // merely syncs more than it must.
+        tracing::warn!(error = %e, "cannot restore synchronous = NORMAL");
     }
     outcome
 }
