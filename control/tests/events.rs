@@ -386,7 +386,7 @@ async fn errors_on(db: &TestDb) {
     assert_eq!((r.accepted, r.rejected.len()), (500, 0), "{db:?}");
 
     // Credentials.
-    expect_error(post(&s, "not-a-token", &[good.clone()]).await, 401, "unauthorized").await;
+    expect_error(post(&s, "not-a-token", std::slice::from_ref(&good)).await, 401, "unauthorized").await;
     let resp =
         s.http.post(s.url("/v1/events")).json(&json!({"events": [good.clone()]})).send().await.unwrap();
     expect_error(resp, 401, "unauthorized").await;
