@@ -227,6 +227,15 @@ async fn rejections_on(db: &TestDb) {
     }
     let counts = recent_royalties(&s).await;
     assert_eq!((streams_of(&counts, "short"), streams_of(&counts, "long")), (1, 1), "{db:?}: {counts:?}");
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    for line in [
+        r#"cadenza_control_playback_events_total{outcome="accepted"} 3"#,
+        r#"cadenza_control_playback_events_total{outcome="duplicate"} 1"#,
+        r#"cadenza_control_playback_events_total{outcome="rejected"} 5"#,
+        "cadenza_control_streams_total 2",
+    ] {
+        assert!(metrics.contains(line), "{db:?}: no {line:?} in /metrics");
+    }
     // The repeated `ok1` was the batch's second copy: the first stands
     // (19 s was never folded in).
     let h = history(&s, token, "").await;
