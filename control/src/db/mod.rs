@@ -85,6 +85,8 @@ pub(crate) struct Db {
     url: String,
     /// How common the indexed words are (PostgreSQL's search planning).
     word_stats: std::sync::Arc<search::WordStats>,
+    /// SQLite: event batches take turns here (see [`events::record`]).
+    event_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -121,11 +123,21 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|source| ControlError::Database { url: redacted.clone(), source })?;
-        Ok(Self { pool, backend, url: redacted, word_stats: Default::default() })
+        Ok(Self {
+            pool,
+            backend,
+            url: redacted,
+            word_stats: Default::default(),
+            event_writer: Default::default(),
+        })
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn event_writer(&self) -> &tokio::sync::Mutex<()> {
+        &self.event_writer
     }
 
     pub(crate) fn word_stats(&self) -> &search::WordStats {
