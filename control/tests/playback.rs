@@ -74,10 +74,15 @@ async fn stream_quality_rules_on(db: &TestDb) {
             r.expires_at
         );
 
-        // One URL per edge, in config order, each verifying as an edge would.
+        // One URL per edge (fewer edges than `selection.urls`), each on
+        // its own POP of the `[[edges]]` CDN, each verifying as an edge would.
         assert_eq!(r.urls.len(), config.edges.len());
-        for (u, edge) in r.urls.iter().zip(&config.edges) {
-            assert_eq!(u.edge, edge.name);
+        assert_ne!(r.urls[0].pop, r.urls[1].pop);
+        assert!(!r.decision_id.is_empty());
+        assert_eq!(r.decision, None, "reasons only with debug");
+        for u in &r.urls {
+            let edge = config.edges.iter().find(|e| e.name == u.pop).expect("a configured edge");
+            assert_eq!(u.cdn, "cadenza");
             let rest = u.url.strip_prefix(&edge.url).expect("edge base");
             let (path, query) = rest.split_once('?').expect("query");
             assert_eq!(path, format!("/a/{}.ogg", r.file.file_id));
@@ -96,9 +101,12 @@ async fn stream_quality_rules_on(db: &TestDb) {
     // Typed request bodies work too.
     let typed = StreamRequest {
         track_id: "t1".parse().unwrap(),
-        quality: Some(160),
+        preferred_quality: Some(160),
+        quality: None,
         connection: None,
         data_saver: None,
+        region: None,
+        debug: None,
     };
     let resp = stream(&s, &premium.token, &serde_json::to_value(&typed).unwrap()).await;
     assert_eq!(resp.json::<StreamResponse>().await.unwrap().quality_kbps, 160);

@@ -28,11 +28,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{admin, bulk, catalog, health, ingest, library, playback, playlists, search, tracks};
+use super::{admin, bulk, catalog, cdns, health, ingest, library, playback, playlists, search, tracks};
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
-    CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, ErrorResponse, ImportLine, ImportRequest,
-    ImportResponse, IngestJobList, IngestRequest, Paging, PlaylistItem, PlaylistResponse, SearchResponse,
+    CdnList, CdnSpec, CdnView, CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, ErrorResponse,
+    ImportLine, ImportRequest, ImportResponse, IngestJobList, IngestRequest, Paging, PlaylistItem,
+    PlaylistResponse, PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, SearchResponse,
     SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse, TracksResponse, schema,
 };
 
@@ -61,6 +62,12 @@ use crate::types::{
         catalog::audio_features,
         search::search,
         playback::stream,
+        playback::prefetch,
+        playback::report,
+        cdns::list_cdns,
+        cdns::get_cdn,
+        cdns::put_cdn,
+        cdns::delete_cdn,
         admin::import,
         bulk::import_jsonl,
         admin::put_artist,
@@ -115,6 +122,13 @@ use crate::types::{
         SnapshotResponse,
         StreamRequest,
         StreamResponse,
+        PrefetchRequest,
+        PrefetchResponse,
+        ReportRequest,
+        ReportResponse,
+        CdnList,
+        CdnSpec,
+        CdnView,
         TracksResponse,
         schema::JobStatus,
         schema::IngestJob,

@@ -181,6 +181,9 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
         ingest: IngestConfig { worker_token: Secret::new(WORKER_TOKEN), ..defaults.ingest },
         rate_limits: defaults.rate_limits,
         cache: defaults.cache,
+        cdns: defaults.cdns,
+        health: defaults.health,
+        selection: defaults.selection,
     }
 }
 
