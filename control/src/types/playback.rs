@@ -216,7 +216,9 @@ pub struct PopReport {
 pub enum ReportError {
     Connect,
     Timeout,
+    #[serde(rename = "http_4xx")]
     Http4xx,
+    #[serde(rename = "http_5xx")]
     Http5xx,
     Stall,
     Token,
