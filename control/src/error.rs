@@ -74,6 +74,8 @@ pub(crate) enum ErrorKind {
     LeaseLost,
     /// No edge POPs are configured.
     NoEdges,
+    /// No rendition with that file id.
+    FileNotFound,
     /// No CDN with that name in the registry.
     CdnNotFound,
     /// The CDN is defined in the config file, which the API cannot change.
@@ -112,6 +114,7 @@ impl ErrorKind {
             LeaseLost => (StatusCode::CONFLICT, "lease_lost"),
             NoEdges => (StatusCode::SERVICE_UNAVAILABLE, "no_edges"),
             CdnNotFound => (StatusCode::NOT_FOUND, "cdn_not_found"),
+            FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             ManagedByConfig => (StatusCode::CONFLICT, "managed_by_config"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -838,6 +838,10 @@ async fn scenario(c: &mut Client<'_>) {
     )
     .await;
     c.send(Method::POST, "/v1/playback/report", &token, json!({"reports": []}), 400).await;
+    let answer = c.send(Method::POST, "/v1/playback/stream", &token, json!({"track_id": "t1"}), 200).await;
+    let seek = answer["file"]["seek_table"].as_str().expect("seek_table").to_owned();
+    c.get(&seek, t, 200).await;
+    c.get("/v1/files/00000000000000000000000000000000/seek-table", t, 404).await;
 
     // The CDN registry.
     c.get("/v1/admin/cdns", admin, 200).await;

@@ -20,6 +20,7 @@
 //! | `POST /v1/playback/stream` | user | [`playback::stream`]: quality, POPs (`crate::cdn::select`), signed URLs |
 //! | `POST /v1/playback/prefetch` | user | [`playback::prefetch`]: the same for up to 20 tracks |
 //! | `POST /v1/playback/report` | user | [`playback::report`]: players' outcomes per POP |
+//! | `GET /v1/files/{file_id}/seek-table` | user | [`playback::seek_table`]: a rendition's time → byte index |
 //! | `GET /v1/admin/cdns` | admin | [`cdns::list_cdns`]: the registry with each POP's health |
 //! | `GET`/`PUT`/`DELETE /v1/admin/cdns/{name}` | admin | [`cdns::get_cdn`], [`cdns::put_cdn`] (201 created, 200 replaced), [`cdns::delete_cdn`] |
 //! | `/v1/playlists…`, `/v1/me/playlists`, `/v1/users/{user_id}/playlists` | user | [`playlists`] (its table) |
@@ -271,6 +272,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/playback/stream", post(playback::stream))
         .route("/v1/playback/prefetch", post(playback::prefetch))
         .route("/v1/playback/report", post(playback::report))
+        .route("/v1/files/{file_id}/seek-table", get(playback::seek_table))
         .route("/v1/admin/cdns", get(cdns::list_cdns))
         .route("/v1/admin/cdns/{name}", get(cdns::get_cdn).put(cdns::put_cdn).delete(cdns::delete_cdn))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))

@@ -34,7 +34,8 @@ use crate::types::{
     CdnList, CdnSpec, CdnView, CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, ErrorResponse,
     ImportLine, ImportRequest, ImportResponse, IngestJobList, IngestRequest, Paging, PlaylistItem,
     PlaylistResponse, PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, SearchResponse,
-    SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse, TracksResponse, schema,
+    SeekTable, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
+    TracksResponse, schema,
 };
 
 #[derive(OpenApi)]
@@ -64,6 +65,7 @@ use crate::types::{
         playback::stream,
         playback::prefetch,
         playback::report,
+        playback::seek_table,
         cdns::list_cdns,
         cdns::get_cdn,
         cdns::put_cdn,
@@ -126,6 +128,7 @@ use crate::types::{
         PrefetchResponse,
         ReportRequest,
         ReportResponse,
+        SeekTable,
         CdnList,
         CdnSpec,
         CdnView,

@@ -8,22 +8,23 @@ use axum::extract::State;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cadenza_config::ids::{TrackId, is_opaque_id};
+use cadenza_config::ids::{FileId, TrackId, is_opaque_id};
 use cadenza_config::ladder::Rung;
 use cadenza_config::layout;
 use cadenza_config::service::CdnKind;
 
 use super::AppState;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::AuthUser;
 use crate::cdn::select::{self, Candidate, Params};
-use crate::db::now_ms;
 use crate::db::users::User;
+use crate::db::{catalog, now_ms};
 use crate::error::{ApiError, ErrorKind};
 use crate::playback::{Preference, pick, target};
 use crate::types::{
     CandidateView, Connection, DecisionView, MAX_PREFETCH, MAX_REPORTS, PrefetchItem, PrefetchRequest,
-    PrefetchResponse, ReportRequest, ReportResponse, StreamRequest, StreamResponse, StreamUrl,
+    PrefetchResponse, ReportRequest, ReportResponse, SeekTable, StreamRequest, StreamResponse, StreamUrl,
+    schema,
 };
 use crate::validate::echo;
 
@@ -141,6 +142,30 @@ pub(crate) async fn report(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(ReportResponse { accepted, unknown })).into_response())
+}
+
+/// A rendition's seek table. The file id is a content hash, so the answer
+/// never changes: `Cache-Control: private, max-age=31536000, immutable`.
+#[utoipa::path(get, path = "/v1/files/{file_id}/seek-table", tag = "playback", security(("bearer" = [])),
+    params(("file_id" = schema::FileId, Path, description = "File id from a stream answer.")),
+    responses(
+        (status = 200, description = "The seek table.", body = SeekTable),
+        (status = 400, description = "`invalid_request`: not a file id."),
+        (status = 404, description = "`file_not_found`."),
+    ))]
+pub(crate) async fn seek_table(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(file_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    state.rate_limit(&user.id, super::Category::Read)?;
+    let file_id: FileId = file_id.parse().map_err(|e| ApiError::invalid(format!("file_id: {e}")))?;
+    let (points, duration_ms) = catalog::seek_table(state.db(), &file_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::FileNotFound, format!("file_id: no file {file_id}")))?;
+    let body = SeekTable { file_id, duration_ms: duration_ms.max(0) as u64, points };
+    Ok(([(CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"))], Json(body))
+        .into_response())
 }
 
 /// What one answer is for, besides the track.

@@ -103,6 +103,21 @@ pub struct StreamFile {
     /// players in album mode apply it instead of `gain_db`.
     pub album_gain_db: Option<f64>,
     pub mime: String,
+    /// Path (on this API) of the file's seek table: time → byte offset of
+    /// an Ogg page, so a seek costs one range request.
+    pub seek_table: String,
+}
+
+/// `GET /v1/files/{file_id}/seek-table`: a rendition's seek index, as the
+/// transcoder's manifest has it (one point per second of audio).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeekTable {
+    #[schema(value_type = schema::FileId)]
+    pub file_id: FileId,
+    pub duration_ms: u64,
+    /// `[ms, offset]` pairs, ascending: audio at `ms` begins on the Ogg page
+    /// at byte `offset`. Fetch from the page at or before the target time.
+    pub points: Vec<[u64; 2]>,
 }
 
 /// Why the URLs are in this order (`debug: true`).

@@ -316,7 +316,8 @@ pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
         r.duration_ms = 30_000;
         r.achieved_kbps = f64::from(rung.kbps()) * 1.01;
         r.loudness = Loudness { gain_db: rendition_gain(rung), ..m.loudness };
-        r.seek = vec![SeekPoint { ms: 0, offset: 4_000 }];
+        let page = u64::from(rung.kbps()) * 100;
+        r.seek = (0..30).map(|s| SeekPoint { ms: s * 1000, offset: 4_000 + s * page }).collect();
     }
     m
 }

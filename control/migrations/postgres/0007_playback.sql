@@ -8,3 +8,8 @@ CREATE TABLE cdns (
     created_at  BIGINT  NOT NULL,
     updated_at  BIGINT  NOT NULL
 );
+
+-- Each rendition's seek table (manifest `renditions[].seek`) as JSON
+-- `[[ms, offset], …]`, served at `GET /v1/files/{file_id}/seek-table`.
+-- Renditions imported before this migration have none until re-imported.
+ALTER TABLE track_files ADD COLUMN seek_json TEXT NOT NULL DEFAULT '[]';
