@@ -140,10 +140,14 @@ impl CdnConfig {
             CdnKind::NginxSecureLink => ensure(
                 self.secret.expose().len() >= 16
                     && self.secret.expose().len() <= 256
-                    && !self.secret.expose().chars().any(|c| c.is_whitespace() || c == '"' || c.is_control()),
+                    && !self.secret.expose().chars().any(|c| {
+                        c.is_whitespace()
+                            || matches!(c, '"' | '\'' | '$' | '\\' | ';' | '{' | '}')
+                            || c.is_control()
+                    }),
                 &format!("{at}.secret"),
                 "<redacted>",
-                "must be 16-256 characters without whitespace or quotes (it is pasted into nginx's secure_link_md5)",
+                "must be 16-256 characters without whitespace, quotes, $, \\, ;, { or } (it is pasted into nginx's secure_link_md5, where $ starts a variable)",
             )?,
         }
         ensure(
@@ -390,10 +394,11 @@ mod tests {
     fn every_field_is_checked_by_name() {
         assert_eq!(cdn().validate("cdns[0]").map_err(|e| e.to_string()), Ok(()));
         type Break = fn(&mut CdnConfig);
-        let cases: [(&str, Break); 12] = [
+        let cases: [(&str, Break); 13] = [
             ("cdns[0].name", |c| c.name = "a b".into()),
             ("cdns[0].secret", |c| c.secret = Secret::new("short")),
             ("cdns[0].secret", |c| c.secret = Secret::new("has a space in it 0123")),
+            ("cdns[0].secret", |c| c.secret = Secret::new("abcdefgh$ijklmnopq")),
             ("cdns[0].secret", |c| c.kind = CdnKind::Cadenza),
             ("cdns[0].cost_per_gb", |c| c.cost_per_gb = 0.0),
             ("cdns[0].cost_per_gb", |c| c.cost_per_gb = f64::NAN),
