@@ -16,10 +16,11 @@
 //!
 //! MD5 is what the module offers; it is a keyed prefix-free hash here (the
 //! secret is last, after a fixed-format message), which is the module's
-//! own construction and the scheme a third-party CDN would impose. Keys
-//! rotate by deploying a new secret in nginx and the control plane
-//! together, with a `map` accepting both for the URL lifetime (see
-//! `docs/cdn.md`).
+//! own construction and the scheme a third-party CDN would impose. A
+//! secret rotates in three steps: nginx accepts the new and the old one
+//! (the old one checked by a second server block, as one request computes
+//! `$secure_link` once), the control plane signs with the new one, and
+//! after the URL lifetime nginx drops the old one (see `docs/cdn.md`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
