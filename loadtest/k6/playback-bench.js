@@ -45,11 +45,13 @@ export default function () {
   if (MODE === 'prefetch') {
     const queue = [pick(ids), pick(ids), pick(ids), pick(ids), pick(ids)];
     const res = http.post(`${BASE}/v1/playback/prefetch`, JSON.stringify({ track_ids: queue }), params);
-    check(res, { 'five answers': (r) => r.status === 200 && r.json('items').length === 5 });
+    check(res, { 'five answers': (r) => r.status === 200 && r.body.split('"track_id"').length === 6 });
     return;
   }
   const res = http.post(`${BASE}/v1/playback/stream`, JSON.stringify({ track_id: pick(ids) }), params);
-  check(res, { 'two or more URLs': (r) => r.status === 200 && r.json('urls').length >= 2 });
+  // Two POPs named, found by string search: parsing every answer in k6's
+  // JavaScript would cost the load generator more than the server.
+  check(res, { 'two or more URLs': (r) => r.status === 200 && r.body.indexOf('"pop"') !== r.body.lastIndexOf('"pop"') });
 }
 
 export function handleSummary(data) {
