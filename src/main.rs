@@ -117,7 +117,7 @@ struct DevArgs {
     /// First port (control = base, origin = base+1, edges from base+10); 0 picks free ports [default: 8400].
     #[arg(long)]
     base_port: Option<u16>,
-    /// Number of edge POPs [default: 1].
+    /// Number of edge POPs, registered as POPs of the `dev` CDN [default: 2].
     #[arg(long)]
     edges: Option<u16>,
     /// Serve the edges over HTTPS with a self-signed certificate kept in the data dir.

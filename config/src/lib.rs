@@ -10,6 +10,7 @@
 //! - [`ingest`]: the job protocol between the control plane and transcoder
 //!   workers.
 //! - [`token`]: signed edge URLs (HMAC-SHA256, key ring by `kid`).
+//! - [`secure_link`]: URLs for an nginx CDN's `secure_link_md5`.
 //!
 //! This crate does no I/O beyond reading config and key files.
 //!
@@ -33,6 +34,7 @@ pub mod ladder;
 pub mod layout;
 pub mod load;
 pub mod manifest;
+pub mod secure_link;
 pub mod service;
 pub mod token;
 pub mod units;

@@ -35,7 +35,9 @@ fn examples_load() {
     );
     let control: ControlConfig =
         load_from(Some(&example("control.toml")), no_env.clone(), &[keys_override()]).unwrap();
-    assert_eq!(control.edges.len(), 1);
+    assert_eq!(control.registry().iter().map(|c| c.pops.len()).sum::<usize>(), 3);
+    assert_eq!(control.health, cadenza_config::service::HealthConfig::default());
+    assert_eq!(control.selection, cadenza_config::service::SelectionConfig::default());
     let _: OriginConfig = load_from(Some(&example("origin.toml")), no_env.clone(), &[]).unwrap();
     let _: TranscoderConfig = load_from(Some(&example("transcoder.toml")), no_env.clone(), &[]).unwrap();
     let dev: DevConfig = load_from(Some(&example("dev.toml")), no_env, &[]).unwrap();
@@ -138,6 +140,8 @@ fn every_key_is_documented() {
         "worker",
         "demo",
         "rate_limits",
+        "health",
+        "selection",
         "rate_limits.read",
         "rate_limits.search",
         "rate_limits.playback",

@@ -113,6 +113,8 @@ pub(crate) struct FileRow {
     pub(crate) gain_db: f64,
     pub(crate) album_gain_db: Option<f64>,
     pub(crate) mime: String,
+    /// The seek table as JSON `[[ms, offset], …]`.
+    pub(crate) seek_json: String,
 }
 
 /// A reference to an entity that is not in the batch: the field that made
@@ -363,6 +365,7 @@ impl TrackRow {
                     gain_db: r.loudness.gain_db,
                     album_gain_db: r.album_loudness.map(|l| l.gain_db),
                     mime: validate::text(&format!("{rpath}.mime"), &r.mime, 100)?,
+                    seek_json: seek_json(&r.seek),
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
@@ -406,6 +409,13 @@ fn finite(path: &str, v: f64) -> Result<f64, ApiError> {
     } else {
         Err(ApiError::invalid(format!("{path}: must be a finite number, got {v}")))
     }
+}
+
+/// A seek table as stored: JSON `[[ms, offset], …]` (a tenth of the size
+/// of the manifest's objects; a 3-hour rendition has ~10,800 points).
+pub(crate) fn seek_json(points: &[cadenza_config::manifest::SeekPoint]) -> String {
+    let pairs: Vec<[u64; 2]> = points.iter().map(|p| [p.ms, p.offset]).collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
 }
 
 #[cfg(test)]

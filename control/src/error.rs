@@ -74,6 +74,12 @@ pub(crate) enum ErrorKind {
     LeaseLost,
     /// No edge POPs are configured.
     NoEdges,
+    /// No rendition with that file id.
+    FileNotFound,
+    /// No CDN with that name in the registry.
+    CdnNotFound,
+    /// The CDN is defined in the config file, which the API cannot change.
+    ManagedByConfig,
     /// The database is unreachable or overloaded; a retry may help.
     Unavailable,
     /// A bug or an unexpected database failure; details go to the log only.
@@ -107,6 +113,9 @@ impl ErrorKind {
             IngestInProgress => (StatusCode::CONFLICT, "ingest_in_progress"),
             LeaseLost => (StatusCode::CONFLICT, "lease_lost"),
             NoEdges => (StatusCode::SERVICE_UNAVAILABLE, "no_edges"),
+            CdnNotFound => (StatusCode::NOT_FOUND, "cdn_not_found"),
+            FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
+            ManagedByConfig => (StatusCode::CONFLICT, "managed_by_config"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -184,6 +193,12 @@ impl ApiError {
         &self.message
     }
 
+    /// The error as a body, for answers that carry one error per item.
+    pub(crate) fn body(&self) -> ErrorBody {
+        let (status, code) = self.kind.status_and_code();
+        ErrorBody { status: status.as_u16(), code: code.to_owned(), message: self.message.clone() }
+    }
+
     #[cfg(test)]
     pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
@@ -204,10 +219,8 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.kind.status_and_code();
-        let body = ErrorResponse {
-            error: ErrorBody { status: status.as_u16(), code: code.to_owned(), message: self.message },
-        };
+        let (status, _) = self.kind.status_and_code();
+        let body = ErrorResponse { error: self.body() };
         let mut response = (status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));

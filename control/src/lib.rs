@@ -70,6 +70,7 @@
 mod api;
 mod auth;
 mod catalog;
+mod cdn;
 mod db;
 mod error;
 mod events;
@@ -133,6 +134,8 @@ impl ControlServer {
         let limits = cadenza_net::Limits::from(&self.state.config().http);
         tracing::info!(addr = %self.local_addr, "control plane listening");
         let service = hyper_util::service::TowerToHyperService::new(app);
+        // Probe every POP, and follow the registry other replicas change.
+        let prober = tokio::spawn(cdn::prober(self.state.clone()));
         // Forget idle users' rate-limit buckets once a minute.
         let limiters = self.state.limiters().clone();
         let sweeper = tokio::spawn(async move {
@@ -144,6 +147,7 @@ impl ControlServer {
         });
         let served = cadenza_net::serve(self.listener, service, limits, shutdown).await;
         sweeper.abort();
+        prober.abort();
         self.state.db().close().await;
         served.map_err(ControlError::from)
     }

@@ -28,6 +28,12 @@ pub(crate) struct Metrics {
     /// `cadenza_control_rate_limited_total{category}`: requests answered
     /// 429 by the per-user limits.
     rate_limited: IntCounterVec,
+    /// `cadenza_control_stream_first_pop_total{cdn,pop}`: stream answers
+    /// by the POP of their first URL.
+    first_pop: IntCounterVec,
+    /// `cadenza_control_pop_up{cdn,pop}`: the active probe's verdict, 1 up
+    /// (or not yet probed), 0 down.
+    pop_up: IntGaugeVec,
     /// `cadenza_control_playback_events_total{outcome}`: events of
     /// `POST /v1/events`, by `accepted`, `duplicate`, `rejected`.
     playback_events: IntCounterVec,
@@ -117,6 +123,20 @@ impl Metrics {
             &["category"],
         )
         .expect("valid metric");
+        let first_pop = IntCounterVec::new(
+            Opts::new(
+                "cadenza_control_stream_first_pop_total",
+                "Stream answers, by the POP of the first URL",
+            ),
+            &["cdn", "pop"],
+        )
+        .expect("valid metric");
+        let pop_up = IntGaugeVec::new(
+            Opts::new("cadenza_control_pop_up", "Active probe verdict per POP: 1 up or unknown, 0 down"),
+            &["cdn", "pop"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(pop_up.clone())).expect("unique metric");
         let playback_events = IntCounterVec::new(
             Opts::new("cadenza_control_playback_events_total", "Playback events received, by outcome"),
             &["outcome"],
@@ -127,8 +147,15 @@ impl Metrics {
             &[] as &[&str],
         )
         .expect("valid metric");
-        for c in [&http_requests, &stream_answers, &ingest_events, &rate_limited, &playback_events, &streams]
-        {
+        for c in [
+            &http_requests,
+            &stream_answers,
+            &ingest_events,
+            &rate_limited,
+            &first_pop,
+            &playback_events,
+            &streams,
+        ] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
@@ -157,6 +184,8 @@ impl Metrics {
             ingest_events,
             ingest_jobs,
             rate_limited,
+            first_pop,
+            pop_up,
             playback_events,
             streams,
         }
@@ -191,8 +220,16 @@ impl Metrics {
         self.rate_limited.with_label_values(&[category]).inc();
     }
 
-    pub(crate) fn stream_answer(&self, kbps: u32) {
+    pub(crate) fn stream_answer(&self, kbps: u32, first: Option<(&str, &str)>) {
         self.stream_answers.with_label_values(&[kbps.to_string()]).inc();
+        if let Some((cdn, pop)) = first {
+            self.first_pop.with_label_values(&[cdn, pop]).inc();
+        }
+    }
+
+    pub(crate) fn pop_state(&self, cdn: &str, pop: &str, state: crate::cdn::health::ProbeState) {
+        let up = i64::from(state.usable());
+        self.pop_up.with_label_values(&[cdn, pop]).set(up);
     }
 
     /// The Prometheus text exposition of every metric.

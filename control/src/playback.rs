@@ -1,4 +1,5 @@
-//! Playback decisions: which rung a user gets, and the signed edge URLs.
+//! Playback decisions: which rung a user gets. (Which POPs, and the
+//! signed URLs, are `crate::cdn` and `api::playback`.)
 //!
 //! The quality rule, in order:
 //! 1. the tier sets the ceiling: premium 320 kbps, free 160 kbps;
@@ -14,13 +15,9 @@
 //! asks for 24) the lowest published rung, so a track with audio always
 //! plays.
 
-use cadenza_config::ids::{FileId, UserId};
 use cadenza_config::ladder::Rung;
-use cadenza_config::layout;
-use cadenza_config::service::EdgeEndpoint;
-use cadenza_config::token::{SigningKey, sign_query};
 
-use crate::types::{Connection, StreamUrl, Tier};
+use crate::types::{Connection, Tier};
 
 /// What the player asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,24 +52,6 @@ pub(crate) fn target(tier: Tier, pref: Preference) -> Rung {
 /// the lowest published. `None` only when nothing is published.
 pub(crate) fn pick(target: Rung, published: &[Rung]) -> Option<Rung> {
     published.iter().copied().filter(|r| *r <= target).max().or_else(|| published.iter().copied().min())
-}
-
-/// One signed URL per edge, in config order:
-/// `<edge base>/a/<file_id>.ogg?exp=…&uid=…&kid=…&sig=…`.
-pub(crate) fn signed_urls(
-    edges: &[EdgeEndpoint],
-    key: &SigningKey,
-    file: &FileId,
-    uid: &UserId,
-    exp: u64,
-) -> Vec<StreamUrl> {
-    let path = layout::edge_path(file);
-    // The signature covers the path only, so one query serves every edge.
-    let query = sign_query(key, &path, uid, exp);
-    edges
-        .iter()
-        .map(|e| StreamUrl { edge: e.name.clone(), url: format!("{}{path}?{query}", e.url) })
-        .collect()
 }
 
 #[cfg(test)]
@@ -118,34 +97,5 @@ mod tests {
         assert_eq!(pick(K24, &[K160, K320]), Some(K160));
         assert_eq!(pick(K96, &[K320]), Some(K320));
         assert_eq!(pick(K96, &[]), None);
-    }
-
-    #[test]
-    fn urls_verify_for_each_edge() {
-        use cadenza_config::token::{KeyRing, TokenPolicy, Verifier};
-        let key = SigningKey::generate("k1".parse().unwrap());
-        let file = FileId::of_content(b"audio");
-        let uid: UserId = "u1".parse().unwrap();
-        let edges = vec![
-            EdgeEndpoint { name: "fra".into(), url: "http://127.0.0.1:1".into() },
-            EdgeEndpoint { name: "sto".into(), url: "https://sto.example.net".into() },
-        ];
-        let urls = signed_urls(&edges, &key, &file, &uid, 2_000_000_000);
-        assert_eq!(urls.len(), 2);
-        assert_eq!(urls[0].edge, "fra");
-        let verifier = Verifier::new(
-            KeyRing::new(vec![key], None).unwrap(),
-            TokenPolicy {
-                leeway: std::time::Duration::from_secs(30),
-                max_lifetime: std::time::Duration::from_secs(3600),
-            },
-        );
-        for (u, e) in urls.iter().zip(&edges) {
-            let rest = u.url.strip_prefix(&e.url).unwrap();
-            let (path, query) = rest.split_once('?').unwrap();
-            assert_eq!(path, format!("/a/{file}.ogg"));
-            let v = verifier.verify(path, Some(query), 2_000_000_000 - 60).unwrap();
-            assert_eq!(v.uid, uid);
-        }
     }
 }

@@ -810,6 +810,52 @@ async fn scenario(c: &mut Client<'_>) {
     c.send(Method::POST, "/v1/playback/stream", &token, json!({"track": "t1"}), 400).await;
     let big = json!({"track_id": "t1", "pad": "x".repeat(100 * 1024)});
     c.send(Method::POST, "/v1/playback/stream", &token, big, 413).await;
+    c.send(
+        Method::POST,
+        "/v1/playback/stream",
+        &token,
+        json!({"track_id": "t1", "region": "eu", "debug": true, "preferred_quality": 96}),
+        200,
+    )
+    .await;
+    c.send(Method::POST, "/v1/playback/stream", &token, json!({"track_id": "t1", "region": "e u"}), 400)
+        .await;
+    c.send(
+        Method::POST,
+        "/v1/playback/prefetch",
+        &token,
+        json!({"track_ids": ["t1", "t3", "nope"], "connection": "wifi"}),
+        200,
+    )
+    .await;
+    c.send(Method::POST, "/v1/playback/prefetch", &token, json!({"track_ids": []}), 400).await;
+    c.send(
+        Method::POST,
+        "/v1/playback/report",
+        &token,
+        json!({"reports": [{"cdn": "cadenza", "pop": "pop-a", "ttfb_ms": 20}, {"cdn": "x", "pop": "y", "error": "timeout"}]}),
+        202,
+    )
+    .await;
+    c.send(Method::POST, "/v1/playback/report", &token, json!({"reports": []}), 400).await;
+    let answer = c.send(Method::POST, "/v1/playback/stream", &token, json!({"track_id": "t1"}), 200).await;
+    let seek = answer["file"]["seek_table"].as_str().expect("seek_table").to_owned();
+    c.get(&seek, t, 200).await;
+    c.get("/v1/files/00000000000000000000000000000000/seek-table", t, 404).await;
+
+    // The CDN registry.
+    c.get("/v1/admin/cdns", admin, 200).await;
+    c.get("/v1/admin/cdns/cadenza", admin, 200).await;
+    c.get("/v1/admin/cdns/nope", admin, 404).await;
+    let cdn = json!({"kind": "nginx_secure_link", "secret": "0123456789abcdef-secret", "cost_per_gb": 0.02,
+        "pops": [{"name": "fra", "url": "http://127.0.0.1:9", "region": "eu", "probe": false}]});
+    c.send(Method::PUT, "/v1/admin/cdns/third", ADMIN_TOKEN, cdn.clone(), 201).await;
+    c.send(Method::PUT, "/v1/admin/cdns/third", ADMIN_TOKEN, cdn, 200).await;
+    c.send(Method::PUT, "/v1/admin/cdns/cadenza", ADMIN_TOKEN, json!({"kind": "cadenza", "pops": []}), 409)
+        .await;
+    c.send(Method::PUT, "/v1/admin/cdns/bad", ADMIN_TOKEN, json!({"kind": "cadenza", "pops": []}), 400).await;
+    c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 204).await;
+    c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 404).await;
 
     // Playlists.
     let p =

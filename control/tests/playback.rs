@@ -68,16 +68,22 @@ async fn stream_quality_rules_on(db: &TestDb) {
         assert_eq!(r.file.gain_db, support::rendition_gain(rung));
         assert_eq!(r.file.album_gain_db, None);
         assert_eq!(r.file.mime, "audio/ogg; codecs=vorbis");
+        assert_eq!(r.file.seek_table, format!("/v1/files/{}/seek-table", r.file.file_id));
         assert!(
             (before + TTL_SECS..=after + TTL_SECS).contains(&r.expires_at),
             "expires_at {} not now + ttl",
             r.expires_at
         );
 
-        // One URL per edge, in config order, each verifying as an edge would.
+        // One URL per edge (fewer edges than `selection.urls`), each on
+        // its own POP of the `[[edges]]` CDN, each verifying as an edge would.
         assert_eq!(r.urls.len(), config.edges.len());
-        for (u, edge) in r.urls.iter().zip(&config.edges) {
-            assert_eq!(u.edge, edge.name);
+        assert_ne!(r.urls[0].pop, r.urls[1].pop);
+        assert!(!r.decision_id.is_empty());
+        assert_eq!(r.decision, None, "reasons only with debug");
+        for u in &r.urls {
+            let edge = config.edges.iter().find(|e| e.name == u.pop).expect("a configured edge");
+            assert_eq!(u.cdn, "cadenza");
             let rest = u.url.strip_prefix(&edge.url).expect("edge base");
             let (path, query) = rest.split_once('?').expect("query");
             assert_eq!(path, format!("/a/{}.ogg", r.file.file_id));
@@ -93,12 +99,35 @@ async fn stream_quality_rules_on(db: &TestDb) {
         }
     }
 
+    // The seek table of a chosen file, immutable by its content id.
+    let r = stream(&s, &premium.token, &json!({"track_id": "t1", "quality": 96})).await;
+    let r: StreamResponse = r.json().await.unwrap();
+    let resp = s.get(&r.file.seek_table, Some(&premium.token)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "private, max-age=31536000, immutable");
+    let table: cadenza_control::types::SeekTable = resp.json().await.unwrap();
+    assert_eq!(table.file_id, r.file.file_id);
+    assert_eq!(table.duration_ms, 30_000);
+    assert_eq!(table.points.len(), 30);
+    assert_eq!(table.points[2], [2_000, 4_000 + 2 * 96 * 100]);
+    let unknown = format!("/v1/files/{}/seek-table", support::file_id("t9", Rung::K96));
+    support::expect_error(s.get(&unknown, Some(&premium.token)).await, 404, "file_not_found").await;
+    support::expect_error(
+        s.get("/v1/files/xyz/seek-table", Some(&premium.token)).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+
     // Typed request bodies work too.
     let typed = StreamRequest {
         track_id: "t1".parse().unwrap(),
-        quality: Some(160),
+        preferred_quality: Some(160),
+        quality: None,
         connection: None,
         data_saver: None,
+        region: None,
+        debug: None,
     };
     let resp = stream(&s, &premium.token, &serde_json::to_value(&typed).unwrap()).await;
     assert_eq!(resp.json::<StreamResponse>().await.unwrap().quality_kbps, 160);

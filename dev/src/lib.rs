@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 
 use cadenza_config::ServiceConfig as _;
 use cadenza_config::service::{
-    AdminConfig, ControlConfig, DatabaseConfig, DevConfig, DiskConfig, EdgeConfig,
-    EdgeEndpoint as ControlEdge, IngestConfig, OriginConfig, SigningConfig, TlsConfig, TranscoderConfig,
-    UpstreamConfig, WorkerConfig,
+    AdminConfig, CdnConfig, CdnKind, ControlConfig, DatabaseConfig, DevConfig, DiskConfig, EdgeConfig,
+    IngestConfig, OriginConfig, PopConfig, SigningConfig, TlsConfig, TranscoderConfig, UpstreamConfig,
+    WorkerConfig,
 };
 use cadenza_config::units::{HumanDuration, Secret};
 use tokio::sync::watch;
@@ -43,6 +43,11 @@ use tokio::task::JoinHandle;
 
 use crate::secrets::Secrets;
 use crate::stack::{ControlEndpoint, EdgeEndpoint, OriginEndpoint, SigningInfo, StackFile};
+
+/// The CDN the dev stack's edges are POPs of.
+pub const DEV_CDN: &str = "dev";
+/// The region of the dev stack's POPs.
+pub const DEV_REGION: &str = "local";
 
 /// Why the dev stack could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,8 @@ pub struct DevStack {
     stack_path: PathBuf,
     stop: watch::Sender<bool>,
     tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
+    /// Each edge's own stop, for [`DevStack::stop_edge`].
+    edge_stops: Vec<(String, watch::Sender<bool>)>,
 }
 
 impl DevStack {
@@ -87,6 +94,22 @@ impl DevStack {
     /// Where `stack.json` was written.
     pub fn stack_path(&self) -> &Path {
         &self.stack_path
+    }
+
+    /// Stop one edge POP (drain, then close its listeners), as if its
+    /// machine went away: the control plane's probes mark it down and new
+    /// stream answers avoid it. `false` if no running edge has that name.
+    pub async fn stop_edge(&mut self, name: &str) -> Result<bool, DevError> {
+        let Some(k) = self.edge_stops.iter().position(|(n, _)| n == name) else { return Ok(false) };
+        let (_, stop) = self.edge_stops.remove(k);
+        let _ = stop.send(true);
+        let Some(t) = self.tasks.iter().position(|(n, _)| n == name) else { return Ok(true) };
+        let (_, task) = self.tasks.remove(t);
+        match task.await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(DevError::Stopped(format!("{name}: {e}"))),
+            Err(e) => Err(DevError::Stopped(format!("{name}: {e}"))),
+        }
     }
 
     /// Stop every service, draining in-flight requests.
@@ -151,6 +174,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
     // Edges.
     let mut edge_configs = Vec::with_capacity(edges);
     let mut edge_endpoints = Vec::with_capacity(edges);
+    let mut edge_stops = Vec::with_capacity(edges);
     for i in 0..edges {
         let defaults = EdgeConfig::default();
         let mut c = EdgeConfig {
@@ -184,12 +208,19 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
         c.listen = edge.local_addr();
         c.admin.listen = edge.admin_addr();
         edge_configs.push(c);
+        // The stack's stop, or this edge's own.
+        let (own_tx, mut own_rx) = watch::channel(false);
+        edge_stops.push((edge.name().to_owned(), own_tx));
+        let all = stopped();
+        let s = async move {
+            tokio::select! {
+                () = all => {}
+                _ = own_rx.wait_for(|s| *s) => {}
+            }
+        };
         tasks.push((
             edge.name().to_owned(),
-            tokio::spawn({
-                let s = stopped();
-                async move { edge.serve(s).await.map_err(|e| e.to_string()) }
-            }),
+            tokio::spawn(async move { edge.serve(s).await.map_err(|e| e.to_string()) }),
         ));
     }
 
@@ -203,10 +234,27 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             ..defaults.database
         },
         signing: SigningConfig { keys_file: Some(keys_file.clone()), ..defaults.signing },
-        edges: edge_endpoints
-            .iter()
-            .map(|e| ControlEdge { name: e.name.clone(), url: e.url.clone() })
-            .collect(),
+        // The edges are the POPs of one CDN, probed on their admin
+        // listeners, so selection and failover work as in production.
+        cdns: vec![CdnConfig {
+            name: DEV_CDN.into(),
+            kind: CdnKind::Cadenza,
+            secret: Secret::default(),
+            cost_per_gb: 1.0,
+            weight: 100,
+            pops: edge_endpoints
+                .iter()
+                .map(|e| PopConfig {
+                    name: e.name.clone(),
+                    url: e.url.clone(),
+                    region: DEV_REGION.into(),
+                    admin_url: Some(e.admin_url.clone()),
+                    probe_url: None,
+                    probe: true,
+                    weight: 100,
+                })
+                .collect(),
+        }],
         ingest: IngestConfig {
             worker_token: Secret::new(secrets.ingest_worker_token.clone()),
             ..defaults.ingest
@@ -274,6 +322,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
         stack_path: data_dir.join("stack.json"),
         stop,
         tasks,
+        edge_stops,
     };
 
     let previous = StackFile::read(&stack.stack_path).map(|s| s.demo);

@@ -90,7 +90,7 @@ pub(crate) async fn handle<B>(edge: Arc<Edge>, req: Request<B>) -> Response<Body
             "request",
         );
     }
-    resp
+    resp.map(|body| reply::in_flight(body, &edge.metrics.requests_in_flight))
 }
 
 async fn answer<B>(

@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     pub(crate) origin_bytes: IntCounter,
     pub(crate) response_bytes: IntCounter,
     pub(crate) fills_in_flight: IntGauge,
+    /// Public-listener requests whose response is not fully sent yet.
+    pub(crate) requests_in_flight: IntGauge,
     /// 404s answered from the negative cache.
     pub(crate) negative_hits: IntCounter,
     pub(crate) memory_bytes: IntGauge,
@@ -129,6 +131,10 @@ impl Metrics {
                 "Audio bytes queued to clients.",
             ),
             fills_in_flight: gauge("cadenza_edge_fills_in_flight", "Slice fills running now."),
+            requests_in_flight: gauge(
+                "cadenza_edge_requests_in_flight",
+                "Requests on the public listener whose response is not fully sent.",
+            ),
             negative_hits: counter(
                 "cadenza_edge_not_found_cached_total",
                 "404s answered from the remembered-missing list without asking upstream.",

@@ -35,6 +35,45 @@ pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }
 
+/// `body`, counted in `gauge` until it is sent or dropped: the edge's
+/// requests in flight, body included, which the control plane reads from
+/// `/metrics` as the POP's load.
+pub(crate) fn in_flight(body: Body, gauge: &prometheus::IntGauge) -> Body {
+    gauge.inc();
+    InFlight { inner: body, gauge: gauge.clone() }.boxed_unsync()
+}
+
+struct InFlight {
+    inner: Body,
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+impl hyper::body::Body for InFlight {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Everything that can go wrong before the first body byte, with its status
 /// and stable reason code. This is the only mapping from error to status.
 #[derive(Debug)]

@@ -18,12 +18,18 @@ meet both long posting lists and selective ones. --tail-words 0 keeps only
 the 221 common words: every word then matches tens of thousands of rows, a
 harsher catalog than any real one (the stress case).
 
+With --audio every track also carries a transcoder manifest (four
+renditions with content-hash-like file ids, sizes at the ladder's
+bitrates, a seek point every 10 s), so stream URLs can be issued for it
+(loadtest/bench-playback.sh).
+
 usage: gen_catalog.py OUT_DIR [--artists N] [--albums N] [--tracks N]
-                      [--tail-words N] [--seed S]
+                      [--tail-words N] [--seed S] [--audio]
 """
 
 import argparse
 import bisect
+import hashlib
 import itertools
 import json
 import os
@@ -112,6 +118,37 @@ def typo(rng, word):
     return word[:i] + word[i + 1] + word[i] + word[i + 2:]
 
 
+LOUDNESS = {"integrated_lufs": -16.0, "loudness_range_lu": 6.0, "true_peak_dbtp": -1.5, "gain_db": 2.0}
+
+
+def manifest(track_id, duration_ms):
+    """A manifest v2 for a track of duration_ms, as the transcoder writes."""
+    secs = duration_ms // 1000
+    renditions = []
+    for kbps, rate, channels in ((24, 22_050, 1), (96, 44_100, 2), (160, 44_100, 2), (320, 44_100, 2)):
+        size = kbps * 125 * secs + 4_000
+        renditions.append({
+            "bitrate_kbps": kbps,
+            "file_id": hashlib.sha256(f"{track_id}/{kbps}".encode()).hexdigest()[:32],
+            "size": size, "frames": rate * duration_ms // 1000, "duration_ms": duration_ms,
+            "achieved_kbps": float(kbps), "sample_rate": rate, "channels": channels,
+            "mime": "audio/ogg; codecs=vorbis", "loudness": dict(LOUDNESS, gain_db=2.0 + kbps / 1000),
+            "seek": [{"ms": s * 1000, "offset": 4_000 + s * kbps * 125} for s in range(0, secs, 10)],
+        })
+    return {
+        "version": 2, "track_id": track_id,
+        "source": {"sha256": hashlib.sha256(track_id.encode()).hexdigest(), "format": "wav",
+                   "sample_rate": 44_100, "channels": 2, "frames": 44_100 * duration_ms // 1000,
+                   "duration_ms": duration_ms},
+        "loudness": LOUDNESS,
+        "features": {"duration_ms": duration_ms, "integrated_lufs": -16.0, "loudness_range_lu": 6.0,
+                     "tempo_bpm": 120.0, "tempo_confidence": 0.5, "energy": 0.2,
+                     "spectral_centroid_hz": 1500.0, "zero_crossing_rate": 0.05, "timbre": [0.0] * 26},
+        "encoder": "gen_catalog", "encoder_vendor": "gen_catalog",
+        "renditions": renditions,
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
@@ -120,6 +157,7 @@ def main():
     p.add_argument("--tracks", type=int, default=1_000_000)
     p.add_argument("--tail-words", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--audio", action="store_true", help="give every track a manifest (four renditions)")
     args = p.parse_args()
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
@@ -159,12 +197,14 @@ def main():
                 feat = f"ar{rng.randrange(args.artists)}"
                 if feat not in artists:
                     artists.append(feat)
-            out.write(json.dumps({"track": {
+            track = {
                 "id": f"t{i}", "album_id": f"al{al}", "title": title, "track_number": per_album[al],
                 "explicit": rng.random() < 0.15, "artist_ids": artists,
                 "duration_ms": rng.randrange(90_000, 420_000),
-                "popularity": zipf_popularity(track_rank[i], args.tracks)}},
-                separators=(",", ":")) + "\n")
+                "popularity": zipf_popularity(track_rank[i], args.tracks)}
+            if args.audio:
+                track["manifest"] = manifest(f"t{i}", track["duration_ms"])
+            out.write(json.dumps({"track": track}, separators=(",", ":")) + "\n")
 
     # Track ids by popularity: rank r drawn with weight 1/(r+1) (Zipf, s=1).
     by_rank = sorted(range(args.tracks), key=lambda i: track_rank[i])

@@ -50,6 +50,12 @@ pub struct Tls {
     resolver: Arc<Reloadable>,
 }
 
+/// Make ring rustls' process-wide default provider, for clients (reqwest
+/// is built without one). A provider already installed is kept.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Tls {
     /// Load the PEM certificate chain (leaf first) and the PEM private key
     /// (PKCS#8, PKCS#1 or SEC1) and build the server settings.

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::cdn::{CdnConfig, CdnKind, HealthConfig, PopConfig, SelectionConfig, validate_cdns};
 use super::common::{HttpServerConfig, SigningConfig, validate_admin_token};
 use crate::ids::is_opaque_id;
 use crate::load::{ConfigError, ServiceConfig, ensure};
@@ -20,8 +21,17 @@ pub struct ControlConfig {
     /// Keys for signing stream URLs; the current key signs.
     pub signing: SigningConfig,
     pub playback: PlaybackConfig,
-    /// Edge POPs stream URLs point at, in order of preference.
+    /// Shorthand for cadenza edge POPs with no region, cost or admin URL:
+    /// they become the POPs of a CDN named `cadenza` (see
+    /// [`ControlConfig::registry`]). Prefer `[[cdns]]`.
     pub edges: Vec<EdgeEndpoint>,
+    /// The CDNs and POPs stream URLs point at. The admin API adds more at
+    /// run time; those in the config cannot be changed there.
+    pub cdns: Vec<CdnConfig>,
+    /// Active probes and passive signals of every POP.
+    pub health: HealthConfig,
+    /// How POPs are chosen and ordered for a stream answer.
+    pub selection: SelectionConfig,
     pub http: HttpServerConfig,
     /// The ingest job queue transcoder workers take jobs from.
     pub ingest: IngestConfig,
@@ -207,6 +217,9 @@ impl Default for ControlConfig {
             signing: SigningConfig::default(),
             playback: PlaybackConfig::default(),
             edges: Vec::new(),
+            cdns: Vec::new(),
+            health: HealthConfig::default(),
+            selection: SelectionConfig::default(),
             http: HttpServerConfig::default(),
             ingest: IngestConfig::default(),
             rate_limits: RateLimitsConfig::default(),
@@ -325,6 +338,9 @@ impl ServiceConfig for ControlConfig {
                 return Err(ConfigError::invalid(format!("edges[{i}].name"), &e.name, "appears twice"));
             }
         }
+        validate_cdns(&self.cdns, (!self.edges.is_empty()).then_some(EDGES_CDN))?;
+        self.health.validate()?;
+        self.selection.validate()?;
         self.ingest.validate(&self.admin_token)?;
         self.rate_limits.validate()?;
         ensure(
@@ -349,6 +365,42 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("url", &redact_url_password(&self.url))
             .field("max_connections", &self.max_connections)
             .finish()
+    }
+}
+
+/// Name of the CDN the `[[edges]]` shorthand makes.
+pub const EDGES_CDN: &str = "cadenza";
+
+impl ControlConfig {
+    /// Every CDN of the config: `[[cdns]]`, then the `[[edges]]` shorthand
+    /// as the POPs of a CDN named [`EDGES_CDN`] (kind `cadenza`, cost 1,
+    /// no region, no active probe: the shorthand has no admin URL, and a
+    /// cadenza edge serves `/healthz` only on its admin listener).
+    pub fn registry(&self) -> Vec<CdnConfig> {
+        let mut all = self.cdns.clone();
+        if !self.edges.is_empty() {
+            all.push(CdnConfig {
+                name: EDGES_CDN.into(),
+                kind: CdnKind::Cadenza,
+                secret: Secret::default(),
+                cost_per_gb: 1.0,
+                weight: 100,
+                pops: self
+                    .edges
+                    .iter()
+                    .map(|e| PopConfig {
+                        name: e.name.clone(),
+                        url: e.url.clone(),
+                        region: String::new(),
+                        admin_url: None,
+                        probe_url: None,
+                        probe: false,
+                        weight: 100,
+                    })
+                    .collect(),
+            });
+        }
+        all
     }
 }
 

@@ -17,7 +17,8 @@ pub struct DevConfig {
     /// First port: control = base, origin = base+1, edge *i* = base+10+2*i*
     /// (admin +1). `0` picks free ports. Default `8400`.
     pub base_port: u16,
-    /// Number of edge POPs. Default `1`.
+    /// Number of edge POPs. Default `2`, so selection and failover can be
+    /// seen locally.
     pub edges: u16,
     /// Serve the edges over TLS with a self-signed certificate the stack
     /// makes (and keeps) in `<data_dir>/tls/`. Default `false`.
@@ -44,7 +45,7 @@ impl Default for DevConfig {
             data_dir: PathBuf::from("cadenza-data"),
             host: [127, 0, 0, 1].into(),
             base_port: 8400,
-            edges: 1,
+            edges: 2,
             tls: false,
             demo: DemoConfig::default(),
         }

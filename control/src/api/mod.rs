@@ -17,7 +17,12 @@
 //! | `GET /v1/artists/{id}/top-tracks` | user | [`catalog::artist_top_tracks`] |
 //! | `GET /v1/audio-features/{id}` | user | [`catalog::audio_features`] |
 //! | `GET /v1/search` | user | [`search::search`] (`?q=&type=&limit=&offset=`) |
-//! | `POST /v1/playback/stream` | user | [`playback::stream`] |
+//! | `POST /v1/playback/stream` | user | [`playback::stream`]: quality, POPs (`crate::cdn::select`), signed URLs |
+//! | `POST /v1/playback/prefetch` | user | [`playback::prefetch`]: the same for up to 20 tracks |
+//! | `POST /v1/playback/report` | user | [`playback::report`]: players' outcomes per POP |
+//! | `GET /v1/files/{file_id}/seek-table` | user | [`playback::seek_table`]: a rendition's time → byte index |
+//! | `GET /v1/admin/cdns` | admin | [`cdns::list_cdns`]: the registry with each POP's health |
+//! | `GET`/`PUT`/`DELETE /v1/admin/cdns/{name}` | admin | [`cdns::get_cdn`], [`cdns::put_cdn`] (201 created, 200 replaced), [`cdns::delete_cdn`] |
 //! | `/v1/playlists…`, `/v1/me/playlists`, `/v1/users/{user_id}/playlists` | user | [`playlists`] (its table) |
 //! | `PUT`/`DELETE`/`GET /v1/me/library/{kind}`, `GET …/contains` | user | [`library`] (its table) |
 //! | `POST /v1/events`, `GET /v1/me/history` | user | [`events`] (its table): playback events, listening history |
@@ -41,6 +46,7 @@
 mod admin;
 mod bulk;
 mod catalog;
+mod cdns;
 mod conditional;
 mod events;
 mod extract;
@@ -64,14 +70,15 @@ use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use cadenza_config::ids::UserId;
+use cadenza_config::ids::{TrackId, UserId};
 use cadenza_config::service::ControlConfig;
 use cadenza_config::token::KeyRing;
 
 pub(crate) use self::ratelimit::Category;
 use self::ratelimit::RateLimiters;
+use crate::cdn::Cdns;
 use crate::db::Db;
-use crate::db::catalog::tracks_by_ids;
+use crate::db::catalog::{Playable, playable, tracks_by_ids};
 use crate::db::users::{self, User};
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
@@ -99,6 +106,11 @@ struct Inner {
     tokens: Option<moka::sync::Cache<String, User>>,
     /// Track id → public view, for `cache.catalog_ttl`; `None` when 0.
     tracks: Option<moka::sync::Cache<String, TrackResponse>>,
+    /// Track id → embargo and files, for `cache.catalog_ttl`; `None` when
+    /// 0. Unknown tracks are not cached.
+    playable: Option<moka::sync::Cache<String, Arc<Playable>>>,
+    /// The CDN registry and each POP's health.
+    cdns: Cdns,
 }
 
 /// By hand: the config's `database.url` may hold a password.
@@ -125,7 +137,19 @@ impl AppState {
         }
         let tokens = ttl(config.cache.token_ttl.get(), 100_000);
         let tracks = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
-        Self(Arc::new(Inner { db, config, keys, metrics: Metrics::new(), limits, tokens, tracks }))
+        let playable = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
+        let cdns = Cdns::new(&config);
+        Self(Arc::new(Inner {
+            db,
+            config,
+            keys,
+            metrics: Metrics::new(),
+            limits,
+            tokens,
+            tracks,
+            playable,
+            cdns,
+        }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -142,6 +166,25 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub(crate) fn cdns(&self) -> &Cdns {
+        &self.0.cdns
+    }
+
+    /// A track's embargo and files, from the catalog cache or the database.
+    pub(crate) async fn playable(&self, id: &TrackId) -> Result<Option<Arc<Playable>>, ApiError> {
+        if let Some(cache) = &self.0.playable
+            && let Some(p) = cache.get(id.as_str())
+        {
+            return Ok(Some(p));
+        }
+        let Some(p) = playable(&self.0.db, id).await? else { return Ok(None) };
+        let p = Arc::new(p);
+        if let Some(cache) = &self.0.playable {
+            cache.insert(id.as_str().to_owned(), p.clone());
+        }
+        Ok(Some(p))
     }
 
     /// Spend one request of `user`'s budget in `category`, or a 429.
@@ -205,6 +248,9 @@ impl AppState {
         if let Some(cache) = &self.0.tracks {
             cache.invalidate_all();
         }
+        if let Some(cache) = &self.0.playable {
+            cache.invalidate_all();
+        }
     }
 }
 
@@ -227,6 +273,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/audio-features/{id}", get(catalog::audio_features))
         .route("/v1/search", get(search::search))
         .route("/v1/playback/stream", post(playback::stream))
+        .route("/v1/playback/prefetch", post(playback::prefetch))
+        .route("/v1/playback/report", post(playback::report))
+        .route("/v1/files/{file_id}/seek-table", get(playback::seek_table))
+        .route("/v1/admin/cdns", get(cdns::list_cdns))
+        .route("/v1/admin/cdns/{name}", get(cdns::get_cdn).put(cdns::put_cdn).delete(cdns::delete_cdn))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/import/jsonl", post(bulk::import_jsonl).layer(DefaultBodyLimit::disable()))
         .route("/v1/admin/artists/{id}", put(admin::put_artist))

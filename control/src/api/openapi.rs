@@ -28,13 +28,17 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{admin, bulk, catalog, events, health, ingest, library, playback, playlists, search, tracks};
+use super::{
+    admin, bulk, catalog, cdns, events, health, ingest, library, playback, playlists, search, tracks,
+};
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
-    CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, DailyStreams, ErrorResponse, EventBatch,
-    EventBatchResponse, HistoryItem, ImportLine, ImportRequest, ImportResponse, IngestJobList, IngestRequest,
-    Paging, PlaylistItem, PlaylistResponse, PopularityResponse, RoyaltiesResponse, SearchResponse,
-    SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse, TracksResponse, schema,
+    CdnList, CdnSpec, CdnView, CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, DailyStreams,
+    ErrorResponse, EventBatch, EventBatchResponse, HistoryItem, ImportLine, ImportRequest, ImportResponse,
+    IngestJobList, IngestRequest, Paging, PlaylistItem, PlaylistResponse, PopularityResponse,
+    PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, RoyaltiesResponse, SearchResponse,
+    SeekTable, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
+    TracksResponse, schema,
 };
 
 #[derive(OpenApi)]
@@ -62,6 +66,13 @@ use crate::types::{
         catalog::audio_features,
         search::search,
         playback::stream,
+        playback::prefetch,
+        playback::report,
+        playback::seek_table,
+        cdns::list_cdns,
+        cdns::get_cdn,
+        cdns::put_cdn,
+        cdns::delete_cdn,
         admin::import,
         bulk::import_jsonl,
         admin::put_artist,
@@ -126,6 +137,14 @@ use crate::types::{
         SnapshotResponse,
         StreamRequest,
         StreamResponse,
+        PrefetchRequest,
+        PrefetchResponse,
+        ReportRequest,
+        ReportResponse,
+        SeekTable,
+        CdnList,
+        CdnSpec,
+        CdnView,
         TracksResponse,
         schema::JobStatus,
         schema::IngestJob,

@@ -695,9 +695,9 @@ async fn insert_files(
     let sql = multi_insert(
         backend,
         "track_files (track_id, bitrate_kbps, file_id, size, duration_ms, sample_rate, channels,
-                      achieved_kbps, gain_db, album_gain_db, mime)",
+                      achieved_kbps, gain_db, album_gain_db, mime, seek_json)",
         files.len(),
-        11,
+        12,
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(UNTYPED_NULL_F64);
     for f in files {
@@ -712,7 +712,8 @@ async fn insert_files(
             .bind(f.achieved_kbps)
             .bind(f.gain_db)
             .bind(f.album_gain_db)
-            .bind(&f.mime);
+            .bind(&f.mime)
+            .bind(&f.seek_json);
     }
     q.execute(&mut **tx).await?;
     Ok(())
@@ -778,8 +779,22 @@ fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
             gain_db: row.try_get("gain_db")?,
             album_gain_db: row.try_get("album_gain_db")?,
             mime: row.try_get("mime")?,
+            seek_table: format!("/v1/files/{file_id}/seek-table"),
         },
     })
+}
+
+/// A rendition's seek table by file id: `(points, duration_ms)`, or `None`
+/// if no track has that file.
+pub(crate) async fn seek_table(db: &Db, file_id: &FileId) -> Result<Option<(Vec<[u64; 2]>, i64)>, ApiError> {
+    let row = sqlx::query("SELECT seek_json, duration_ms FROM track_files WHERE file_id = $1 LIMIT 1")
+        .bind(file_id.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let json: String = row.try_get("seek_json")?;
+    let points = serde_json::from_str(&json).map_err(|e| ApiError::internal("seek_json", &e))?;
+    Ok(Some((points, row.try_get("duration_ms")?)))
 }
 
 /// Most ids one [`tracks_by_ids`] call loads with each query; longer lists

@@ -13,6 +13,7 @@
 //! `migrations/postgres`), chosen by the URL scheme.
 
 pub(crate) mod catalog;
+pub(crate) mod cdns;
 pub(crate) mod events;
 pub(crate) mod ingest;
 pub(crate) mod library;

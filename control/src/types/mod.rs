@@ -9,19 +9,23 @@
 //! the job status are [`cadenza_config::ingest`]'s, shared with the
 //! transcoder.
 
-use cadenza_config::ids::{FileId, TrackId, UserId};
+use cadenza_config::ids::{TrackId, UserId};
 use cadenza_config::ingest::JobStatus;
 use cadenza_config::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod cdns;
 mod events;
 mod library;
+mod playback;
 mod playlists;
 pub(crate) mod schema;
 
+pub use self::cdns::*;
 pub use self::events::*;
 pub use self::library::*;
+pub use self::playback::*;
 pub use self::playlists::*;
 
 // ---------------------------------------------------------------- admin
@@ -439,75 +443,6 @@ pub struct TrackLoudness {
 }
 
 // ---------------------------------------------------------------- playback
-
-/// `POST /v1/playback/stream`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StreamRequest {
-    #[schema(value_type = schema::TrackId)]
-    pub track_id: TrackId,
-    /// Preferred bitrate: 24, 96, 160 or 320. Capped by the tier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<Connection>,
-    /// `true` forces 24 kbps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_saver: Option<bool>,
-}
-
-/// The player's network, as it reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Connection {
-    Wifi,
-    Cellular,
-}
-
-/// Where and what to stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct StreamResponse {
-    #[schema(value_type = schema::TrackId)]
-    pub track_id: TrackId,
-    pub quality_kbps: u32,
-    /// Unix seconds after which the URLs are refused.
-    pub expires_at: u64,
-    /// One signed URL per edge POP, in order of preference.
-    pub urls: Vec<StreamUrl>,
-    pub file: StreamFile,
-}
-
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct StreamUrl {
-    /// POP name from the config.
-    pub edge: String,
-    pub url: String,
-}
-
-/// Signed URLs are credentials: `Debug` shows the edge only.
-impl std::fmt::Debug for StreamUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamUrl").field("edge", &self.edge).field("url", &"<signed>").finish()
-    }
-}
-
-/// The chosen rendition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct StreamFile {
-    #[schema(value_type = schema::FileId)]
-    pub file_id: FileId,
-    pub size: u64,
-    pub duration_ms: u64,
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// Playback gain of this file (its own loudness, not the master's) to
-    /// −14 LUFS with true peak ≤ −1 dBTP.
-    pub gain_db: f64,
-    /// Album gain of this file, when the track was ingested with its album;
-    /// players in album mode apply it instead of `gain_db`.
-    pub album_gain_db: Option<f64>,
-    pub mime: String,
-}
 
 // ---------------------------------------------------------------- errors
 

@@ -182,6 +182,9 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
         ingest: IngestConfig { worker_token: Secret::new(WORKER_TOKEN), ..defaults.ingest },
         rate_limits: defaults.rate_limits,
         cache: defaults.cache,
+        cdns: defaults.cdns,
+        health: defaults.health,
+        selection: defaults.selection,
     }
 }
 
@@ -314,7 +317,8 @@ pub(crate) fn manifest(track: &str, rungs: &[Rung]) -> Manifest {
         r.duration_ms = 30_000;
         r.achieved_kbps = f64::from(rung.kbps()) * 1.01;
         r.loudness = Loudness { gain_db: rendition_gain(rung), ..m.loudness };
-        r.seek = vec![SeekPoint { ms: 0, offset: 4_000 }];
+        let page = u64::from(rung.kbps()) * 100;
+        r.seek = (0..30).map(|s| SeekPoint { ms: s * 1000, offset: 4_000 + s * page }).collect();
     }
     m
 }
