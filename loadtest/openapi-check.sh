@@ -74,7 +74,10 @@ url = "http://127.0.0.1:9"
 EOF
 control() { "$CADENZA" control --config "$WORK/control.toml" "$@"; }
 
-RUST_LOG=warn control >"$WORK/control.log" 2>&1 &
+# Started directly, not through control(): $! must be the server itself
+# (a function in the background is a subshell, and killing it would leave
+# the server running).
+RUST_LOG=warn "$CADENZA" control --config "$WORK/control.toml" >"$WORK/control.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 150); do
     curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
