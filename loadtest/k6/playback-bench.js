@@ -45,7 +45,7 @@ export default function () {
   if (MODE === 'prefetch') {
     const queue = [pick(ids), pick(ids), pick(ids), pick(ids), pick(ids)];
     const res = http.post(`${BASE}/v1/playback/prefetch`, JSON.stringify({ track_ids: queue }), params);
-    check(res, { 'five answers': (r) => r.status === 200 && r.body.split('"track_id"').length === 6 });
+    check(res, { 'five answers': (r) => r.status === 200 && r.body.split('"urls"').length === 6 });
     return;
   }
   const res = http.post(`${BASE}/v1/playback/stream`, JSON.stringify({ track_id: pick(ids) }), params);

@@ -736,30 +736,30 @@ pub(crate) struct Playable {
 }
 
 /// The track's embargo and files, or `None` if there is no such track.
+/// One round trip: the track's row joined to its files (a track without
+/// audio gives one row of NULL file columns).
 pub(crate) async fn playable(db: &Db, id: &TrackId) -> Result<Option<Playable>, ApiError> {
-    let row = sqlx::query(
-        "SELECT a.release_at AS release_at
-         FROM tracks t JOIN albums a ON a.id = t.album_id
-         WHERE t.id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let release_at_ms: Option<i64> = row.try_get("release_at")?;
-    Ok(Some(Playable { release_at_ms, files: files(db, id).await? }))
-}
-
-async fn files(db: &Db, id: &TrackId) -> Result<Vec<TrackFile>, ApiError> {
     let rows = sqlx::query(
-        "SELECT bitrate_kbps, file_id, size, duration_ms, sample_rate, channels, gain_db,
-                album_gain_db, mime
-         FROM track_files WHERE track_id = $1 ORDER BY bitrate_kbps",
+        "SELECT a.release_at AS release_at, f.bitrate_kbps, f.file_id, f.size, f.duration_ms,
+                f.sample_rate, f.channels, f.gain_db, f.album_gain_db, f.mime
+         FROM tracks t JOIN albums a ON a.id = t.album_id
+              LEFT JOIN track_files f ON f.track_id = t.id
+         WHERE t.id = $1
+         ORDER BY f.bitrate_kbps",
     )
     .bind(id.as_str())
+    .persistent(true)
     .fetch_all(db.pool())
     .await?;
-    rows.iter().map(file_row).collect()
+    let Some(first) = rows.first() else { return Ok(None) };
+    let release_at_ms: Option<i64> = first.try_get("release_at")?;
+    let mut files = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<String>, _>("file_id")?.is_some() {
+            files.push(file_row(row)?);
+        }
+    }
+    Ok(Some(Playable { release_at_ms, files }))
 }
 
 fn file_row(row: &AnyRow) -> Result<TrackFile, ApiError> {
