@@ -34,6 +34,12 @@ pub(crate) struct Metrics {
     /// `cadenza_control_pop_up{cdn,pop}`: the active probe's verdict, 1 up
     /// (or not yet probed), 0 down.
     pop_up: IntGaugeVec,
+    /// `cadenza_control_signing_current_key{kid}`: 1 for the key new URLs
+    /// are signed with.
+    signing_key: IntGaugeVec,
+    /// `cadenza_control_signing_reloads_total{result}`: key ring reloads,
+    /// `ok` or `error` (the ring in use stayed).
+    signing_reloads: IntCounterVec,
 }
 
 /// Something that happened to an ingest job, a label of
@@ -131,8 +137,27 @@ impl Metrics {
             &["cdn", "pop"],
         )
         .expect("valid metric");
+        let signing_key = IntGaugeVec::new(
+            Opts::new(
+                "cadenza_control_signing_current_key",
+                "1 for the id of the key new stream URLs are signed with",
+            ),
+            &["kid"],
+        )
+        .expect("valid metric");
+        let signing_reloads = IntCounterVec::new(
+            Opts::new(
+                "cadenza_control_signing_reloads_total",
+                "Signing key ring reloads (SIGHUP, POST /v1/admin/signing/reload) by result; on error the ring in use stays",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         registry.register(Box::new(pop_up.clone())).expect("unique metric");
-        for c in [&http_requests, &stream_answers, &ingest_events, &rate_limited, &first_pop] {
+        registry.register(Box::new(signing_key.clone())).expect("unique metric");
+        for c in
+            [&http_requests, &stream_answers, &ingest_events, &rate_limited, &first_pop, &signing_reloads]
+        {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
@@ -149,6 +174,9 @@ impl Metrics {
         for c in crate::api::ratelimit::Category::ALL {
             rate_limited.with_label_values(&[c.as_str()]);
         }
+        for r in ["ok", "error"] {
+            signing_reloads.with_label_values(&[r]);
+        }
         Self {
             registry,
             http_requests,
@@ -159,7 +187,19 @@ impl Metrics {
             rate_limited,
             first_pop,
             pop_up,
+            signing_key,
+            signing_reloads,
         }
+    }
+
+    /// `kid` now signs: the current-key gauge shows it, and no other.
+    pub(crate) fn signing_current_key(&self, kid: &str) {
+        self.signing_key.reset();
+        self.signing_key.with_label_values(&[kid]).set(1);
+    }
+
+    pub(crate) fn signing_reload(&self, ok: bool) {
+        self.signing_reloads.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
     }
 
     pub(crate) fn ingest(&self, event: IngestEvent, n: u64) {

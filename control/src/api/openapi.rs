@@ -28,13 +28,16 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{admin, bulk, catalog, cdns, health, ingest, library, playback, playlists, search, tracks};
+use super::{
+    admin, bulk, catalog, cdns, health, ingest, library, playback, playlists, search, signing, tracks,
+};
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
     CdnList, CdnSpec, CdnView, CreatePlaylistRequest, CreateUserRequest, CreateUserResponse, ErrorResponse,
     ImportLine, ImportRequest, ImportResponse, IngestJobList, IngestRequest, Paging, PlaylistItem,
     PlaylistResponse, PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, SearchResponse,
-    SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse, TracksResponse, schema,
+    SigningKeys, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
+    TracksResponse, schema,
 };
 
 #[derive(OpenApi)]
@@ -68,6 +71,8 @@ use crate::types::{
         cdns::get_cdn,
         cdns::put_cdn,
         cdns::delete_cdn,
+        signing::keys,
+        signing::reload,
         admin::import,
         bulk::import_jsonl,
         admin::put_artist,
@@ -129,6 +134,7 @@ use crate::types::{
         CdnList,
         CdnSpec,
         CdnView,
+        SigningKeys,
         TracksResponse,
         schema::JobStatus,
         schema::IngestJob,
@@ -145,7 +151,7 @@ use crate::types::{
         (name = "playback", description = "Quality and signed edge URLs (user token, `playback` rate limit)."),
         (name = "playlists", description = "Playlists with snapshot ids (user token, `read`/`playlist_write` rate limits)."),
         (name = "library", description = "A user's saved items (user token, `read`/`library_write` rate limits)."),
-        (name = "admin", description = "Catalog, users and ingest jobs (admin token)."),
+        (name = "admin", description = "Catalog, users, ingest jobs, the CDN registry and the URL-signing keys (admin token)."),
         (name = "ingest", description = "The transcoder workers' side of the job queue (worker or admin token)."),
     ),
 )]
