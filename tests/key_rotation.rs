@@ -306,7 +306,7 @@ async fn sighup_reloads_inline_keys_from_the_config_files() {
     std::fs::write(&control_toml, std::fs::read_to_string(&control_toml).unwrap() + short).unwrap();
     signal(&edge, "HUP");
     signal(&control, "HUP");
-    wait_for_metric(&edge_metrics, r#"cadenza_edge_signing_reloads_total{edge="edge-1",result="error"} 1"#)
+    wait_for_metric(&edge_metrics, r#"cadenza_edge_signing_reloads_total{result="error",edge="edge-1"} 1"#)
         .await;
     wait_for_metric(&control_metrics, r#"cadenza_control_signing_reloads_total{result="error"} 1"#).await;
     assert_eq!(fetch(&url2).await, (206, None));
