@@ -241,7 +241,7 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Edge(args) => {
             let config: EdgeConfig = load(args.config.as_deref(), &args.sets)?;
-            cadenza_edge::run(config).await?;
+            cadenza_edge::run(config, reloaded::<EdgeConfig>(&args, |c| c.signing)).await?;
         }
         Command::Control { service, action } => {
             let config: ControlConfig = load(service.config.as_deref(), &service.sets)?;
@@ -251,7 +251,9 @@ async fn dispatch(command: Command) -> Result<()> {
                     println!("migrations applied to {}", redact_url_password(&config.database.url));
                 }
                 Some(ControlAction::User { action }) => user_command(&config, action).await?,
-                None => cadenza_control::run(config).await?,
+                None => {
+                    cadenza_control::run(config, reloaded::<ControlConfig>(&service, |c| c.signing)).await?
+                }
             }
         }
         Command::Origin(args) => {
@@ -396,6 +398,17 @@ fn track_ids(masters: &[PathBuf], track_id: Option<&str>) -> Result<Vec<(TrackId
         out.push((id, master.clone()));
     }
     Ok(out)
+}
+
+/// What a key reload (SIGHUP, the admin API) reads: the service's whole
+/// config loaded again as at start-up (file, environment, `--set` flags,
+/// all validated), of which only `[signing]` is used.
+fn reloaded<T: cadenza_config::ServiceConfig + 'static>(
+    args: &ServiceArgs,
+    signing: fn(T) -> SigningConfig,
+) -> cadenza_config::live::SigningSource {
+    let (file, sets) = (args.config.clone(), args.sets.clone());
+    cadenza_config::live::SigningSource::new(move || load::<T>(file.as_deref(), &sets).map(signing))
 }
 
 /// SIGINT or SIGTERM.

@@ -10,6 +10,7 @@
 //! - [`ingest`]: the job protocol between the control plane and transcoder
 //!   workers.
 //! - [`token`]: signed edge URLs (HMAC-SHA256, key ring by `kid`).
+//! - [`live`]: a service's key ring, reloaded at run time (key rotation).
 //! - [`secure_link`]: URLs for an nginx CDN's `secure_link_md5`.
 //!
 //! This crate does no I/O beyond reading config and key files.
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod ingest;
 pub mod ladder;
 pub mod layout;
+pub mod live;
 pub mod load;
 pub mod manifest;
 pub mod secure_link;

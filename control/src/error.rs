@@ -80,6 +80,9 @@ pub(crate) enum ErrorKind {
     CdnNotFound,
     /// The CDN is defined in the config file, which the API cannot change.
     ManagedByConfig,
+    /// A signing key reload failed (a bad key file or `[signing]`); the
+    /// key ring in use stays.
+    SigningReloadFailed,
     /// The database is unreachable or overloaded; a retry may help.
     Unavailable,
     /// A bug or an unexpected database failure; details go to the log only.
@@ -116,6 +119,7 @@ impl ErrorKind {
             CdnNotFound => (StatusCode::NOT_FOUND, "cdn_not_found"),
             FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             ManagedByConfig => (StatusCode::CONFLICT, "managed_by_config"),
+            SigningReloadFailed => (StatusCode::INTERNAL_SERVER_ERROR, "signing_reload_failed"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -85,6 +85,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use cadenza_config::ServiceConfig as _;
+use cadenza_config::live::{LiveKeys, SigningSource};
 use cadenza_config::service::{ControlConfig, redact_url_password as redact};
 use tokio::net::TcpListener;
 
@@ -103,7 +104,7 @@ impl ControlServer {
     /// migrations and bind the listener (`listen` may use port 0).
     pub async fn bind(config: ControlConfig) -> Result<Self, ControlError> {
         config.validate()?;
-        let keys = config.signing.key_ring()?;
+        let keys = LiveKeys::new(&config.signing)?;
         let db = db::Db::connect(&config.database).await?;
         db.migrate().await?;
         let indexed = db::search::backfill(&db)
@@ -124,6 +125,15 @@ impl ControlServer {
         self.local_addr
     }
 
+    /// Where a key reload (SIGHUP, `POST /v1/admin/signing/reload`) reads
+    /// `[signing]` from. Default: the config this server was bound with,
+    /// its `keys_file` read again; `cadenza control` loads its whole
+    /// config again.
+    pub fn with_signing_source(self, source: SigningSource) -> Self {
+        self.state.keys().set_source(source);
+        self
+    }
+
     /// Serve until `shutdown` resolves, then drain in-flight requests for
     /// up to `http.shutdown_grace` and close the database pool.
     pub async fn serve(
@@ -136,6 +146,9 @@ impl ControlServer {
         let service = hyper_util::service::TowerToHyperService::new(app);
         // Probe every POP, and follow the registry other replicas change.
         let prober = tokio::spawn(cdn::prober(self.state.clone()));
+        // SIGHUP reloads the signing keys. Listening before the first
+        // request also keeps SIGHUP's default action (exit) away.
+        let reloader = tokio::spawn(reload_on_hangup(cadenza_net::Hangups::listen(), self.state.clone()));
         // Forget idle users' rate-limit buckets once a minute.
         let limiters = self.state.limiters().clone();
         let sweeper = tokio::spawn(async move {
@@ -148,14 +161,38 @@ impl ControlServer {
         let served = cadenza_net::serve(self.listener, service, limits, shutdown).await;
         sweeper.abort();
         prober.abort();
+        reloader.abort();
         self.state.db().close().await;
         served.map_err(ControlError::from)
     }
 }
 
-/// Bind and serve until SIGINT or SIGTERM.
-pub async fn run(config: ControlConfig) -> Result<(), ControlError> {
-    ControlServer::bind(config).await?.serve(cadenza_net::shutdown_signal()).await
+/// Reload the signing key ring on every SIGHUP (logged either way).
+async fn reload_on_hangup(hangups: std::io::Result<cadenza_net::Hangups>, state: api::AppState) {
+    let mut hup = match hangups {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot listen for SIGHUP; use POST /v1/admin/signing/reload to reload the signing keys"
+            );
+            return;
+        }
+    };
+    while hup.recv().await {
+        tracing::info!("SIGHUP received; reloading the signing keys");
+        let _ = api::reload_signing_keys(&state, "SIGHUP").await;
+    }
+}
+
+/// Bind and serve until SIGINT or SIGTERM; key reloads read `[signing]`
+/// from `signing` (see [`ControlServer::with_signing_source`]).
+pub async fn run(config: ControlConfig, signing: SigningSource) -> Result<(), ControlError> {
+    ControlServer::bind(config)
+        .await?
+        .with_signing_source(signing)
+        .serve(cadenza_net::shutdown_signal())
+        .await
 }
 
 /// Apply pending migrations to `config.database` and return (idempotent).

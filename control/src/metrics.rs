@@ -39,6 +39,12 @@ pub(crate) struct Metrics {
     playback_events: IntCounterVec,
     /// `cadenza_control_streams_total`: plays that became streams.
     streams: IntCounterVec,
+    /// `cadenza_control_signing_current_key{kid}`: 1 for the key new URLs
+    /// are signed with.
+    signing_key: IntGaugeVec,
+    /// `cadenza_control_signing_reloads_total{result}`: key ring reloads,
+    /// `ok` or `error` (the ring in use stayed).
+    signing_reloads: IntCounterVec,
 }
 
 /// Something that happened to an ingest job, a label of
@@ -136,7 +142,24 @@ impl Metrics {
             &["cdn", "pop"],
         )
         .expect("valid metric");
+        let signing_key = IntGaugeVec::new(
+            Opts::new(
+                "cadenza_control_signing_current_key",
+                "1 for the id of the key new stream URLs are signed with",
+            ),
+            &["kid"],
+        )
+        .expect("valid metric");
+        let signing_reloads = IntCounterVec::new(
+            Opts::new(
+                "cadenza_control_signing_reloads_total",
+                "Signing key ring reloads (SIGHUP, POST /v1/admin/signing/reload) by result; on error the ring in use stays",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         registry.register(Box::new(pop_up.clone())).expect("unique metric");
+        registry.register(Box::new(signing_key.clone())).expect("unique metric");
         let playback_events = IntCounterVec::new(
             Opts::new("cadenza_control_playback_events_total", "Playback events received, by outcome"),
             &["outcome"],
@@ -155,6 +178,7 @@ impl Metrics {
             &first_pop,
             &playback_events,
             &streams,
+            &signing_reloads,
         ] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
@@ -176,6 +200,9 @@ impl Metrics {
             playback_events.with_label_values(&[o]);
         }
         streams.with_label_values(&[] as &[&str]);
+        for r in ["ok", "error"] {
+            signing_reloads.with_label_values(&[r]);
+        }
         Self {
             registry,
             http_requests,
@@ -188,6 +215,8 @@ impl Metrics {
             pop_up,
             playback_events,
             streams,
+            signing_key,
+            signing_reloads,
         }
     }
 
@@ -197,6 +226,16 @@ impl Metrics {
             self.playback_events.with_label_values(&[outcome]).inc_by(n);
         }
         self.streams.with_label_values(&[] as &[&str]).inc_by(streams);
+    }
+
+    /// `kid` now signs: the current-key gauge shows it, and no other.
+    pub(crate) fn signing_current_key(&self, kid: &str) {
+        self.signing_key.reset();
+        self.signing_key.with_label_values(&[kid]).set(1);
+    }
+
+    pub(crate) fn signing_reload(&self, ok: bool) {
+        self.signing_reloads.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
     }
 
     pub(crate) fn ingest(&self, event: IngestEvent, n: u64) {

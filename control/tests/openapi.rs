@@ -857,6 +857,14 @@ async fn scenario(c: &mut Client<'_>) {
     c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 204).await;
     c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 404).await;
 
+    // The signing keys (the test servers pin the older key as current).
+    let keys = json!({"keys": ["k-old", "k-new"], "current": "k-old"});
+    assert_eq!(c.get("/v1/admin/signing", admin, 200).await, keys);
+    c.get("/v1/admin/signing", t, 403).await;
+    let reloaded = c.call(Method::POST, "/v1/admin/signing/reload", admin, None, &[], 200).await;
+    assert_eq!(serde_json::from_slice::<Value>(&reloaded.body).unwrap(), keys);
+    c.call(Method::POST, "/v1/admin/signing/reload", None, None, &[], 401).await;
+
     // Playlists.
     let p =
         c.send(Method::POST, "/v1/playlists", &token, json!({"name": "Mix", "description": "d"}), 201).await;

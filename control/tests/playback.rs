@@ -260,3 +260,67 @@ async fn concurrent_on(db: &TestDb) {
     let s = std::sync::Arc::into_inner(s).expect("all tasks done");
     s.stop().await.unwrap();
 }
+
+/// The key ring reloads at run time (`POST /v1/admin/signing/reload`):
+/// a key appended to the key file signs new URLs at once, and a broken
+/// file keeps the ring in use and says why.
+#[tokio::test]
+async fn a_signing_key_reload_changes_the_key_new_urls_are_signed_with() {
+    use cadenza_config::service::{KeyFile, KeySpec, SigningConfig};
+    use cadenza_config::token::SigningKey;
+
+    let db = support::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("keys.toml");
+    let write = |keys: &[&SigningKey]| {
+        let file = KeyFile { keys: keys.iter().map(|k| KeySpec::from_key(k)).collect() };
+        std::fs::write(&keys_file, file.to_toml()).unwrap();
+    };
+    let (k1, k2) = (SigningKey::generate("k1".parse().unwrap()), SigningKey::generate("k2".parse().unwrap()));
+    write(&[&k1]);
+    let mut config = support::config(&db.url);
+    config.signing = SigningConfig { keys_file: Some(keys_file.clone()), ..SigningConfig::default() };
+    let s = Server::start_with(config).await;
+    assert_eq!(s.import(&support::catalog()).await.status(), 200);
+    let user = s.user(Tier::Premium).await;
+    let kid = || async {
+        let resp = stream(&s, &user.token, &json!({"track_id": "t1"})).await;
+        assert_eq!(resp.status(), 200);
+        let r: StreamResponse = resp.json().await.unwrap();
+        let query = r.urls[0].url.split_once('?').unwrap().1.to_owned();
+        query.split('&').find_map(|p| p.strip_prefix("kid=")).unwrap().to_owned()
+    };
+    let reload = || s.http.post(s.url("/v1/admin/signing/reload")).bearer_auth(support::ADMIN_TOKEN).send();
+    let metrics = || async { s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    assert_eq!(kid().await, "k1");
+    assert!(metrics().await.contains(r#"cadenza_control_signing_current_key{kid="k1"} 1"#));
+
+    // k2 appended: the last key signs.
+    write(&[&k1, &k2]);
+    let resp = reload().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({"keys": ["k1", "k2"], "current": "k2"})
+    );
+    assert_eq!(kid().await, "k2");
+    let m = metrics().await;
+    assert!(m.contains(r#"cadenza_control_signing_current_key{kid="k2"} 1"#), "{m}");
+    assert!(!m.contains(r#"cadenza_control_signing_current_key{kid="k1"}"#), "{m}");
+
+    // A short secret: 500 naming the key, the ring in use stays.
+    std::fs::write(&keys_file, "[[keys]]\nid = \"k3\"\nsecret = \"c2hvcnQ\"\n").unwrap();
+    let resp = reload().await.unwrap();
+    let message = expect_error(resp, 500, "signing_reload_failed").await;
+    assert!(message.contains("keys[0].secret"), "{message}");
+    assert!(message.contains(&keys_file.display().to_string()), "{message}");
+    assert_eq!(kid().await, "k2");
+    let m = metrics().await;
+    assert!(m.contains(r#"cadenza_control_signing_reloads_total{result="error"} 1"#), "{m}");
+    assert!(m.contains(r#"cadenza_control_signing_reloads_total{result="ok"} 1"#), "{m}");
+
+    // A user's token is not the admin's.
+    let resp = s.http.post(s.url("/v1/admin/signing/reload")).bearer_auth(&user.token).send().await.unwrap();
+    expect_error(resp, 403, "forbidden").await;
+    s.stop().await.unwrap();
+}

@@ -10,6 +10,10 @@
 //!   `DELETE /admin/warm/<id>` cancels it.
 //! - `GET /admin/stats` — tier sizes, fills, hit ratios over the last
 //!   minute, five minutes and hour, bytes served and fetched.
+//! - `GET /admin/keys` — the signing key ids this edge accepts and the
+//!   current one (never a secret); `POST /admin/keys/reload` reads
+//!   `[signing]` again, as SIGHUP does, and answers the same, or 500
+//!   `signing_reload_failed` naming the file or key (the ring in use stays).
 //!
 //! Errors are the JSON shape every cadenza service uses.
 
@@ -57,6 +61,24 @@ where
                 (_, "/admin/purge") => Err(AdminError::method("POST")),
                 (&Method::GET, "/admin/stats") => Ok(stats(&edge)),
                 (_, "/admin/stats") => Err(AdminError::method("GET")),
+                (&Method::GET, "/admin/keys") => {
+                    Ok(json_response(StatusCode::OK, json!(edge.keys.summary())))
+                }
+                (_, "/admin/keys") => Err(AdminError::method("GET")),
+                (&Method::POST, "/admin/keys/reload") => {
+                    match crate::keys::reload(&edge, "admin API").await {
+                        Ok(summary) => Ok(json_response(StatusCode::OK, json!(summary))),
+                        Err(e) => Err(AdminError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "signing_reload_failed",
+                            format!(
+                                "{e}; keeping the key ring in use ({})",
+                                edge.keys.summary().keys.join(", ")
+                            ),
+                        )),
+                    }
+                }
+                (_, "/admin/keys/reload") => Err(AdminError::method("POST")),
                 (&Method::POST, "/admin/warm") => start_warm(&edge, req).await,
                 (&Method::GET, "/admin/warm") => Ok(json_response(
                     StatusCode::OK,

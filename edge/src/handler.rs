@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cadenza_config::layout::{check_edge_path, parse_tier_path};
-use cadenza_config::token::Verifier;
+use cadenza_config::live::LiveKeys;
 use cadenza_config::units::Secret;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -23,7 +23,8 @@ use cadenza_net::range::{self, Selection};
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]
 pub(crate) struct Edge {
-    pub(crate) verifier: Verifier,
+    /// The signing key ring, swapped by a reload ([`crate::keys`]).
+    pub(crate) keys: LiveKeys,
     pub(crate) cache: SharedCache,
     pub(crate) metrics: Metrics,
     pub(crate) cors: Cors,
@@ -120,9 +121,7 @@ async fn answer<B>(
             }
             // The token covers the canonical path; the cache key below is
             // derived from that same verified path, never from the query.
-            edge.verifier
-                .verify(path, req.uri().query(), cadenza_config::unix_now())
-                .map_err(Refusal::Token)?;
+            edge.keys.verify(path, req.uri().query(), cadenza_config::unix_now()).map_err(Refusal::Token)?;
             file
         }
     };

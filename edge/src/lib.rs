@@ -9,8 +9,12 @@
 //! miss — only the slices a range covers.
 //!
 //! A second listener (`admin.listen`) serves `/healthz`, `/readyz`,
-//! `/metrics` and the admin API (`/admin/warm`, `/admin/purge`, `/admin/stats`, behind
-//! `admin.token`).
+//! `/metrics` and the admin API (`/admin/warm`, `/admin/purge`, `/admin/stats`,
+//! `/admin/keys`, behind `admin.token`).
+//!
+//! SIGHUP reloads the TLS certificate and the signing key ring (so does
+//! `POST /admin/keys/reload`, for the ring): a key rotation never needs a
+//! restart. A reload that fails keeps what is in use.
 //!
 //! ```no_run
 //! # async fn demo(config: cadenza_config::service::EdgeConfig) -> Result<(), cadenza_edge::EdgeError> {
@@ -29,6 +33,7 @@ mod cache;
 mod cors;
 pub mod disk;
 mod handler;
+mod keys;
 mod metrics;
 mod reply;
 mod stats;
@@ -40,6 +45,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cadenza_config::ConfigError;
+use cadenza_config::live::{LiveKeys, SigningSource};
 use cadenza_config::service::EdgeConfig;
 use tokio::net::TcpListener;
 
@@ -80,10 +86,11 @@ impl EdgeServer {
     pub async fn bind(config: EdgeConfig) -> Result<Self, EdgeError> {
         use cadenza_config::ServiceConfig as _;
         config.validate()?;
-        let verifier = config.signing.verifier()?;
+        let keys = LiveKeys::new(&config.signing)?;
         let token = Some(config.origin.token.expose()).filter(|t| !t.is_empty());
         let store = cadenza_origin::open_store_with_token(&config.origin.url, token)?;
         let metrics = metrics::Metrics::new(&config.name);
+        metrics.set_signing_keys(&keys.summary());
         let settings = CacheSettings {
             memory_bytes: config.cache.memory.bytes(),
             slice_size: config.cache.slice.bytes(),
@@ -118,7 +125,7 @@ impl EdgeServer {
             config.warm.max_jobs as usize,
         );
         let edge = Arc::new(Edge {
-            verifier,
+            keys,
             warmer,
             cache,
             metrics,
@@ -155,6 +162,14 @@ impl EdgeServer {
         self.tls.as_ref()
     }
 
+    /// Where a key reload (SIGHUP, `POST /admin/keys/reload`) reads
+    /// `[signing]` from. Default: the config this edge was bound with, its
+    /// `keys_file` read again; `cadenza edge` loads its whole config again.
+    pub fn with_signing_source(self, source: SigningSource) -> Self {
+        self.edge.keys.set_source(source);
+        self
+    }
+
     /// `https` when the public listener speaks TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
@@ -186,9 +201,7 @@ impl EdgeServer {
         let Self { name, public: public_listener, admin: admin_listener, tls, .. } = self;
         // Listen for SIGHUP before the first connection is accepted, so a
         // reload signal can never meet the default action (exit).
-        // Without TLS there is nothing to reload, but SIGHUP still must not
-        // stop the edge (operators send it out of nginx habit).
-        let reloader = tokio::spawn(reload_on(hangups(&name), name, tls.clone()));
+        let reloader = tokio::spawn(reload_on(hangups(&name), name, tls.clone(), self.edge.clone()));
         let sampler = tokio::spawn(sample_counters(self.edge.clone()));
         let public_stop = stopped(stop_rx.clone());
         let public = async move {
@@ -216,62 +229,53 @@ async fn sample_counters(edge: Arc<Edge>) {
     }
 }
 
-#[cfg(unix)]
-type Hangups = tokio::signal::unix::Signal;
-#[cfg(not(unix))]
-type Hangups = ();
-
-/// SIGHUP as a stream, or `None` (logged) where it cannot be had.
-fn hangups(name: &str) -> Option<Hangups> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(edge = %name, error = %e, "cannot listen for SIGHUP; TLS certificates will not reload");
-                None
-            }
+/// SIGHUP, or `None` (logged) where it cannot be had.
+fn hangups(name: &str) -> Option<cadenza_net::Hangups> {
+    match cadenza_net::Hangups::listen() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(
+                edge = %name, error = %e,
+                "cannot listen for SIGHUP; use POST /admin/keys/reload to reload the signing keys"
+            );
+            None
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = name;
-        None
     }
 }
 
-/// Re-read the certificate and key on every SIGHUP (the convention of
-/// nginx and of certbot's deploy hooks). A pair that fails to load is
-/// logged; the one in use stays.
-async fn reload_on(hangups: Option<Hangups>, name: String, tls: Option<cadenza_net::Tls>) {
-    #[cfg(unix)]
-    if let Some(mut hup) = hangups {
-        while hup.recv().await.is_some() {
-            let Some(tls) = &tls else {
-                tracing::info!(edge = %name, "SIGHUP received; no TLS configured, nothing to reload");
-                continue;
-            };
-            let (cert, key) = tls.files();
-            match tls.reload() {
-                Ok(()) => tracing::info!(
-                    edge = %name, cert = %cert.display(), key = %key.display(), "TLS certificate reloaded"
-                ),
-                Err(e) => tracing::error!(
-                    edge = %name, error = %e, "TLS certificate reload failed; keeping the one in use"
-                ),
-            }
+/// On every SIGHUP (the convention of nginx and of certbot's deploy
+/// hooks), re-read the certificate and key, and the signing key ring. What
+/// fails to load is logged; what is in use stays.
+async fn reload_on(
+    hangups: Option<cadenza_net::Hangups>,
+    name: String,
+    tls: Option<cadenza_net::Tls>,
+    edge: Arc<Edge>,
+) {
+    let Some(mut hup) = hangups else { return };
+    while hup.recv().await {
+        tracing::info!(edge = %name, "SIGHUP received; reloading the signing keys and TLS certificate");
+        // Logged either way; nothing else to do with the outcome here.
+        let _ = keys::reload(&edge, "SIGHUP").await;
+        let Some(tls) = &tls else { continue };
+        let (cert, key) = tls.files();
+        match tls.reload() {
+            Ok(()) => tracing::info!(
+                edge = %name, cert = %cert.display(), key = %key.display(), "TLS certificate reloaded"
+            ),
+            Err(e) => tracing::error!(
+                edge = %name, error = %e, "TLS certificate reload failed; keeping the one in use"
+            ),
         }
     }
-    #[cfg(not(unix))]
-    let _ = (hangups, name, tls);
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EdgeError> {
     TcpListener::bind(addr).await.map_err(|source| EdgeError::Bind { addr, source })
 }
 
-/// `cadenza edge`: bind and serve until SIGINT/SIGTERM.
-pub async fn run(config: EdgeConfig) -> Result<(), EdgeError> {
-    EdgeServer::bind(config).await?.serve(cadenza_net::shutdown_signal()).await
+/// `cadenza edge`: bind and serve until SIGINT/SIGTERM; key reloads read
+/// `[signing]` from `signing` (see [`EdgeServer::with_signing_source`]).
+pub async fn run(config: EdgeConfig, signing: SigningSource) -> Result<(), EdgeError> {
+    EdgeServer::bind(config).await?.with_signing_source(signing).serve(cadenza_net::shutdown_signal()).await
 }

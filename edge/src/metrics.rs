@@ -2,8 +2,8 @@
 //! edges can share a process, as in `cadenza dev`).
 
 use prometheus::{
-    Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone, Debug)]
@@ -49,6 +49,10 @@ pub(crate) struct Metrics {
     pub(crate) disk_degradations: IntCounter,
     pub(crate) disk_index_ready: IntGauge,
     pub(crate) disk_rebuild_seconds: Gauge,
+    /// 1 for each key id in the ring, as of the last (re)load.
+    signing_keys: IntGaugeVec,
+    /// Key ring reloads by result (`ok`, `error`).
+    pub(crate) signing_reloads: IntCounterVec,
 }
 
 /// Upstream latency buckets, seconds: 1 ms to 10 s.
@@ -191,8 +195,28 @@ impl Metrics {
                 registry.register(Box::new(g.clone())).expect("metric registered once");
                 g
             },
+            signing_keys: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "cadenza_edge_signing_key",
+                        "1 for each key id in the signing key ring (the URLs this edge accepts), as of the last reload.",
+                    ),
+                    &["kid"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
+            signing_reloads: counter_vec(
+                "cadenza_edge_signing_reloads_total",
+                "Signing key ring reloads (SIGHUP, POST /admin/keys/reload) by result; on error the ring in use stays.",
+                &["result"],
+            ),
             registry,
         };
+        for result in ["ok", "error"] {
+            m.signing_reloads.with_label_values(&[result]);
+        }
         for reason in cadenza_config::token::TokenError::REASONS {
             m.token_rejections.with_label_values(&[reason]);
         }
@@ -200,6 +224,14 @@ impl Metrics {
             m.path_rejections.with_label_values(&[reason.reason()]);
         }
         m
+    }
+
+    /// Show `ring`'s key ids in `cadenza_edge_signing_key`, and no others.
+    pub(crate) fn set_signing_keys(&self, ring: &cadenza_config::live::RingSummary) {
+        self.signing_keys.reset();
+        for kid in &ring.keys {
+            self.signing_keys.with_label_values(&[kid.as_str()]).set(1);
+        }
     }
 
     /// Prometheus text exposition.

@@ -374,3 +374,99 @@ async fn bad_warm_requests_get_a_reason() {
     assert_eq!(v["error"]["code"], "warm_job_not_found");
     edge.stop().await;
 }
+
+/// `GET /admin/keys` and `POST /admin/keys/reload`: the ring follows its
+/// key file; a key added is accepted at once, a key removed is refused at
+/// once, and a broken file changes nothing.
+#[tokio::test]
+async fn the_signing_key_ring_reloads_from_its_file_and_a_broken_file_keeps_it() {
+    use cadenza_config::service::{KeyFile, KeySpec, SigningConfig};
+    use cadenza_config::token::{SigningKey, sign_query};
+
+    let store = store_with_object(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("keys.toml");
+    let write = |keys: &[&SigningKey]| {
+        let file = KeyFile { keys: keys.iter().map(|k| KeySpec::from_key(k)).collect() };
+        std::fs::write(&keys_file, file.to_toml()).unwrap();
+    };
+    let (k1, k2) = (key(), SigningKey::generate("k2".parse().unwrap()));
+    write(&[&k1]);
+    let mut config = edge_config(&store.url, ByteSize(SLICE), Duration::from_secs(5));
+    config.signing = SigningConfig { keys: vec![], keys_file: Some(keys_file.clone()), ..config.signing };
+    let edge = start_edge(config).await;
+    let c = client();
+    let path = cadenza_config::layout::edge_path(&store.file);
+    let url = |k: &SigningKey| {
+        let q = sign_query(k, &path, &"u1".parse().unwrap(), cadenza_config::unix_now() + 600);
+        format!("http://{}{path}?{q}", edge.addr)
+    };
+    let (url1, url2) = (url(&k1), url(&k2));
+    let fetch = |u: String| {
+        let c = c.clone();
+        async move {
+            let resp = c.get(u).header("range", "bytes=0-9").send().await.unwrap();
+            let reason = resp.headers().get("x-cadenza-reason").map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), reason)
+        }
+    };
+    let reload = || c.post(admin(&edge, "/admin/keys/reload")).bearer_auth(ADMIN_TOKEN).send();
+
+    let resp = c.get(admin(&edge, "/admin/keys")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"keys": ["test1"], "current": "test1"}));
+    assert_eq!(fetch(url1.clone()).await, (206, None));
+    assert_eq!(fetch(url2.clone()).await, (403, Some("token_unknown_key".into())));
+
+    // The admin token guards both routes; each has one method.
+    assert_eq!(c.post(admin(&edge, "/admin/keys/reload")).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(admin(&edge, "/admin/keys")).send().await.unwrap().status(), 401);
+    let resp = c.get(admin(&edge, "/admin/keys/reload")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.headers()["allow"].to_str().unwrap()), (405, "POST"));
+
+    // k2 added: both verify.
+    write(&[&k1, &k2]);
+    let resp = reload().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"keys": ["test1", "k2"], "current": "k2"}));
+    assert_eq!(fetch(url1.clone()).await, (206, None));
+    assert_eq!(fetch(url2.clone()).await, (206, None));
+    let m = edge.metrics().await;
+    assert!(sample(&m, "cadenza_edge_signing_key{", r#"kid="k2""#, 1), "{m}");
+    assert!(sample(&m, "cadenza_edge_signing_reloads_total{", r#"result="ok""#, 1), "{m}");
+
+    // A broken file: 500 naming the file, never the secret; nothing changes.
+    std::fs::write(&keys_file, format!("[[keys]]\nid = \"k3\"\nsecret = \"{}\n", k2.secret_base64()))
+        .unwrap();
+    let resp = reload().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().await.unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "signing_reload_failed");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&keys_file.display().to_string()), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(!body.contains(&k2.secret_base64()), "the answer quotes a secret: {body}");
+    assert_eq!(fetch(url1.clone()).await, (206, None));
+    assert_eq!(fetch(url2.clone()).await, (206, None));
+    let m = edge.metrics().await;
+    assert!(sample(&m, "cadenza_edge_signing_reloads_total{", r#"result="error""#, 1), "{m}");
+    assert!(sample(&m, "cadenza_edge_signing_key{", r#"kid="test1""#, 1), "{m}");
+
+    // The old key retired: its URLs are refused, the new key's still work.
+    write(&[&k2]);
+    let resp = reload().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"keys": ["k2"], "current": "k2"}));
+    assert_eq!(fetch(url1).await, (403, Some("token_unknown_key".into())));
+    assert_eq!(fetch(url2).await, (206, None));
+    let m = edge.metrics().await;
+    assert!(!m.contains(r#"kid="test1""#), "{m}");
+    edge.stop().await;
+}
+
+/// Does the Prometheus text `m` have a sample of `name` (with its `{`)
+/// carrying `label` with value `value`?
+fn sample(m: &str, name: &str, label: &str, value: u64) -> bool {
+    m.lines().any(|l| l.starts_with(name) && l.contains(label) && l.ends_with(&format!("}} {value}")))
+}

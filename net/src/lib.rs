@@ -283,3 +283,36 @@ pub async fn shutdown_signal() {
         () = term => tracing::info!("SIGTERM received; shutting down"),
     }
 }
+
+/// SIGHUP, the reload signal (nginx's convention): each one received from
+/// [`Hangups::listen`] on. Listening replaces SIGHUP's default action
+/// (exit), so a service that listens never dies of a stray one.
+#[derive(Debug)]
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    /// Start listening for SIGHUP. Fails where signals cannot be had
+    /// (and on platforms without SIGHUP).
+    pub fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { signal: signal(SignalKind::hangup())? })
+        }
+        #[cfg(not(unix))]
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no SIGHUP on this platform"))
+    }
+
+    /// Wait for the next SIGHUP; `false` once none can arrive any more.
+    pub async fn recv(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await.is_some()
+        }
+        #[cfg(not(unix))]
+        false
+    }
+}

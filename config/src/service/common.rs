@@ -85,7 +85,7 @@ impl SigningConfig {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             from_file = toml::from_str::<KeyFile>(&text)
-                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: key_file_error(&text, &e) })?;
             specs.extend(
                 from_file.keys.iter().enumerate().map(|(i, k)| (format!("{}: keys[{i}]", path.display()), k)),
             );
@@ -123,7 +123,19 @@ impl SigningConfig {
         Ok(Verifier::new(self.key_ring()?, self.policy()))
     }
 
+    /// Every rule of `[signing]` checked, then [`Self::verifier`]: what a
+    /// key reload swaps in (see [`crate::live`]).
+    pub fn checked_verifier(&self) -> Result<Verifier, ConfigError> {
+        self.validate_limits()?;
+        self.verifier()
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_limits()?;
+        self.key_ring().map(drop)
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         ensure(
             self.leeway.get().as_secs() <= 600,
             "signing.leeway",
@@ -135,8 +147,23 @@ impl SigningConfig {
             "signing.max_lifetime",
             self.max_lifetime.to_string(),
             "must be at least 1m",
-        )?;
-        self.key_ring().map(drop)
+        )
+    }
+}
+
+/// Why a key file is not valid TOML, by line and column: never with the
+/// offending line quoted (toml's own message does that), as that line may
+/// hold a secret and the message goes to logs and admin answers.
+fn key_file_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
     }
 }
 

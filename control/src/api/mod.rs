@@ -23,6 +23,8 @@
 //! | `GET /v1/files/{file_id}/seek-table` | user | [`playback::seek_table`]: a rendition's time → byte index |
 //! | `GET /v1/admin/cdns` | admin | [`cdns::list_cdns`]: the registry with each POP's health |
 //! | `GET`/`PUT`/`DELETE /v1/admin/cdns/{name}` | admin | [`cdns::get_cdn`], [`cdns::put_cdn`] (201 created, 200 replaced), [`cdns::delete_cdn`] |
+//! | `GET /v1/admin/signing` | admin | [`signing::keys`]: the signing key ids and the current one |
+//! | `POST /v1/admin/signing/reload` | admin | [`signing::reload`]: read `[signing]` again (as SIGHUP does) |
 //! | `/v1/playlists…`, `/v1/me/playlists`, `/v1/users/{user_id}/playlists` | user | [`playlists`] (its table) |
 //! | `PUT`/`DELETE`/`GET /v1/me/library/{kind}`, `GET …/contains` | user | [`library`] (its table) |
 //! | `POST /v1/events`, `GET /v1/me/history` | user | [`events`] (its table): playback events, listening history |
@@ -59,6 +61,7 @@ mod playback;
 mod playlists;
 pub(crate) mod ratelimit;
 mod search;
+mod signing;
 mod tracks;
 
 use std::sync::Arc;
@@ -71,11 +74,12 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use cadenza_config::ids::{TrackId, UserId};
+use cadenza_config::live::LiveKeys;
 use cadenza_config::service::ControlConfig;
-use cadenza_config::token::KeyRing;
 
 pub(crate) use self::ratelimit::Category;
 use self::ratelimit::RateLimiters;
+pub(crate) use self::signing::reload_keys as reload_signing_keys;
 use crate::cdn::Cdns;
 use crate::db::Db;
 use crate::db::catalog::{Playable, playable, tracks_by_ids};
@@ -99,7 +103,8 @@ pub(crate) struct AppState(Arc<Inner>);
 struct Inner {
     db: Db,
     config: ControlConfig,
-    keys: KeyRing,
+    /// The URL-signing key ring; a reload swaps it ([`signing`]).
+    keys: LiveKeys,
     metrics: Metrics,
     limits: RateLimiters,
     /// Token SHA-256 → user, for `cache.token_ttl`; `None` when 0.
@@ -120,13 +125,13 @@ impl std::fmt::Debug for Inner {
             .field("db", &self.db)
             .field("listen", &self.config.listen)
             .field("edges", &self.config.edges)
-            .field("signing_key", self.keys.current().id())
+            .field("signing_keys", &self.keys.summary())
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    pub(crate) fn new(db: Db, config: ControlConfig, keys: KeyRing) -> Self {
+    pub(crate) fn new(db: Db, config: ControlConfig, keys: LiveKeys) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
         fn ttl<V: Clone + Send + Sync + 'static>(
             d: std::time::Duration,
@@ -139,17 +144,9 @@ impl AppState {
         let tracks = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
         let playable = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
         let cdns = Cdns::new(&config);
-        Self(Arc::new(Inner {
-            db,
-            config,
-            keys,
-            metrics: Metrics::new(),
-            limits,
-            tokens,
-            tracks,
-            playable,
-            cdns,
-        }))
+        let metrics = Metrics::new();
+        metrics.signing_current_key(&keys.summary().current);
+        Self(Arc::new(Inner { db, config, keys, metrics, limits, tokens, tracks, playable, cdns }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -160,7 +157,7 @@ impl AppState {
         &self.0.config
     }
 
-    pub(crate) fn keys(&self) -> &KeyRing {
+    pub(crate) fn keys(&self) -> &LiveKeys {
         &self.0.keys
     }
 
@@ -278,6 +275,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/files/{file_id}/seek-table", get(playback::seek_table))
         .route("/v1/admin/cdns", get(cdns::list_cdns))
         .route("/v1/admin/cdns/{name}", get(cdns::get_cdn).put(cdns::put_cdn).delete(cdns::delete_cdn))
+        .route("/v1/admin/signing", get(signing::keys))
+        .route("/v1/admin/signing/reload", post(signing::reload))
         .route("/v1/admin/import", post(admin::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/v1/admin/import/jsonl", post(bulk::import_jsonl).layer(DefaultBodyLimit::disable()))
         .route("/v1/admin/artists/{id}", put(admin::put_artist))

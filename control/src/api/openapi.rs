@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    admin, bulk, catalog, cdns, events, health, ingest, library, playback, playlists, search, tracks,
+    admin, bulk, catalog, cdns, events, health, ingest, library, playback, playlists, search, signing, tracks,
 };
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
@@ -37,7 +37,7 @@ use crate::types::{
     ErrorResponse, EventBatch, EventBatchResponse, HistoryItem, ImportLine, ImportRequest, ImportResponse,
     IngestJobList, IngestRequest, Paging, PlaylistItem, PlaylistResponse, PopularityResponse,
     PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, RoyaltiesResponse, SearchResponse,
-    SeekTable, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
+    SeekTable, SigningKeys, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
     TracksResponse, schema,
 };
 
@@ -73,6 +73,8 @@ use crate::types::{
         cdns::get_cdn,
         cdns::put_cdn,
         cdns::delete_cdn,
+        signing::keys,
+        signing::reload,
         admin::import,
         bulk::import_jsonl,
         admin::put_artist,
@@ -145,6 +147,7 @@ use crate::types::{
         CdnList,
         CdnSpec,
         CdnView,
+        SigningKeys,
         TracksResponse,
         schema::JobStatus,
         schema::IngestJob,
@@ -162,7 +165,7 @@ use crate::types::{
         (name = "playlists", description = "Playlists with snapshot ids (user token, `read`/`playlist_write` rate limits)."),
         (name = "library", description = "A user's saved items (user token, `read`/`library_write` rate limits)."),
         (name = "events", description = "Playback events and listening history (user token, `events`/`read` rate limits)."),
-        (name = "admin", description = "Catalog, users, ingest jobs, royalties and popularity (admin token)."),
+        (name = "admin", description = "Catalog, users, ingest jobs, royalties and popularity, the CDN registry and the URL-signing keys (admin token)."),
         (name = "ingest", description = "The transcoder workers' side of the job queue (worker or admin token)."),
     ),
 )]

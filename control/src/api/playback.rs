@@ -288,7 +288,7 @@ async fn issue(state: &AppState, user: &User, id: &TrackId, ask: &Ask) -> Result
     let exp = cadenza_config::unix_now().saturating_add(config.playback.url_ttl.get().as_secs());
     let path = layout::edge_path(&chosen.file.file_id);
     // cadenza's token covers the path only, so one query serves every edge.
-    let cadenza_query = cadenza_config::token::sign_query(state.keys().current(), &path, &user.id, exp);
+    let cadenza_query = state.keys().sign(&path, &user.id, exp);
     let urls: Vec<StreamUrl> = decision
         .order
         .iter()

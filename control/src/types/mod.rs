@@ -30,6 +30,25 @@ pub use self::playlists::*;
 
 // ---------------------------------------------------------------- admin
 
+/// `GET /v1/admin/signing`, `POST /v1/admin/signing/reload`: the URL-signing
+/// key ring by key id (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeys {
+    /// Every key id in the ring, in ring order.
+    #[schema(value_type = Vec<schema::KeyId>, min_items = 1)]
+    pub keys: Vec<String>,
+    /// The key new stream URLs are signed with (`kid=`): `signing.current`,
+    /// or the last key.
+    #[schema(value_type = schema::KeyId)]
+    pub current: String,
+}
+
+impl From<cadenza_config::live::RingSummary> for SigningKeys {
+    fn from(r: cadenza_config::live::RingSummary) -> Self {
+        Self { keys: r.keys, current: r.current }
+    }
+}
+
 /// `POST /v1/admin/import`: a catalog batch, upserted in one transaction.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

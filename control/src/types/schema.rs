@@ -28,6 +28,11 @@ pub(crate) struct TrackId(String);
 #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64, example = "ana")]
 pub(crate) struct UserId(String);
 
+/// A URL-signing key's id (`kid=`): 1-32 characters of `[A-Za-z0-9_-]`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]{1,32}$", min_length = 1, max_length = 32, example = "k2")]
+pub(crate) struct KeyId(String);
+
 /// An audio file's id: the first 32 lower-case hex digits of the SHA-256
 /// of its bytes.
 #[derive(ToSchema)]
