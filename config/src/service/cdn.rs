@@ -122,18 +122,21 @@ fn is_base_url(u: &str) -> bool {
 }
 
 impl CdnConfig {
-    /// Check every field; `at` prefixes the key in errors (`cdns[1]`).
+    /// Check every field; `at` prefixes the key in errors (`cdns[1]`), and
+    /// an empty `at` names the fields alone (`pops[0].url`), as the admin
+    /// API's body has them.
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |field: &str| if at.is_empty() { field.to_owned() } else { format!("{at}.{field}") };
         ensure(
             is_opaque_id(&self.name, 64),
-            &format!("{at}.name"),
+            &key("name"),
             &self.name,
             "must be 1-64 characters of [A-Za-z0-9_-]",
         )?;
         match self.kind {
             CdnKind::Cadenza => ensure(
                 self.secret.is_empty(),
-                &format!("{at}.secret"),
+                &key("secret"),
                 "<redacted>",
                 "must be empty for kind \"cadenza\" (its URLs are signed with [signing] keys)",
             )?,
@@ -145,27 +148,27 @@ impl CdnConfig {
                             || matches!(c, '"' | '\'' | '$' | '\\' | ';' | '{' | '}')
                             || c.is_control()
                     }),
-                &format!("{at}.secret"),
+                &key("secret"),
                 "<redacted>",
                 "must be 16-256 characters without whitespace, quotes, $, \\, ;, { or } (it is pasted into nginx's secure_link_md5, where $ starts a variable)",
             )?,
         }
         ensure(
             self.cost_per_gb.is_finite() && (0.0001..=1000.0).contains(&self.cost_per_gb),
-            &format!("{at}.cost_per_gb"),
+            &key("cost_per_gb"),
             self.cost_per_gb,
             "must be between 0.0001 and 1000",
         )?;
         ensure(
             (1..=10_000).contains(&self.weight),
-            &format!("{at}.weight"),
+            &key("weight"),
             self.weight,
             "must be between 1 and 10000",
         )?;
-        ensure(!self.pops.is_empty(), &format!("{at}.pops"), self.pops.len(), "must list at least one POP")?;
-        ensure(self.pops.len() <= 256, &format!("{at}.pops"), self.pops.len(), "at most 256 POPs")?;
+        ensure(!self.pops.is_empty(), &key("pops"), self.pops.len(), "must list at least one POP")?;
+        ensure(self.pops.len() <= 256, &key("pops"), self.pops.len(), "at most 256 POPs")?;
         for (i, p) in self.pops.iter().enumerate() {
-            let at = format!("{at}.pops[{i}]");
+            let at = key(&format!("pops[{i}]"));
             ensure(
                 is_opaque_id(&p.name, 64),
                 &format!("{at}.name"),
@@ -416,6 +419,17 @@ mod tests {
             assert!(err.contains(key), "{key}: {err}");
             assert!(!err.contains("0123456789abcdef"), "secret echoed: {err}");
         }
+    }
+
+    #[test]
+    fn an_empty_prefix_names_fields_as_a_body_has_them() {
+        let mut c = cdn();
+        c.pops[0].url = "ftp://x".into();
+        let err = c.validate("").unwrap_err().to_string();
+        assert!(err.contains("`pops[0].url`") || err.contains(" pops[0].url"), "{err}");
+        assert!(!err.contains(".pops"), "{err}");
+        c.weight = 0;
+        assert!(!c.validate("").unwrap_err().to_string().contains(".weight"));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub(crate) async fn put_cdn(
     }
     let cdn = to_config(name, spec);
     // The config rules, with keys relative to the body (`pops[0].url`).
-    cdn.validate("cdn").map_err(|e| ApiError::invalid(e.to_string().replace("cdn.", "")))?;
+    cdn.validate("").map_err(|e| ApiError::invalid(e.to_string()))?;
     let created = db::cdns::put(state.db(), &cdn).await?;
     state.cdns().reload(state.db()).await?;
     tracing::info!(cdn = %cdn.name, pops = cdn.pops.len(), created, "CDN stored");
