@@ -41,6 +41,9 @@ CONTROL_SET=${CONTROL_SET:-}
 # (private) database on the first half of the cores, k6 on the rest, so
 # k6's own CPU does not show up in the server's tail.
 PIN=${PIN:-shared}
+# Worker threads of the control plane (`cadenza --workers`); empty: one per
+# core, the default.
+WORKERS=${WORKERS:-}
 NCPU=$(nproc)
 case $PIN in
     shared) SERVER_CPUS="0-$((NCPU - 1))"; LOAD_CPUS=$SERVER_CPUS ;;
@@ -107,7 +110,7 @@ for backend in $BACKENDS; do
     esac
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
-    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" control --config "$WORK/control.toml" --set "admin_token=$ADMIN" \
+    RUST_LOG=warn taskset -c "$SERVER_CPUS" "$CADENZA" ${WORKERS:+--workers "$WORKERS"} control --config "$WORK/control.toml" --set "admin_token=$ADMIN" \
         --set "database.url=$DB_URL" --set "signing.keys_file=$WORK/keys.toml" --set "listen=127.0.0.1:$PORT" \
         --set "database.max_connections=$POOL" --set rate_limits.enabled=false \
         $(for kv in $CONTROL_SET; do printf -- '--set %s ' "$kv"; done) \
@@ -155,7 +158,7 @@ for backend in $BACKENDS; do
 done
 
 {
-    echo "Catalog: $TRACKS tracks with four renditions each; control plane extra settings: ${CONTROL_SET:-none}; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores, PIN=$PIN (server and database on $SERVER_CPUS, k6 on $LOAD_CPUS)."
+    echo "Catalog: $TRACKS tracks with four renditions each; control plane extra settings: ${CONTROL_SET:-none}; worker threads: ${WORKERS:-one per core}; k6 GOGC=$GOGC; $USERS users (half free, half premium); 2 CDNs, 4 POPs; k6 $DURATION per row after a $WARMUP warm-up; pool $POOL; $(nproc) cores, PIN=$PIN (server and database on $SERVER_CPUS, k6 on $LOAD_CPUS)."
     echo
     echo "| backend | request | VUs, load | p50 ms | p99 ms | req/s | failed checks | req/s ÷ floor |"
     echo "|---|---|---|---|---|---|---|---|"

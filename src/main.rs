@@ -20,6 +20,11 @@ mod progress;
 #[derive(Debug, Parser)]
 #[command(name = "cadenza", version, about = "cadenza: an audio delivery network")]
 struct Cli {
+    /// Async worker threads (default: one per core, or TOKIO_WORKER_THREADS).
+    /// A server that shares its cores with something else (a database, a
+    /// load generator) may do better with fewer.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -204,19 +209,42 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
+    let workers = match worker_threads(cli.workers) {
+        Ok(n) => n,
         Err(e) => {
-            eprintln!("cadenza: cannot start the async runtime: {e}");
+            eprintln!("cadenza: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("cadenza: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cadenza: {}", describe(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--workers`, else `TOKIO_WORKER_THREADS` (read here, so a bad value is
+/// an error naming it rather than tokio's panic), else one per core.
+fn worker_threads(flag: Option<u16>) -> Result<usize, String> {
+    if let Some(n) = flag {
+        return Ok(usize::from(n));
+    }
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(format!("TOKIO_WORKER_THREADS: must be a number from 1 to 1024, got {v:?}")),
+        },
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
     }
 }
 

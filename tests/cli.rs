@@ -92,6 +92,28 @@ fn bad_config_is_refused_with_the_key_named() {
 }
 
 #[test]
+fn worker_threads_are_checked_before_the_runtime_starts() {
+    let out = cadenza(&["--workers", "0", "keys", "token"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--workers"), "{}", text(&out.stderr));
+    let out = cadenza(&["--workers", "1", "keys", "token"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim().len(), 32);
+    // tokio would panic on this value; the binary names it instead.
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenza"))
+        .args(["keys", "token"])
+        .env("TOKIO_WORKER_THREADS", "many")
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("TOKIO_WORKER_THREADS") && err.contains("\"many\"") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
 fn transcode_names_a_bad_master() {
     let dir = tempfile::tempdir().unwrap();
     let master = dir.path().join("notes.txt");

@@ -77,6 +77,7 @@ mod events;
 mod metrics;
 mod playback;
 mod search;
+mod ttl_cache;
 pub mod types;
 pub mod users;
 mod validate;

@@ -5,6 +5,7 @@
 //! (`/v1/tracks/{id}`), never the raw path.
 
 use cadenza_config::ingest::JobState;
+use cadenza_config::ladder::Rung;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -250,8 +251,8 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn observe_request(&self, route: &str, status: u16, seconds: f64) {
-        self.http_requests.with_label_values(&[route, status.to_string().as_str()]).inc();
+    pub(crate) fn observe_request(&self, route: &str, status: &str, seconds: f64) {
+        self.http_requests.with_label_values(&[route, status]).inc();
         self.http_duration.with_label_values(&[route]).observe(seconds);
     }
 
@@ -259,8 +260,14 @@ impl Metrics {
         self.rate_limited.with_label_values(&[category]).inc();
     }
 
-    pub(crate) fn stream_answer(&self, kbps: u32, first: Option<(&str, &str)>) {
-        self.stream_answers.with_label_values(&[kbps.to_string()]).inc();
+    pub(crate) fn stream_answer(&self, rung: Rung, first: Option<(&str, &str)>) {
+        let kbps = match rung {
+            Rung::K24 => "24",
+            Rung::K96 => "96",
+            Rung::K160 => "160",
+            Rung::K320 => "320",
+        };
+        self.stream_answers.with_label_values(&[kbps]).inc();
         if let Some((cdn, pop)) = first {
             self.first_pop.with_label_values(&[cdn, pop]).inc();
         }
@@ -288,7 +295,7 @@ mod tests {
     fn instances_are_independent() {
         let a = Metrics::new();
         let b = Metrics::new();
-        a.observe_request("/v1/tracks/{id}", 200, 0.01);
+        a.observe_request("/v1/tracks/{id}", "200", 0.01);
         assert!(
             a.render()
                 .contains(r#"cadenza_control_http_requests_total{route="/v1/tracks/{id}",status="200"} 1"#)

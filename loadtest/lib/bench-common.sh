@@ -16,6 +16,10 @@ bench_setup() {
         cargo build --release --bin cadenza >&2
         CADENZA=${CARGO_TARGET_DIR:-target}/release/cadenza
     fi
+    # k6 is a Go program; on a machine it shares with the server, its
+    # garbage collector is a good part of its CPU. A larger GC target
+    # trades some memory for that (loadtest/README.md, "k6's own cost").
+    export GOGC=${K6_GOGC:-400}
     WORK=$(mktemp -d "/tmp/cadenza-$name.XXXXXX")
     CONTROL_PID=""
     PG_DB=""

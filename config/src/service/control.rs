@@ -54,6 +54,16 @@ pub struct ControlCacheConfig {
     /// How long a track's public view is kept. `0s` turns the cache off.
     /// Default `5s`; at most `1h`.
     pub catalog_ttl: HumanDuration,
+    /// How long a track's embargo and published renditions are kept for
+    /// `POST /v1/playback/stream`. Longer than `catalog_ttl` because
+    /// staleness costs little here: the release time is compared with the
+    /// clock on every request (an embargo ends on time whatever the TTL),
+    /// URLs already issued live `playback.url_ttl` (1 h) anyway, and this
+    /// process's own writes clear the cache at once. What another replica
+    /// changes (a new rendition, a takedown, a postponed release) shows
+    /// here after at most this long. `0s` turns the cache off. Default
+    /// `60s`; at most `1h`. Holds at most `catalog_capacity` tracks.
+    pub playback_ttl: HumanDuration,
     /// Most tracks kept. Default `100000`.
     pub catalog_capacity: u64,
 }
@@ -63,6 +73,7 @@ impl Default for ControlCacheConfig {
         Self {
             token_ttl: HumanDuration::secs(5),
             catalog_ttl: HumanDuration::secs(5),
+            playback_ttl: HumanDuration::secs(60),
             catalog_capacity: 100_000,
         }
     }
@@ -349,12 +360,11 @@ impl ServiceConfig for ControlConfig {
             self.cache.token_ttl.to_string(),
             "must be at most 5m (a revoked token works that long)",
         )?;
-        ensure(
-            self.cache.catalog_ttl.get() <= Duration::from_secs(3600),
-            "cache.catalog_ttl",
-            self.cache.catalog_ttl.to_string(),
-            "must be at most 1h",
-        )?;
+        for (key, ttl) in
+            [("cache.catalog_ttl", &self.cache.catalog_ttl), ("cache.playback_ttl", &self.cache.playback_ttl)]
+        {
+            ensure(ttl.get() <= Duration::from_secs(3600), key, ttl.to_string(), "must be at most 1h")?;
+        }
         self.http.validate()
     }
 }
@@ -437,6 +447,34 @@ mod tests {
         assert_eq!(redact_url_password("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
         assert_eq!(redact_url_password("postgres://u:p@h/db?x=a@b"), "postgres://u:***@h/db?x=a@b");
+    }
+
+    #[test]
+    fn cache_ttls_are_bounded_by_name() {
+        let valid = || ControlConfig {
+            admin_token: Secret::new("admin-token-0123456789"),
+            signing: SigningConfig {
+                keys: vec![KeySpec::from_key(&SigningKey::generate("k1".parse().unwrap()))],
+                ..SigningConfig::default()
+            },
+            ..ControlConfig::default()
+        };
+        assert_eq!(valid().cache.playback_ttl, HumanDuration::secs(60));
+        type Break = fn(&mut ControlCacheConfig);
+        let cases: [(&str, Break); 3] = [
+            ("cache.token_ttl", |c| c.token_ttl = HumanDuration::secs(301)),
+            ("cache.catalog_ttl", |c| c.catalog_ttl = HumanDuration::secs(3601)),
+            ("cache.playback_ttl", |c| c.playback_ttl = HumanDuration::secs(3601)),
+        ];
+        for (key, break_it) in cases {
+            let mut c = valid();
+            break_it(&mut c.cache);
+            let err = c.validate().expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let mut off = valid();
+        off.cache.playback_ttl = HumanDuration::secs(0);
+        assert!(off.validate().is_ok(), "0s turns the cache off");
     }
 
     #[test]

@@ -86,6 +86,7 @@ use crate::db::catalog::{Playable, playable, tracks_by_ids};
 use crate::db::users::{self, User};
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
+use crate::ttl_cache::TtlCache;
 use crate::types::TrackResponse;
 use crate::validate::echo;
 
@@ -108,12 +109,12 @@ struct Inner {
     metrics: Metrics,
     limits: RateLimiters,
     /// Token SHA-256 → user, for `cache.token_ttl`; `None` when 0.
-    tokens: Option<moka::sync::Cache<String, User>>,
+    tokens: Option<TtlCache<User>>,
     /// Track id → public view, for `cache.catalog_ttl`; `None` when 0.
-    tracks: Option<moka::sync::Cache<String, TrackResponse>>,
-    /// Track id → embargo and files, for `cache.catalog_ttl`; `None` when
+    tracks: Option<TtlCache<TrackResponse>>,
+    /// Track id → embargo and files, for `cache.playback_ttl`; `None` when
     /// 0. Unknown tracks are not cached.
-    playable: Option<moka::sync::Cache<String, Arc<Playable>>>,
+    playable: Option<TtlCache<Arc<Playable>>>,
     /// The CDN registry and each POP's health.
     cdns: Cdns,
 }
@@ -133,16 +134,9 @@ impl std::fmt::Debug for Inner {
 impl AppState {
     pub(crate) fn new(db: Db, config: ControlConfig, keys: LiveKeys) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
-        fn ttl<V: Clone + Send + Sync + 'static>(
-            d: std::time::Duration,
-            capacity: u64,
-        ) -> Option<moka::sync::Cache<String, V>> {
-            (!d.is_zero())
-                .then(|| moka::sync::Cache::builder().time_to_live(d).max_capacity(capacity).build())
-        }
-        let tokens = ttl(config.cache.token_ttl.get(), 100_000);
-        let tracks = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
-        let playable = ttl(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
+        let tokens = TtlCache::new(config.cache.token_ttl.get(), 100_000);
+        let tracks = TtlCache::new(config.cache.catalog_ttl.get(), config.cache.catalog_capacity);
+        let playable = TtlCache::new(config.cache.playback_ttl.get(), config.cache.catalog_capacity);
         let cdns = Cdns::new(&config);
         let metrics = Metrics::new();
         metrics.signing_current_key(&keys.summary().current);
@@ -243,10 +237,10 @@ impl AppState {
     /// This process changed the catalog: forget every cached track.
     pub(crate) fn catalog_changed(&self) {
         if let Some(cache) = &self.0.tracks {
-            cache.invalidate_all();
+            cache.clear();
         }
         if let Some(cache) = &self.0.playable {
-            cache.invalidate_all();
+            cache.clear();
         }
     }
 }
@@ -316,16 +310,15 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Count and time every request by its route template.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // MatchedPath is an Arc<str>: cloning it allocates nothing.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let start = Instant::now();
     let response = next.run(req).await;
     let elapsed = start.elapsed();
-    let status = response.status().as_u16();
-    state.metrics().observe_request(&route, status, elapsed.as_secs_f64());
-    tracing::debug!(%method, route, status, elapsed_ms = elapsed.as_millis(), "request");
+    let status = response.status();
+    state.metrics().observe_request(route, status.as_str(), elapsed.as_secs_f64());
+    tracing::debug!(%method, route, status = status.as_u16(), elapsed_ms = elapsed.as_millis(), "request");
     response
 }

@@ -308,7 +308,7 @@ async fn issue(state: &AppState, user: &User, id: &TrackId, ask: &Ask) -> Result
         })
         .collect();
     let decision_id = new_decision_id();
-    state.metrics().stream_answer(rung.kbps(), urls.first().map(|u| (u.cdn.as_str(), u.pop.as_str())));
+    state.metrics().stream_answer(rung, urls.first().map(|u| (u.cdn.as_str(), u.pop.as_str())));
     // Never log the URLs: they are credentials until they expire.
     tracing::info!(
         decision = %decision_id,
