@@ -324,3 +324,49 @@ async fn a_signing_key_reload_changes_the_key_new_urls_are_signed_with() {
     expect_error(resp, 403, "forbidden").await;
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn start_delay_spreads_a_fresh_release_only() {
+    for db in support::databases().await {
+        start_delay_on(&db).await;
+    }
+}
+
+/// An album released a second ago gets `start_delay_ms` in
+/// `0..=release_jitter` (2 s by default), varying between answers; an album
+/// out for an hour (past the 15 min window) and one without a release time
+/// get 0.
+async fn start_delay_on(db: &TestDb) {
+    let s = Server::start(&db.url).await;
+    let now = i64::try_from(cadenza_config::unix_now()).unwrap();
+    let mut catalog = support::catalog();
+    catalog.albums[0].release_at = Some(now - 3600);
+    catalog.albums[1].release_at = Some(now - 1);
+    assert_eq!(s.import(&catalog).await.status(), 200);
+    let user = s.user(Tier::Premium).await;
+    let mut delays = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let resp = stream(&s, &user.token, &json!({"track_id": "t3"})).await;
+        assert_eq!(resp.status(), 200, "{db:?}");
+        let r: StreamResponse = resp.json().await.unwrap();
+        assert!(r.start_delay_ms <= 2000, "{db:?} {}", r.start_delay_ms);
+        delays.insert(r.start_delay_ms);
+    }
+    assert!(delays.len() > 1, "{db:?}: one delay for every answer: {delays:?}");
+    for track in ["t1", "t2"] {
+        let resp = stream(&s, &user.token, &json!({"track_id": track})).await;
+        assert_eq!(resp.status(), 200, "{db:?}");
+        assert_eq!(resp.json::<StreamResponse>().await.unwrap().start_delay_ms, 0, "{db:?} {track}");
+    }
+    s.stop().await.unwrap();
+
+    // Without a release time there is no window either.
+    let s = Server::start(&db.url).await;
+    let user = s.user(Tier::Premium).await;
+    let mut catalog = support::catalog();
+    catalog.albums[1].release_at = None;
+    assert_eq!(s.import(&catalog).await.status(), 200);
+    let resp = stream(&s, &user.token, &json!({"track_id": "t3"})).await;
+    assert_eq!(resp.json::<StreamResponse>().await.unwrap().start_delay_ms, 0, "{db:?}");
+    s.stop().await.unwrap();
+}

@@ -182,6 +182,15 @@ pub struct PlaybackConfig {
     /// Lifetime of a signed stream URL. Default `1h`; at most
     /// `signing.max_lifetime`.
     pub url_ttl: HumanDuration,
+    /// Longest start delay a stream answer asks the player to wait
+    /// (`start_delay_ms`, drawn uniformly from 0 to this) while its album
+    /// is in `release_window`: at an album drop, players that pressed play
+    /// in the same second spread their first requests over this span.
+    /// `0s` turns the hint off. Default `2s`; at most `30s`.
+    pub release_jitter: HumanDuration,
+    /// How long after an album's `release_at` its stream answers carry the
+    /// start-delay hint. Default `15m`; at most `24h`.
+    pub release_window: HumanDuration,
 }
 
 /// `[ingest]`: the job queue of `POST /v1/admin/ingest`, served to
@@ -296,7 +305,11 @@ impl Default for DatabaseConfig {
 
 impl Default for PlaybackConfig {
     fn default() -> Self {
-        Self { url_ttl: HumanDuration::secs(3600) }
+        Self {
+            url_ttl: HumanDuration::secs(3600),
+            release_jitter: HumanDuration::secs(2),
+            release_window: HumanDuration::secs(15 * 60),
+        }
     }
 }
 
@@ -331,6 +344,18 @@ impl ServiceConfig for ControlConfig {
             "playback.url_ttl",
             self.playback.url_ttl.to_string(),
             "must not exceed signing.max_lifetime, or edges would refuse the URLs",
+        )?;
+        ensure(
+            self.playback.release_jitter.get() <= Duration::from_secs(30),
+            "playback.release_jitter",
+            self.playback.release_jitter.to_string(),
+            "must be at most 30s",
+        )?;
+        ensure(
+            self.playback.release_window.get() <= Duration::from_secs(24 * 3600),
+            "playback.release_window",
+            self.playback.release_window.to_string(),
+            "must be at most 24h",
         )?;
         for (i, e) in self.edges.iter().enumerate() {
             ensure(
@@ -475,6 +500,12 @@ mod tests {
         let mut off = valid();
         off.cache.playback_ttl = HumanDuration::secs(0);
         assert!(off.validate().is_ok(), "0s turns the cache off");
+        let mut c = valid();
+        c.playback.release_jitter = HumanDuration::secs(31);
+        assert!(c.validate().unwrap_err().to_string().contains("playback.release_jitter"));
+        let mut c = valid();
+        c.playback.release_window = HumanDuration::secs(24 * 3600 + 1);
+        assert!(c.validate().unwrap_err().to_string().contains("playback.release_window"));
     }
 
     #[test]

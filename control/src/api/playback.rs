@@ -353,10 +353,26 @@ async fn issue(state: &AppState, user: &User, id: &TrackId, ask: &Ask) -> Result
         quality_kbps: rung.kbps(),
         expires_at: exp,
         urls,
+        start_delay_ms: start_delay_ms(&config.playback, playable.release_at_ms, now),
         file: chosen.file.clone(),
         decision_id,
         decision: view,
     })
+}
+
+/// The start-delay hint: uniform in `0..=release_jitter` while the album
+/// came out less than `release_window` ago, else 0.
+fn start_delay_ms(
+    playback: &cadenza_config::service::PlaybackConfig,
+    release_at_ms: Option<i64>,
+    now: i64,
+) -> u32 {
+    let jitter = u32::try_from(playback.release_jitter.get().as_millis()).unwrap_or(u32::MAX);
+    let window = i64::try_from(playback.release_window.get().as_millis()).unwrap_or(i64::MAX);
+    match release_at_ms {
+        Some(at) if jitter > 0 && at <= now && now - at < window => rand::random_range(0..=jitter),
+        _ => 0,
+    }
 }
 
 /// 64 random bits in hex: unique enough to find one decision in the logs.

@@ -58,6 +58,12 @@ pub struct StreamResponse {
     /// Signed URLs on different POPs, best first: try the next on an
     /// error or a stall.
     pub urls: Vec<StreamUrl>,
+    /// Milliseconds the player should wait before its first request to
+    /// the URLs: random, up to `playback.release_jitter`, while the album
+    /// was released less than `playback.release_window` ago (an album
+    /// drop's herd spread out); `0` otherwise.
+    #[serde(default)]
+    pub start_delay_ms: u32,
     pub file: StreamFile,
     /// Id of the selection decision (also in the control plane's log);
     /// quote it in `POST /v1/playback/report`.

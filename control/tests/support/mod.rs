@@ -173,7 +173,7 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
             current: Some("k-old".into()),
             ..defaults.signing
         },
-        playback: PlaybackConfig { url_ttl: HumanDuration::secs(TTL_SECS) },
+        playback: PlaybackConfig { url_ttl: HumanDuration::secs(TTL_SECS), ..PlaybackConfig::default() },
         edges: vec![
             EdgeEndpoint { name: "pop-a".into(), url: "http://127.0.0.1:18410".into() },
             EdgeEndpoint { name: "pop-b".into(), url: "https://edge-b.example.net".into() },
