@@ -59,6 +59,8 @@ pub(crate) enum ErrorKind {
     PreconditionFailed,
     /// Over the user's rate limit for the route's category.
     RateLimited,
+    /// The process has `playback.max_in_flight` stream answers in progress.
+    Overloaded,
     /// The album is embargoed until its `release_at`.
     NotReleased,
     /// The track has no registered audio files.
@@ -109,6 +111,7 @@ impl ErrorKind {
             UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
             PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "snapshot_mismatch"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
             NotReleased => (StatusCode::FORBIDDEN, "not_released"),
             NoAudio => (StatusCode::CONFLICT, "no_audio"),
             AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
@@ -150,6 +153,18 @@ impl ApiError {
             ..Self::new(
                 ErrorKind::RateLimited,
                 format!("too many {category} requests; retry after {seconds} s"),
+            )
+        }
+    }
+
+    /// 429 `overloaded`: this process sheds load; retry after `seconds`.
+    pub(crate) fn overloaded(seconds: u64) -> Self {
+        let seconds = seconds.max(1);
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                ErrorKind::Overloaded,
+                format!("too many stream requests in progress; retry after {seconds} s"),
             )
         }
     }
@@ -259,6 +274,7 @@ mod tests {
             UserNotFound,
             PreconditionFailed,
             RateLimited,
+            Overloaded,
             NotReleased,
             NoAudio,
             AlreadyExists,

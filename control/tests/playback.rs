@@ -370,3 +370,57 @@ async fn start_delay_on(db: &TestDb) {
     assert_eq!(resp.json::<StreamResponse>().await.unwrap().start_delay_ms, 0, "{db:?}");
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn past_max_in_flight_stream_requests_are_shed_with_429() {
+    // SQLite is enough: the limit is in front of the handler, not the database.
+    let db = support::sqlite();
+    let mut config = support::config(&db.url);
+    config.playback.max_in_flight = 1;
+    let s = Server::start_with(config).await;
+    assert_eq!(s.import(&support::catalog()).await.status(), 200);
+    let user = s.user(Tier::Premium).await;
+
+    // A request whose body has not all arrived holds the one place: its
+    // head is in, the handler waits for the rest.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = br#"{"track_id":"t1"}"#;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/playback/stream HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        user.token,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body[..5]).await.unwrap();
+
+    // The next one is shed at once, with a Retry-After of 1 or 2 s. The
+    // slow request may take a moment to be dispatched: bounded retries.
+    let mut shed = None;
+    for _ in 0..50 {
+        let resp = stream(&s, &user.token, &json!({"track_id": "t1"})).await;
+        if resp.status() == 429 {
+            shed = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let resp = shed.expect("a request past max_in_flight is shed");
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    expect_error(resp, 429, "overloaded").await;
+
+    // The held request completes normally, and frees its place.
+    slow.write_all(&body[5..]).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let resp = stream(&s, &user.token, &json!({"track_id": "t1"})).await;
+    assert_eq!(resp.status(), 200);
+    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"cadenza_control_rate_limited_total{category="overloaded"} 1"#), "{metrics}");
+    s.stop().await.unwrap();
+}

@@ -191,6 +191,11 @@ pub struct PlaybackConfig {
     /// How long after an album's `release_at` its stream answers carry the
     /// start-delay hint. Default `15m`; at most `24h`.
     pub release_window: HumanDuration,
+    /// Most `stream` and `prefetch` requests this process works on at
+    /// once; one more is answered `429 overloaded` with `Retry-After` at
+    /// once rather than queued behind the database. `0`: no limit.
+    /// Default `1024`.
+    pub max_in_flight: u32,
 }
 
 /// `[ingest]`: the job queue of `POST /v1/admin/ingest`, served to
@@ -309,6 +314,7 @@ impl Default for PlaybackConfig {
             url_ttl: HumanDuration::secs(3600),
             release_jitter: HumanDuration::secs(2),
             release_window: HumanDuration::secs(15 * 60),
+            max_in_flight: 1024,
         }
     }
 }

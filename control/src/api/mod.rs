@@ -61,6 +61,7 @@ mod playback;
 mod playlists;
 pub(crate) mod ratelimit;
 mod search;
+mod shed;
 mod signing;
 mod tracks;
 
@@ -117,6 +118,8 @@ struct Inner {
     playable: Option<TtlCache<Arc<Playable>>>,
     /// The CDN registry and each POP's health.
     cdns: Cdns,
+    /// Stream and prefetch requests in progress ([`shed`]).
+    playback_in_flight: std::sync::atomic::AtomicU32,
 }
 
 /// By hand: the config's `database.url` may hold a password.
@@ -140,7 +143,18 @@ impl AppState {
         let cdns = Cdns::new(&config);
         let metrics = Metrics::new();
         metrics.signing_current_key(&keys.summary().current);
-        Self(Arc::new(Inner { db, config, keys, metrics, limits, tokens, tracks, playable, cdns }))
+        Self(Arc::new(Inner {
+            db,
+            config,
+            keys,
+            metrics,
+            limits,
+            tokens,
+            tracks,
+            playable,
+            cdns,
+            playback_in_flight: std::sync::atomic::AtomicU32::new(0),
+        }))
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -161,6 +175,10 @@ impl AppState {
 
     pub(crate) fn cdns(&self) -> &Cdns {
         &self.0.cdns
+    }
+
+    pub(crate) fn playback_in_flight(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.0.playback_in_flight
     }
 
     /// A track's embargo and files, from the catalog cache or the database.
@@ -247,6 +265,7 @@ impl AppState {
 
 /// The whole API as one router.
 pub(crate) fn router(state: AppState) -> Router {
+    let shed = middleware::from_fn_with_state(state.clone(), shed::shed);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -263,8 +282,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/artists/{id}/top-tracks", get(catalog::artist_top_tracks))
         .route("/v1/audio-features/{id}", get(catalog::audio_features))
         .route("/v1/search", get(search::search))
-        .route("/v1/playback/stream", post(playback::stream))
-        .route("/v1/playback/prefetch", post(playback::prefetch))
+        .route("/v1/playback/stream", post(playback::stream).layer(shed.clone()))
+        .route("/v1/playback/prefetch", post(playback::prefetch).layer(shed))
         .route("/v1/playback/report", post(playback::report))
         .route("/v1/files/{file_id}/seek-table", get(playback::seek_table))
         .route("/v1/admin/cdns", get(cdns::list_cdns))

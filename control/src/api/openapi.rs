@@ -272,7 +272,9 @@ fn operation(method: &str, op: &mut Map<String, Value>) {
             add(
                 "429",
                 with_headers(
-                    error("`rate_limited`: over the user's budget for this kind of request."),
+                    error(
+                        "`rate_limited`: over the user's budget for this kind of request; on `/v1/playback/stream` and `/prefetch` also `overloaded`: the process already works on `playback.max_in_flight` of them.",
+                    ),
                     json!({"Retry-After": {"description": "Whole seconds to wait.", "required": true,
                     "schema": {"type": "integer", "minimum": 1}}}),
                 ),
