@@ -424,3 +424,49 @@ async fn past_max_in_flight_stream_requests_are_shed_with_429() {
     assert!(metrics.contains(r#"cadenza_control_rate_limited_total{category="overloaded"} 1"#), "{metrics}");
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn no_url_or_file_id_for_an_embargoed_track() {
+    for db in support::databases().await {
+        embargo_model_on(&db).await;
+    }
+}
+
+/// docs/security.md, "Embargoed albums on warm edges": before `release_at`
+/// neither the stream routes nor the catalog give away a URL or a file id
+/// of the album; once the release time is in the past the URL comes at
+/// once (this process's import clears its playback cache).
+async fn embargo_model_on(db: &TestDb) {
+    let s = Server::start(&db.url).await;
+    let mut catalog = support::catalog();
+    assert_eq!(s.import(&catalog).await.status(), 200);
+    let user = s.user(Tier::Premium).await;
+    // The stream routes.
+    expect_error(stream(&s, &user.token, &json!({"track_id": "t3"})).await, 403, "not_released").await;
+    let resp = s.post("/v1/playback/prefetch", Some(&user.token), &json!({"track_ids": ["t3"]})).await;
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("not_released") && !text.contains("/a/") && !text.contains("file_id"), "{text}");
+    // The catalog routes name the album and its release time, nothing to fetch.
+    for path in [
+        "/v1/tracks/t3",
+        "/v1/albums/al2",
+        "/v1/albums/al2/tracks",
+        "/v1/artists/ar1/albums",
+        "/v1/tracks?ids=t3",
+    ] {
+        let resp = s.get(path, Some(&user.token)).await;
+        assert_eq!(resp.status(), 200, "{db:?} {path}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("t3") || body.contains("al2"), "{db:?} {path}: {body}");
+        for secret in ["file_id", "/a/", "sig=", ".ogg"] {
+            assert!(!body.contains(secret), "{db:?} {path} shows {secret}: {body}");
+        }
+    }
+    // Release now: the next request gets URLs.
+    catalog.albums[1].release_at = Some(i64::try_from(cadenza_config::unix_now()).unwrap() - 1);
+    assert_eq!(s.import(&catalog).await.status(), 200);
+    let resp = stream(&s, &user.token, &json!({"track_id": "t3"})).await;
+    assert_eq!(resp.status(), 200, "{db:?}");
+    assert!(resp.json::<StreamResponse>().await.unwrap().urls.len() >= 2);
+    s.stop().await.unwrap();
+}
