@@ -39,6 +39,16 @@ impl Rung {
         }
     }
 
+    /// The bitrate as text (`"320"`), for labels that must not allocate.
+    pub const fn kbps_str(self) -> &'static str {
+        match self {
+            Rung::K24 => "24",
+            Rung::K96 => "96",
+            Rung::K160 => "160",
+            Rung::K320 => "320",
+        }
+    }
+
     /// The rung for a nominal bitrate, if there is one.
     pub fn from_kbps(kbps: u32) -> Option<Self> {
         LADDER.into_iter().find(|r| r.kbps() == kbps)
@@ -109,6 +119,13 @@ impl<'de> Deserialize<'de> for Rung {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kbps_str_is_kbps_as_text() {
+        for rung in LADDER {
+            assert_eq!(rung.kbps_str(), rung.kbps().to_string());
+        }
+    }
 
     #[test]
     fn ladder_formats() {

@@ -186,7 +186,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
         registry.register(Box::new(ingest_jobs.clone())).expect("unique metric");
         for rung in cadenza_config::ladder::LADDER {
-            stream_answers.with_label_values(&[rung.kbps().to_string()]);
+            stream_answers.with_label_values(&[rung.kbps_str()]);
         }
         for e in IngestEvent::ALL {
             ingest_events.with_label_values(&[e.as_str()]);
@@ -261,13 +261,7 @@ impl Metrics {
     }
 
     pub(crate) fn stream_answer(&self, rung: Rung, first: Option<(&str, &str)>) {
-        let kbps = match rung {
-            Rung::K24 => "24",
-            Rung::K96 => "96",
-            Rung::K160 => "160",
-            Rung::K320 => "320",
-        };
-        self.stream_answers.with_label_values(&[kbps]).inc();
+        self.stream_answers.with_label_values(&[rung.kbps_str()]).inc();
         if let Some((cdn, pop)) = first {
             self.first_pop.with_label_values(&[cdn, pop]).inc();
         }

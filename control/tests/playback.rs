@@ -420,7 +420,7 @@ async fn past_max_in_flight_stream_requests_are_shed_with_429() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let resp = stream(&s, &user.token, &json!({"track_id": "t1"})).await;
     assert_eq!(resp.status(), 200);
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
     assert!(metrics.contains(r#"cadenza_control_rate_limited_total{category="overloaded"} 1"#), "{metrics}");
     s.stop().await.unwrap();
 }

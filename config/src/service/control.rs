@@ -480,50 +480,44 @@ mod tests {
         assert_eq!(redact_url_password("postgres://u:p@h/db?x=a@b"), "postgres://u:***@h/db?x=a@b");
     }
 
-    #[test]
-    fn cache_ttls_are_bounded_by_name() {
-        let valid = || ControlConfig {
+    /// A config that validates: defaults plus the two keys without one.
+    fn valid() -> ControlConfig {
+        ControlConfig {
             admin_token: Secret::new("admin-token-0123456789"),
             signing: SigningConfig {
                 keys: vec![KeySpec::from_key(&SigningKey::generate("k1".parse().unwrap()))],
                 ..SigningConfig::default()
             },
             ..ControlConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn cache_and_playback_bounds_are_checked_by_name() {
         assert_eq!(valid().cache.playback_ttl, HumanDuration::secs(60));
-        type Break = fn(&mut ControlCacheConfig);
-        let cases: [(&str, Break); 3] = [
-            ("cache.token_ttl", |c| c.token_ttl = HumanDuration::secs(301)),
-            ("cache.catalog_ttl", |c| c.catalog_ttl = HumanDuration::secs(3601)),
-            ("cache.playback_ttl", |c| c.playback_ttl = HumanDuration::secs(3601)),
+        let mut off = valid();
+        off.cache.playback_ttl = HumanDuration::secs(0);
+        off.playback.release_jitter = HumanDuration::secs(0);
+        off.playback.max_in_flight = 0;
+        assert_eq!(off.validate().map_err(|e| e.to_string()), Ok(()), "0 turns each off");
+        type Break = fn(&mut ControlConfig);
+        let cases: [(&str, Break); 5] = [
+            ("cache.token_ttl", |c| c.cache.token_ttl = HumanDuration::secs(301)),
+            ("cache.catalog_ttl", |c| c.cache.catalog_ttl = HumanDuration::secs(3601)),
+            ("cache.playback_ttl", |c| c.cache.playback_ttl = HumanDuration::secs(3601)),
+            ("playback.release_jitter", |c| c.playback.release_jitter = HumanDuration::secs(31)),
+            ("playback.release_window", |c| c.playback.release_window = HumanDuration::secs(24 * 3600 + 1)),
         ];
         for (key, break_it) in cases {
             let mut c = valid();
-            break_it(&mut c.cache);
+            break_it(&mut c);
             let err = c.validate().expect_err(key).to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
-        let mut off = valid();
-        off.cache.playback_ttl = HumanDuration::secs(0);
-        assert!(off.validate().is_ok(), "0s turns the cache off");
-        let mut c = valid();
-        c.playback.release_jitter = HumanDuration::secs(31);
-        assert!(c.validate().unwrap_err().to_string().contains("playback.release_jitter"));
-        let mut c = valid();
-        c.playback.release_window = HumanDuration::secs(24 * 3600 + 1);
-        assert!(c.validate().unwrap_err().to_string().contains("playback.release_window"));
     }
 
     #[test]
     fn ingest_keys_are_validated_by_name() {
-        let valid = || ControlConfig {
-            admin_token: Secret::new("admin-token-0123456789"),
-            signing: SigningConfig {
-                keys: vec![KeySpec::from_key(&SigningKey::generate("k1".parse().unwrap()))],
-                ..SigningConfig::default()
-            },
-            ..ControlConfig::default()
-        };
         assert_eq!(valid().validate().map_err(|e| e.to_string()), Ok(()));
         let mut ok = valid();
         ok.ingest.worker_token = Secret::new("worker-token-0123456789");
