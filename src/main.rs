@@ -16,6 +16,7 @@ use cadenza_config::units::HumanDuration;
 use clap::{Args, Parser, Subcommand};
 
 mod progress;
+mod warm;
 
 #[derive(Debug, Parser)]
 #[command(name = "cadenza", version, about = "cadenza: an audio delivery network")]
@@ -48,6 +49,8 @@ enum Command {
     Transcode(TranscodeArgs),
     /// Print a signed edge URL for a file.
     Sign(SignArgs),
+    /// Warm an album, tracks or a playlist onto the edges (shields first), or follow or cancel a warm job.
+    Warm(warm::WarmArgs),
     /// Manage URL-signing keys and admin tokens.
     Keys {
         #[command(subcommand)]
@@ -128,6 +131,9 @@ struct DevArgs {
     /// Serve the edges over HTTPS with a self-signed certificate kept in the data dir.
     #[arg(long)]
     tls: bool,
+    /// Also run a shield edge the edges fill from (a parent tier), warmed first by `cadenza warm`.
+    #[arg(long)]
+    shield: bool,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +270,9 @@ async fn dispatch(command: Command) -> Result<()> {
             if args.tls {
                 sets.push("tls=true".to_owned());
             }
+            if args.shield {
+                sets.push("shield=true".to_owned());
+            }
             let config: DevConfig = load(args.service.config.as_deref(), &sets)?;
             cadenza_dev::run(config).await?;
         }
@@ -290,6 +299,7 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Transcode(args) => transcode(args).await?,
         Command::Sign(args) => sign(args)?,
+        Command::Warm(args) => warm::run(args).await?,
         Command::Keys { action: KeysAction::Generate { id } } => {
             let id: KeyId = match id {
                 Some(id) => id.parse().with_context(|| format!("--id {id:?}"))?,

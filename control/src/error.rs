@@ -85,6 +85,16 @@ pub(crate) enum ErrorKind {
     /// A signing key reload failed (a bad key file or `[signing]`); the
     /// key ring in use stays.
     SigningReloadFailed,
+    /// No warm job with that id.
+    WarmJobNotFound,
+    /// The warm job has ended; it cannot be cancelled.
+    WarmJobEnded,
+    /// A warm job names no published audio at the rungs asked for.
+    NothingToWarm,
+    /// No POP a warm job could run on.
+    NoWarmablePops,
+    /// The origin budget cannot move the job's bytes before its deadline.
+    DeadlineUnreachable,
     /// The database is unreachable or overloaded; a retry may help.
     Unavailable,
     /// A bug or an unexpected database failure; details go to the log only.
@@ -123,6 +133,11 @@ impl ErrorKind {
             FileNotFound => (StatusCode::NOT_FOUND, "file_not_found"),
             ManagedByConfig => (StatusCode::CONFLICT, "managed_by_config"),
             SigningReloadFailed => (StatusCode::INTERNAL_SERVER_ERROR, "signing_reload_failed"),
+            WarmJobNotFound => (StatusCode::NOT_FOUND, "warm_job_not_found"),
+            WarmJobEnded => (StatusCode::CONFLICT, "warm_job_ended"),
+            NothingToWarm => (StatusCode::UNPROCESSABLE_ENTITY, "nothing_to_warm"),
+            NoWarmablePops => (StatusCode::UNPROCESSABLE_ENTITY, "no_warmable_pops"),
+            DeadlineUnreachable => (StatusCode::UNPROCESSABLE_ENTITY, "deadline_unreachable"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

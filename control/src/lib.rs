@@ -81,6 +81,7 @@ mod ttl_cache;
 pub mod types;
 pub mod users;
 mod validate;
+mod warm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -147,6 +148,8 @@ impl ControlServer {
         let service = hyper_util::service::TowerToHyperService::new(app);
         // Probe every POP, and follow the registry other replicas change.
         let prober = tokio::spawn(cdn::prober(self.state.clone()));
+        // Run due warm jobs (any replica may; leases keep it to one).
+        let warmer = tokio::spawn(warm::runner(self.state.clone()));
         // SIGHUP reloads the signing keys. Listening before the first
         // request also keeps SIGHUP's default action (exit) away.
         let reloader = tokio::spawn(reload_on_hangup(cadenza_net::Hangups::listen(), self.state.clone()));
@@ -162,6 +165,7 @@ impl ControlServer {
         let served = cadenza_net::serve(self.listener, service, limits, shutdown).await;
         sweeper.abort();
         prober.abort();
+        warmer.abort();
         reloader.abort();
         self.state.db().close().await;
         served.map_err(ControlError::from)

@@ -19,13 +19,9 @@ use tokio::net::TcpListener;
 
 fn pop(name: &str, region: &str) -> PopConfig {
     PopConfig {
-        name: name.into(),
-        url: format!("https://{name}.cdn.test"),
         region: region.into(),
-        admin_url: None,
-        probe_url: None,
         probe: false,
-        weight: 100,
+        ..PopConfig::new(name, format!("https://{name}.cdn.test"))
     }
 }
 

@@ -44,6 +44,8 @@ use tokio::task::JoinHandle;
 use crate::secrets::Secrets;
 use crate::stack::{ControlEndpoint, EdgeEndpoint, OriginEndpoint, SigningInfo, StackFile};
 
+/// Name of the dev stack's shield edge (with `shield = true`).
+const SHIELD: &str = "shield";
 /// The CDN the dev stack's edges are POPs of.
 pub const DEV_CDN: &str = "dev";
 /// The region of the dev stack's POPs.
@@ -171,58 +173,55 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
         }),
     ));
 
-    // Edges.
-    let mut edge_configs = Vec::with_capacity(edges);
-    let mut edge_endpoints = Vec::with_capacity(edges);
-    let mut edge_stops = Vec::with_capacity(edges);
-    for i in 0..edges {
+    // The shield, if asked for: the edges fill from it, it from the origin.
+    let mut started = Started::default();
+    let mut shield_endpoints = Vec::new();
+    let tls = TlsConfig {
+        cert: dev_cert.as_ref().map(|c| c.cert.clone()),
+        key: dev_cert.as_ref().map(|c| c.key.clone()),
+    };
+    let edge_config = |name: String, listen: u16, admin_token: &str, upstream: UpstreamConfig| {
         let defaults = EdgeConfig::default();
-        let mut c = EdgeConfig {
-            name: format!("edge-{}", i + 1),
-            listen: port(&config, 10 + 2 * i as u16),
-            admin: AdminConfig {
-                listen: port(&config, 11 + 2 * i as u16),
-                token: Secret::new(secrets.edge_admin_tokens[i].clone()),
-            },
-            origin: UpstreamConfig { url: origin_url.clone(), ..defaults.origin },
+        EdgeConfig {
+            listen: port(&config, listen),
+            admin: AdminConfig { listen: port(&config, listen + 1), token: Secret::new(admin_token) },
+            origin: upstream,
             signing: SigningConfig { keys_file: Some(keys_file.clone()), ..defaults.signing },
-            tls: TlsConfig {
-                cert: dev_cert.as_ref().map(|c| c.cert.clone()),
-                key: dev_cert.as_ref().map(|c| c.key.clone()),
-            },
+            tls: tls.clone(),
             // A disk tier per edge, as a POP has: restarts keep the cache.
             disk: DiskConfig {
-                path: data_dir.join(format!("edge-{}-cache", i + 1)).display().to_string(),
+                path: data_dir.join(format!("{name}-cache")).display().to_string(),
                 max_size: cadenza_config::units::ByteSize::gib(1),
                 ..defaults.disk.clone()
             },
+            name,
             ..defaults
+        }
+    };
+    let mut upstream = UpstreamConfig { url: origin_url.clone(), ..UpstreamConfig::default() };
+    if config.shield {
+        let mut c = edge_config(SHIELD.into(), 2, &secrets.shield_admin_token, upstream.clone());
+        c.tier.token = Secret::new(secrets.tier_token.clone());
+        // Plain HTTP even with --tls: children would need the dev
+        // certificate in their upstream client, and players never come here.
+        c.tls = TlsConfig::default();
+        let shield = start_edge(c, &secrets.shield_admin_token, stopped(), &mut started).await?;
+        // Children fill from the shield's audio listener with the tier token.
+        upstream = UpstreamConfig {
+            url: shield.url.clone(),
+            token: Secret::new(secrets.tier_token.clone()),
+            ..UpstreamConfig::default()
         };
-        let edge = cadenza_edge::EdgeServer::bind(c.clone()).await?;
-        edge_endpoints.push(EdgeEndpoint {
-            name: c.name.clone(),
-            url: format!("{}://{}", edge.scheme(), edge.local_addr()),
-            admin_url: format!("http://{}", edge.admin_addr()),
-            admin_token: secrets.edge_admin_tokens[i].clone(),
-        });
-        c.listen = edge.local_addr();
-        c.admin.listen = edge.admin_addr();
-        edge_configs.push(c);
-        // The stack's stop, or this edge's own.
-        let (own_tx, mut own_rx) = watch::channel(false);
-        edge_stops.push((edge.name().to_owned(), own_tx));
-        let all = stopped();
-        let s = async move {
-            tokio::select! {
-                () = all => {}
-                _ = own_rx.wait_for(|s| *s) => {}
-            }
-        };
-        tasks.push((
-            edge.name().to_owned(),
-            tokio::spawn(async move { edge.serve(s).await.map_err(|e| e.to_string()) }),
-        ));
+        shield_endpoints.push(shield);
     }
+    let mut edge_endpoints = Vec::with_capacity(edges);
+    for i in 0..edges {
+        let token = &secrets.edge_admin_tokens[i];
+        let c = edge_config(format!("edge-{}", i + 1), 10 + 2 * i as u16, token, upstream.clone());
+        edge_endpoints.push(start_edge(c, token, stopped(), &mut started).await?);
+    }
+    let Started { configs: edge_configs, stops: edge_stops, tasks: edge_tasks } = started;
+    tasks.extend(edge_tasks);
 
     // Control plane.
     let defaults = ControlConfig::default();
@@ -242,16 +241,19 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             secret: Secret::default(),
             cost_per_gb: 1.0,
             weight: 100,
-            pops: edge_endpoints
+            // With the admin tokens, so warm jobs run on them; the shield
+            // is a POP players are never sent to.
+            pops: shield_endpoints
                 .iter()
-                .map(|e| PopConfig {
-                    name: e.name.clone(),
-                    url: e.url.clone(),
+                .map(|e| (e, true))
+                .chain(edge_endpoints.iter().map(|e| (e, false)))
+                .map(|(e, shield)| PopConfig {
                     region: DEV_REGION.into(),
                     admin_url: Some(e.admin_url.clone()),
-                    probe_url: None,
-                    probe: true,
-                    weight: 100,
+                    admin_token: Secret::new(e.admin_token.clone()),
+                    shield,
+                    parent: (!shield && config.shield).then(|| SHIELD.to_owned()),
+                    ..PopConfig::new(e.name.clone(), e.url.clone())
                 })
                 .collect(),
         }],
@@ -309,6 +311,7 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
             },
             origin: OriginEndpoint { url: origin_url, store: store_url.clone() },
             edges: edge_endpoints,
+            shields: shield_endpoints,
             signing: SigningInfo { keys_file, current_kid },
             tls_ca_file: dev_cert.map(|c| c.ca),
             demo: stack::DemoInfo {
@@ -345,6 +348,46 @@ pub async fn start(config: DevConfig) -> Result<DevStack, DevError> {
     write_service_configs(&data_dir, &control_config, &origin_config, &edge_configs, &transcoder_config)?;
     stack.stack.write(&stack.stack_path).map_err(io(&stack.stack_path))?;
     Ok(stack)
+}
+
+/// The edges started so far.
+#[derive(Default)]
+struct Started {
+    configs: Vec<EdgeConfig>,
+    stops: Vec<(String, watch::Sender<bool>)>,
+    tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
+}
+
+/// Bind an edge and serve it until the stack's stop (`all`) or its own.
+async fn start_edge(
+    mut c: EdgeConfig,
+    admin_token: &str,
+    all: impl Future<Output = ()> + Send + 'static,
+    started: &mut Started,
+) -> Result<EdgeEndpoint, DevError> {
+    let edge = cadenza_edge::EdgeServer::bind(c.clone()).await?;
+    let endpoint = EdgeEndpoint {
+        name: c.name.clone(),
+        url: format!("{}://{}", edge.scheme(), edge.local_addr()),
+        admin_url: format!("http://{}", edge.admin_addr()),
+        admin_token: admin_token.to_owned(),
+    };
+    c.listen = edge.local_addr();
+    c.admin.listen = edge.admin_addr();
+    started.configs.push(c);
+    let (own_tx, mut own_rx) = watch::channel(false);
+    started.stops.push((edge.name().to_owned(), own_tx));
+    let s = async move {
+        tokio::select! {
+            () = all => {}
+            _ = own_rx.wait_for(|s| *s) => {}
+        }
+    };
+    started.tasks.push((
+        edge.name().to_owned(),
+        tokio::spawn(async move { edge.serve(s).await.map_err(|e| e.to_string()) }),
+    ));
+    Ok(endpoint)
 }
 
 /// `<data-dir>/config/*.toml`: each service's config as the dev stack runs
@@ -388,6 +431,9 @@ async fn print_summary(stack: &DevStack) {
     println!("cadenza dev stack is up (data in {})", s.data_dir.display());
     println!("  control plane  {}", s.control.url);
     println!("  origin         {}", s.origin.url);
+    for e in &s.shields {
+        println!("  {:<14} {}  (admin {}; the edges fill from it)", e.name, e.url, e.admin_url);
+    }
     for e in &s.edges {
         println!("  {:<14} {}  (admin {})", e.name, e.url, e.admin_url);
     }
@@ -428,6 +474,9 @@ async fn print_summary(stack: &DevStack) {
         "  curl -sS -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n       -d '{{\"track_id\":\"{first}\",\"quality\":96}}' {}/v1/playback/stream",
         s.demo.user_token, s.control.url
     );
+    println!();
+    println!("Warm the demo album onto every edge (shields first):");
+    println!("  cadenza warm --stack '{}' --album {} --wait", stack.stack_path().display(), s.demo.album_id);
     println!();
     println!("Ctrl-C stops the stack; the next start reuses {}.", s.data_dir.display());
 }

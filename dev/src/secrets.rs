@@ -19,6 +19,12 @@ pub(crate) struct Secrets {
     /// transcoder worker presents. Made on the first start that lacks it.
     #[serde(default)]
     pub(crate) ingest_worker_token: String,
+    /// With `shield = true`: the shield edge's admin token and the tier
+    /// token its children fill with. Made on the first start that needs them.
+    #[serde(default)]
+    pub(crate) shield_admin_token: String,
+    #[serde(default)]
+    pub(crate) tier_token: String,
 }
 
 /// Admin tokens are 32 characters of base62 (~190 bits).
@@ -35,11 +41,18 @@ impl Secrets {
                 control_admin_token: random_id(TOKEN_LEN),
                 edge_admin_tokens: Vec::new(),
                 ingest_worker_token: String::new(),
+                shield_admin_token: String::new(),
+                tier_token: String::new(),
             },
             Err(e) => return Err(e),
         };
         if secrets.ingest_worker_token.is_empty() {
             secrets.ingest_worker_token = random_id(TOKEN_LEN);
+        }
+        for t in [&mut secrets.shield_admin_token, &mut secrets.tier_token] {
+            if t.is_empty() {
+                *t = random_id(TOKEN_LEN);
+            }
         }
         while secrets.edge_admin_tokens.len() < edges {
             secrets.edge_admin_tokens.push(random_id(TOKEN_LEN));

@@ -18,6 +18,10 @@ pub struct StackFile {
     pub control: ControlEndpoint,
     pub origin: OriginEndpoint,
     pub edges: Vec<EdgeEndpoint>,
+    /// With `--shield`: the shield edge the edges fill from (players are
+    /// never sent to it). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shields: Vec<EdgeEndpoint>,
     pub signing: SigningInfo,
     pub demo: DemoInfo,
     /// With `--tls`: the certificate the edges present, for clients to

@@ -4,6 +4,10 @@
 //! with single byte ranges (the policy of `cadenza_net::range`). Nothing
 //! else: no listing, no writes, no other keys. It is what an edge's
 //! `origin.url = "http://…"` points at when the edge cannot reach the store.
+//!
+//! `GET /metrics` answers Prometheus text: requests by method and status,
+//! and the body bytes they were answered with (what an album drop costs
+//! the origin, seen from the origin).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,13 +75,70 @@ impl OriginServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), OriginError> {
         tracing::info!(addr = %self.local_addr(), store = %self.store, "origin serving");
         let store = Arc::new(self.store);
-        let service = hyper::service::service_fn(move |req| {
-            let store = store.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&store, req).await) }
+        let metrics = Arc::new(Metrics::new());
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (store, metrics) = (store.clone(), metrics.clone());
+            async move {
+                if req.uri().path() == "/metrics" && req.method() == Method::GET {
+                    return Ok::<_, std::convert::Infallible>(metrics.render());
+                }
+                let method = if req.method() == Method::HEAD { "HEAD" } else { "GET" };
+                let resp = handle(&store, req).await;
+                metrics.observe(method, &resp);
+                Ok(resp)
+            }
         });
         cadenza_net::serve(self.listener, service, cadenza_net::Limits::from(&self.config.http), shutdown)
             .await
             .map_err(OriginError::Serve)
+    }
+}
+
+/// The origin's counters.
+struct Metrics {
+    registry: prometheus::Registry,
+    requests: prometheus::IntCounterVec,
+    bytes: prometheus::IntCounter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "cadenza_origin_requests_total",
+                "Object requests answered, by method and status.",
+            ),
+            &["method", "status"],
+        )
+        .expect("valid metric");
+        let bytes = prometheus::IntCounter::new(
+            "cadenza_origin_response_body_bytes_total",
+            "Bytes of object bodies answered (as announced by Content-Length).",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(requests.clone())).expect("metric registered once");
+        registry.register(Box::new(bytes.clone())).expect("metric registered once");
+        Self { registry, requests, bytes }
+    }
+
+    fn observe(&self, method: &str, resp: &Response<Body>) {
+        self.requests.with_label_values(&[method, resp.status().as_str()]).inc();
+        if method == "GET" && resp.status().is_success() {
+            let len = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            self.bytes.inc_by(len.unwrap_or(0));
+        }
+    }
+
+    fn render(&self) -> Response<Body> {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"));
+        let mut resp =
+            Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync());
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        resp
     }
 }
 

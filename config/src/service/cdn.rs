@@ -87,6 +87,26 @@ pub struct PopConfig {
     /// Share within its CDN. Default `100`; `1` to `10000`.
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Bearer token of the POP's admin API (a cadenza edge's
+    /// `admin.token`): with it, warm jobs (`POST /v1/admin/warm`) run on
+    /// this POP. Needs `admin_url` and kind `cadenza`; at least 16
+    /// characters. Empty (the default): the POP is never warmed.
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
+    pub admin_token: Secret,
+    /// A shield: the parent tier other POPs of this CDN fill from (its
+    /// `tier.token` set). Never named in stream answers; warmed before its
+    /// children. Default `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shield: bool,
+    /// The shield POP of this CDN this POP fills from (its `origin.url`
+    /// is that shield's URL). Warm jobs fill the shield first, then this
+    /// POP from it. Default: none (it fills from the origin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_cost() -> f64 {
@@ -100,6 +120,27 @@ fn yes() -> bool {
 }
 
 impl PopConfig {
+    /// A POP with every optional field at its default.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            region: String::new(),
+            admin_url: None,
+            probe_url: None,
+            probe: true,
+            weight: 100,
+            admin_token: Secret::default(),
+            shield: false,
+            parent: None,
+        }
+    }
+
+    /// Whether warm jobs can run on this POP (admin URL and token known).
+    pub fn warmable(&self) -> bool {
+        self.admin_url.is_some() && !self.admin_token.is_empty()
+    }
+
     /// The URL the active probe GETs; `None` when `probe = false`.
     pub fn probe_target(&self) -> Option<String> {
         if !self.probe {
@@ -212,7 +253,37 @@ impl CdnConfig {
                 p.weight,
                 "must be between 1 and 10000",
             )?;
+            if !p.admin_token.is_empty() {
+                ensure(
+                    self.kind == CdnKind::Cadenza,
+                    &format!("{at}.admin_token"),
+                    "<redacted>",
+                    "is for cadenza edges only (kind \"cadenza\")",
+                )?;
+                ensure(p.admin_url.is_some(), &format!("{at}.admin_token"), "<redacted>", "needs admin_url")?;
+                crate::service::common::validate_admin_token(&p.admin_token, &format!("{at}.admin_token"))?;
+            }
+            if let Some(parent) = &p.parent {
+                ensure(
+                    !p.shield,
+                    &format!("{at}.parent"),
+                    parent,
+                    "a shield fills from the origin, not another POP",
+                )?;
+                ensure(
+                    self.pops.iter().any(|o| &o.name == parent && o.shield),
+                    &format!("{at}.parent"),
+                    parent,
+                    "must name a shield POP (shield = true) of this CDN",
+                )?;
+            }
         }
+        ensure(
+            self.pops.iter().any(|p| !p.shield),
+            &key("pops"),
+            self.pops.len(),
+            "must list at least one POP that is not a shield",
+        )?;
         Ok(())
     }
 }
@@ -381,15 +452,7 @@ mod tests {
             secret: Secret::new("0123456789abcdef"),
             cost_per_gb: 0.02,
             weight: 100,
-            pops: vec![PopConfig {
-                name: "fra".into(),
-                url: "https://fra.cdn.example".into(),
-                region: "eu".into(),
-                admin_url: None,
-                probe_url: None,
-                probe: true,
-                weight: 100,
-            }],
+            pops: vec![PopConfig { region: "eu".into(), ..PopConfig::new("fra", "https://fra.cdn.example") }],
         }
     }
 
@@ -397,7 +460,7 @@ mod tests {
     fn every_field_is_checked_by_name() {
         assert_eq!(cdn().validate("cdns[0]").map_err(|e| e.to_string()), Ok(()));
         type Break = fn(&mut CdnConfig);
-        let cases: [(&str, Break); 13] = [
+        let cases: [(&str, Break); 19] = [
             ("cdns[0].name", |c| c.name = "a b".into()),
             ("cdns[0].secret", |c| c.secret = Secret::new("short")),
             ("cdns[0].secret", |c| c.secret = Secret::new("has a space in it 0123")),
@@ -411,6 +474,25 @@ mod tests {
             ("cdns[0].pops[0].region", |c| c.pops[0].region = "eu west".into()),
             ("cdns[0].pops[0].admin_url", |c| c.pops[0].admin_url = Some("ftp://x".into())),
             ("cdns[0].pops[1].name", |c| c.pops.push(c.pops[0].clone())),
+            // nginx POPs have no admin API to warm through.
+            ("cdns[0].pops[0].admin_token", |c| c.pops[0].admin_token = Secret::new("0123456789abcdef")),
+            ("cdns[0].pops[0].admin_token", |c| {
+                c.kind = CdnKind::Cadenza;
+                c.secret = Secret::default();
+                c.pops[0].admin_token = Secret::new("0123456789abcdef");
+            }),
+            ("cdns[0].pops[0].admin_token", |c| {
+                c.kind = CdnKind::Cadenza;
+                c.secret = Secret::default();
+                c.pops[0].admin_url = Some("http://127.0.0.1:1".into());
+                c.pops[0].admin_token = Secret::new("short");
+            }),
+            ("cdns[0].pops[0].parent", |c| c.pops[0].parent = Some("nowhere".into())),
+            ("cdns[0].pops[0].parent", |c| {
+                c.pops.push(PopConfig::new("shield", "https://shield.cdn.example"));
+                c.pops[0].parent = Some("shield".into()); // not marked a shield
+            }),
+            ("cdns[0].pops", |c| c.pops[0].shield = true),
         ];
         for (key, break_it) in cases {
             let mut c = cdn();
@@ -419,6 +501,24 @@ mod tests {
             assert!(err.contains(key), "{key}: {err}");
             assert!(!err.contains("0123456789abcdef"), "secret echoed: {err}");
         }
+    }
+
+    #[test]
+    fn a_shield_and_its_children_validate() {
+        let mut c = cdn();
+        c.kind = CdnKind::Cadenza;
+        c.secret = Secret::default();
+        let mut shield = PopConfig::new("shield", "https://shield.cdn.example");
+        shield.shield = true;
+        shield.admin_url = Some("http://10.0.0.9:9000".into());
+        shield.admin_token = Secret::new("0123456789abcdef0123");
+        c.pops.push(shield);
+        c.pops[0].parent = Some("shield".into());
+        assert_eq!(c.validate("cdns[0]").map_err(|e| e.to_string()), Ok(()));
+        assert!(c.pops[1].warmable() && !c.pops[0].warmable());
+        // A stored CDN keeps its tokens (the registry table is the config).
+        let back: CdnConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub struct ControlConfig {
     pub rate_limits: RateLimitsConfig,
     /// In-process caches in front of the database.
     pub cache: ControlCacheConfig,
+    pub warm: ControlWarmConfig,
 }
 
 /// `[cache]`: what the control plane keeps in memory, and for how long.
@@ -198,6 +199,79 @@ pub struct PlaybackConfig {
     pub max_in_flight: u32,
 }
 
+/// `[warm]`: how the control plane runs warm jobs (`POST /v1/admin/warm`)
+/// on the POPs' admin APIs. Jobs live in the database; any replica may run
+/// one, holding a lease it renews as it goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlWarmConfig {
+    /// How often a running job asks each POP for its progress (and how
+    /// often a replica looks for due jobs). Default `500ms`; `50ms` to `10s`.
+    pub poll_interval: HumanDuration,
+    /// Submissions of one POP's part of a job before that POP fails: a
+    /// refused or unreachable POP, an edge job with failed files, or one
+    /// the edge forgot (a restart) each use one. Default `5`; `1` to `100`.
+    pub max_attempts: u32,
+    /// Wait before a POP's next attempt, doubled per attempt used.
+    /// Default `1s`; `10ms` to `5m`.
+    pub retry_backoff: HumanDuration,
+    /// Jobs one replica runs at once. Default `4`; `1` to `64`.
+    pub max_running: u32,
+    /// How long a job's lease lasts without renewal (renewed every
+    /// `poll_interval`): a replica that dies mid-job leaves it to another
+    /// after this. Default `30s`; `5s` to `10m`, at least 5 × `poll_interval`.
+    pub lease: HumanDuration,
+}
+
+impl Default for ControlWarmConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: HumanDuration::millis(500),
+            max_attempts: 5,
+            retry_backoff: HumanDuration::secs(1),
+            max_running: 4,
+            lease: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl ControlWarmConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let poll = self.poll_interval.get();
+        ensure(
+            (Duration::from_millis(50)..=Duration::from_secs(10)).contains(&poll),
+            "warm.poll_interval",
+            self.poll_interval.to_string(),
+            "must be between 50ms and 10s",
+        )?;
+        ensure(
+            (1..=100).contains(&self.max_attempts),
+            "warm.max_attempts",
+            self.max_attempts,
+            "must be between 1 and 100",
+        )?;
+        ensure(
+            (Duration::from_millis(10)..=Duration::from_secs(300)).contains(&self.retry_backoff.get()),
+            "warm.retry_backoff",
+            self.retry_backoff.to_string(),
+            "must be between 10ms and 5m",
+        )?;
+        ensure(
+            (1..=64).contains(&self.max_running),
+            "warm.max_running",
+            self.max_running,
+            "must be between 1 and 64",
+        )?;
+        let lease = self.lease.get();
+        ensure(
+            (Duration::from_secs(5)..=Duration::from_secs(600)).contains(&lease) && lease >= poll * 5,
+            "warm.lease",
+            self.lease.to_string(),
+            "must be between 5s and 10m, and at least 5 × warm.poll_interval",
+        )
+    }
+}
+
 /// `[ingest]`: the job queue of `POST /v1/admin/ingest`, served to
 /// transcoder workers under `/v1/ingest/*`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -249,6 +323,7 @@ impl Default for ControlConfig {
             ingest: IngestConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             cache: ControlCacheConfig::default(),
+            warm: ControlWarmConfig::default(),
         }
     }
 }
@@ -385,6 +460,7 @@ impl ServiceConfig for ControlConfig {
         self.selection.validate()?;
         self.ingest.validate(&self.admin_token)?;
         self.rate_limits.validate()?;
+        self.warm.validate()?;
         ensure(
             self.cache.token_ttl.get() <= Duration::from_secs(300),
             "cache.token_ttl",
@@ -429,15 +505,7 @@ impl ControlConfig {
                 pops: self
                     .edges
                     .iter()
-                    .map(|e| PopConfig {
-                        name: e.name.clone(),
-                        url: e.url.clone(),
-                        region: String::new(),
-                        admin_url: None,
-                        probe_url: None,
-                        probe: false,
-                        weight: 100,
-                    })
+                    .map(|e| PopConfig { probe: false, ..PopConfig::new(e.name.clone(), e.url.clone()) })
                     .collect(),
             });
         }

@@ -14,12 +14,16 @@ pub struct DevConfig {
     pub data_dir: PathBuf,
     /// Address every listener binds. Default `127.0.0.1`.
     pub host: IpAddr,
-    /// First port: control = base, origin = base+1, edge *i* = base+10+2*i*
-    /// (admin +1). `0` picks free ports. Default `8400`.
+    /// First port: control = base, origin = base+1, the shield (if any)
+    /// base+2 (admin +1), edge *i* = base+10+2*i* (admin +1). `0` picks free ports. Default `8400`.
     pub base_port: u16,
     /// Number of edge POPs. Default `2`, so selection and failover can be
     /// seen locally.
     pub edges: u16,
+    /// Also run a shield edge (`shield`, ports base+2 and base+3) that the
+    /// edges fill from instead of the origin, as a region's POPs do behind
+    /// a parent tier. Default `false`.
+    pub shield: bool,
     /// Serve the edges over TLS with a self-signed certificate the stack
     /// makes (and keeps) in `<data_dir>/tls/`. Default `false`.
     pub tls: bool,
@@ -46,6 +50,7 @@ impl Default for DevConfig {
             host: [127, 0, 0, 1].into(),
             base_port: 8400,
             edges: 2,
+            shield: false,
             tls: false,
             demo: DemoConfig::default(),
         }

@@ -12,8 +12,8 @@ mod transcoder;
 pub use cdn::{CdnConfig, CdnKind, HealthConfig, PopConfig, SelectionConfig};
 pub use common::{AdminConfig, HttpServerConfig, KeyFile, KeySpec, SigningConfig, TlsConfig};
 pub use control::{
-    ControlCacheConfig, ControlConfig, DatabaseConfig, EDGES_CDN, EdgeEndpoint, IngestConfig, PlaybackConfig,
-    RateLimit, RateLimitsConfig, redact_url_password,
+    ControlCacheConfig, ControlConfig, ControlWarmConfig, DatabaseConfig, EDGES_CDN, EdgeEndpoint,
+    IngestConfig, PlaybackConfig, RateLimit, RateLimitsConfig, redact_url_password,
 };
 pub use dev::{DemoConfig, DevConfig};
 pub use edge::{

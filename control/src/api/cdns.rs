@@ -141,6 +141,9 @@ fn to_config(name: String, spec: CdnSpec) -> CdnConfig {
                 probe_url: p.probe_url,
                 probe: p.probe.unwrap_or(true),
                 weight: p.weight.unwrap_or(100),
+                admin_token: Secret::new(p.admin_token.unwrap_or_default()),
+                shield: p.shield.unwrap_or(false),
+                parent: p.parent,
             })
             .collect(),
     }
@@ -171,6 +174,9 @@ fn view(state: &AppState, c: &Cdn) -> CdnView {
                     admin_url: p.config.admin_url.clone(),
                     probe_url: p.config.probe_target(),
                     weight: p.config.weight,
+                    has_admin_token: !p.config.admin_token.is_empty(),
+                    shield: p.config.shield,
+                    parent: p.config.parent.clone(),
                     state: h.state.as_str().to_owned(),
                     since_ms: h.since_ms,
                     last_probe_ms: h.last_probe_ms,

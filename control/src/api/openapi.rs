@@ -29,7 +29,8 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    admin, bulk, catalog, cdns, events, health, ingest, library, playback, playlists, search, signing, tracks,
+    admin, bulk, catalog, cdns, events, health, ingest, library, playback, playlists, search, signing,
+    tracks, warm,
 };
 use crate::types::{
     AlbumResponse, AlbumSimplified, AlbumsResponse, ArtistResponse, ArtistsResponse, BulkImportResponse,
@@ -38,7 +39,7 @@ use crate::types::{
     IngestJobList, IngestRequest, Paging, PlaylistItem, PlaylistResponse, PopularityResponse,
     PrefetchRequest, PrefetchResponse, ReportRequest, ReportResponse, RoyaltiesResponse, SearchResponse,
     SeekTable, SigningKeys, SimplePlaylist, SnapshotResponse, StreamRequest, StreamResponse, TrackResponse,
-    TracksResponse, schema,
+    TracksResponse, WarmJob, WarmJobList, WarmRequest, schema,
 };
 
 #[derive(OpenApi)]
@@ -84,6 +85,10 @@ use crate::types::{
         ingest::register,
         ingest::list_jobs,
         ingest::get_job,
+        warm::start,
+        warm::list,
+        warm::get,
+        warm::cancel,
         ingest::claim,
         ingest::heartbeat,
         ingest::complete,
@@ -149,6 +154,9 @@ use crate::types::{
         CdnView,
         SigningKeys,
         TracksResponse,
+        WarmRequest,
+        WarmJob,
+        WarmJobList,
         schema::JobStatus,
         schema::IngestJob,
         // Named only by parameters, which the generator does not follow.
@@ -165,7 +173,7 @@ use crate::types::{
         (name = "playlists", description = "Playlists with snapshot ids (user token, `read`/`playlist_write` rate limits)."),
         (name = "library", description = "A user's saved items (user token, `read`/`library_write` rate limits)."),
         (name = "events", description = "Playback events and listening history (user token, `events`/`read` rate limits)."),
-        (name = "admin", description = "Catalog, users, ingest jobs, royalties and popularity, the CDN registry and the URL-signing keys (admin token)."),
+        (name = "admin", description = "Catalog, users, ingest jobs, warm jobs, royalties and popularity, the CDN registry and the URL-signing keys (admin token)."),
         (name = "ingest", description = "The transcoder workers' side of the job queue (worker or admin token)."),
     ),
 )]

@@ -255,8 +255,7 @@ async fn issue(state: &AppState, user: &User, id: &TrackId, ask: &Ask) -> Result
     let now = now_ms();
     let window = config.health.report_window.get();
     let min_reports = config.health.min_reports;
-    let pops: Vec<(&crate::cdn::Cdn, &crate::cdn::Pop)> =
-        registry.cdns.iter().flat_map(|c| c.pops.iter().map(move |p| (c, p))).collect();
+    let pops: Vec<(&crate::cdn::Cdn, &crate::cdn::Pop)> = registry.serving_pops().collect();
     let candidates: Vec<Candidate<'_>> = pops
         .iter()
         .map(|(c, p)| {

@@ -66,8 +66,14 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// POPs players may be sent to (shields are not).
     pub(crate) fn pop_count(&self) -> usize {
-        self.cdns.iter().map(|c| c.pops.len()).sum()
+        self.serving_pops().count()
+    }
+
+    /// Every POP players may be sent to, with its CDN.
+    pub(crate) fn serving_pops(&self) -> impl Iterator<Item = (&Cdn, &Pop)> {
+        self.cdns.iter().flat_map(|c| c.pops.iter().filter(|p| !p.config.shield).map(move |p| (c, p)))
     }
 
     pub(crate) fn find(&self, cdn: &str, pop: &str) -> Option<(&Cdn, &Pop)> {

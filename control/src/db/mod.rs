@@ -20,6 +20,7 @@ pub(crate) mod library;
 pub(crate) mod playlists;
 pub(crate) mod search;
 pub(crate) mod users;
+pub(crate) mod warm;
 
 use std::time::Duration;
 

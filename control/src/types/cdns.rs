@@ -52,6 +52,17 @@ pub struct PopSpec {
     /// Default 100; 1 to 10000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// The POP's admin API token (a cadenza edge's `admin.token`), so warm
+    /// jobs can run on it; needs `admin_url`. Never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// A shield (parent tier): never in stream answers, warmed first.
+    /// Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shield: Option<bool>,
+    /// The shield POP of this CDN that this POP fills from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// `GET /v1/admin/cdns`.
@@ -84,6 +95,10 @@ pub struct PopView {
     /// What the active probe GETs; absent when it is not probed.
     pub probe_url: Option<String>,
     pub weight: u32,
+    /// Whether an admin token is set (warm jobs can run here).
+    pub has_admin_token: bool,
+    pub shield: bool,
+    pub parent: Option<String>,
     /// `up`, `down` or `unknown`.
     pub state: String,
     /// Unix milliseconds of the last change of `state`.

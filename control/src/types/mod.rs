@@ -21,12 +21,14 @@ mod library;
 mod playback;
 mod playlists;
 pub(crate) mod schema;
+mod warm;
 
 pub use self::cdns::*;
 pub use self::events::*;
 pub use self::library::*;
 pub use self::playback::*;
 pub use self::playlists::*;
+pub use self::warm::*;
 
 // ---------------------------------------------------------------- admin
 

@@ -18,8 +18,8 @@ use cadenza_config::ids::{FileId, random_id};
 use cadenza_config::ladder::Rung;
 use cadenza_config::manifest::{self, Loudness, Manifest, SeekPoint};
 use cadenza_config::service::{
-    ControlConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, IngestConfig, KeySpec, PlaybackConfig,
-    SigningConfig,
+    ControlConfig, ControlWarmConfig, DatabaseConfig, EdgeEndpoint, HttpServerConfig, IngestConfig, KeySpec,
+    PlaybackConfig, SigningConfig,
 };
 use cadenza_config::token::{KeyRing, SigningKey, TokenPolicy, Verifier};
 use cadenza_config::units::{HumanDuration, Secret};
@@ -185,6 +185,12 @@ pub(crate) fn config(db_url: &str) -> ControlConfig {
         cdns: defaults.cdns,
         health: defaults.health,
         selection: defaults.selection,
+        // Quick rounds, so warm tests finish in moments.
+        warm: ControlWarmConfig {
+            poll_interval: HumanDuration::millis(50),
+            retry_backoff: HumanDuration::millis(50),
+            ..defaults.warm
+        },
     }
 }
 
