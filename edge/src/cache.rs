@@ -238,7 +238,14 @@ impl SliceCache {
         }
         let mut fills = self.lock_fills();
         if let Some(fill) = fills.get(&key) {
-            self.metrics.slice_coalesced.inc();
+            // A join of a fill that reads the disk is a disk hit; of one
+            // that goes upstream, a collapsed miss. Not known yet: counted
+            // when it is (the fills lock orders the two).
+            match fill.source.load(std::sync::atomic::Ordering::Relaxed) {
+                FROM_DISK => self.metrics.slice_disk_hits.inc(),
+                FROM_UPSTREAM => self.metrics.slice_coalesced.inc(),
+                _ => drop(fill.joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            }
             fill.demand.store(true, std::sync::atomic::Ordering::Relaxed);
             return (SliceRead::Filling(FillReader::new(fill.clone())), Source::Coalesced);
         }
@@ -367,6 +374,15 @@ impl SliceCache {
         if demand {
             if from_disk.is_some() { &self.metrics.slice_disk_hits } else { &self.metrics.slice_misses }
                 .inc();
+        }
+        {
+            let _fills = self.lock_fills();
+            let (source, counter) = match from_disk {
+                Some(_) => (FROM_DISK, &self.metrics.slice_disk_hits),
+                None => (FROM_UPSTREAM, &self.metrics.slice_coalesced),
+            };
+            fill.source.store(source, Ordering::Relaxed);
+            counter.inc_by(fill.joined.swap(0, Ordering::Relaxed));
         }
         let result = match from_disk {
             Some(bytes) => Ok(bytes),
@@ -559,7 +575,18 @@ struct Fill {
     demand: std::sync::atomic::AtomicBool,
     /// The bytes came from the disk tier.
     from_disk: std::sync::atomic::AtomicBool,
+    /// Where the bytes come from, once known (under the fills lock): 0 not
+    /// yet, [`FROM_DISK`], [`FROM_UPSTREAM`].
+    source: std::sync::atomic::AtomicU8,
+    /// Lookups that joined this fill before its source was known; counted
+    /// when it is (under the fills lock).
+    joined: std::sync::atomic::AtomicU64,
 }
+
+/// [`Fill::source`]: the slice was read from the disk tier.
+const FROM_DISK: u8 = 1;
+/// [`Fill::source`]: the slice is fetched from upstream.
+const FROM_UPSTREAM: u8 = 2;
 
 #[derive(Debug, Default)]
 struct FillState {

@@ -93,7 +93,7 @@ impl Metrics {
         };
         let slices = counter_vec(
             "cadenza_edge_slice_lookups_total",
-            "Slice lookups by result (hit: memory, disk: verified from the disk tier, miss: fetched upstream, coalesced: joined a running fill).",
+            "Slice lookups by result (hit: memory, disk: verified from the disk tier, also when joining a fill that reads it, miss: fetched upstream, coalesced: joined a running fill from upstream).",
             &["result"],
         );
         let m = Self {

@@ -175,14 +175,19 @@ export function retryAfterMs(res) {
 // would pass while waiting. Each 429 is added to `counter` (tagged with the
 // error code: rate_limited, overloaded) and waited out: Retry-After plus up
 // to 250 ms, so the VUs told the same whole second do not return together.
-// Returns the last answer (a 429 only if the deadline came first).
+// Returns the last answer; a 429 only once the deadline has come (it waits
+// until then rather than return early: a VU must not spin on 429s).
 export function with429(send, counter, deadline) {
   for (;;) {
     const res = send();
     if (res.status !== 429) return res;
     counter.add(1, { code: errorCode(res) || 'none' });
     const wait = retryAfterMs(res) + Math.random() * 250;
-    if (Date.now() + wait >= deadline) return res;
+    const left = deadline - Date.now();
+    if (wait >= left) {
+      if (left > 0) sleep(left / 1000);
+      return res;
+    }
     sleep(wait / 1000);
   }
 }
@@ -351,37 +356,40 @@ const SCRAPE = { tags: { name: 'metrics' }, timeout: '5s', responseCallback: htt
 
 // One edge's cadenza_edge_slice_lookups_total by result
 // ({hit, disk, miss, coalesced}), or null if its admin listener does not
-// answer.
+// answer with the edge's metrics. (A Prometheus counter with labels shows
+// no sample before its first increment: absent counts as 0.)
 export function edgeLookups(edge) {
   const res = http.get(`${edge.admin_url}/metrics`, SCRAPE);
-  if (res.status !== 200) return null;
-  const by = promSum(res.body, 'cadenza_edge_slice_lookups_total', 'result');
-  if (by === null) return null;
+  if (res.status !== 200 || String(res.body).indexOf('cadenza_edge_') < 0) return null;
+  const by = promSum(res.body, 'cadenza_edge_slice_lookups_total', 'result') || {};
   return { hit: by.hit || 0, disk: by.disk || 0, miss: by.miss || 0, coalesced: by.coalesced || 0 };
 }
 
 // Sum of the origin's cadenza_origin_requests_total (every method and
-// status), or null when the origin serves no such metric.
+// status; 0 before its first request), or null when the origin serves no
+// metrics (an origin from before GET /metrics answers it with a 404).
 export function originRequests(stack) {
   const res = http.get(`${stack.origin.url}/metrics`, SCRAPE);
-  if (res.status !== 200) return null;
+  if (res.status !== 200 || String(res.body).indexOf('cadenza_origin_') < 0) return null;
   const by = promSum(res.body, 'cadenza_origin_requests_total', '');
-  return by === null ? null : by[''];
+  return by === null ? 0 : by[''];
 }
 
 // ------------------------------------------------------------ summary
 
 function fmtNum(v) {
   if (v === undefined || v === null) return '-';
-  if (Math.abs(v) >= 100 || Number.isInteger(v)) return String(Math.round(v * 100) / 100);
-  return v.toFixed(Math.abs(v) >= 1 ? 2 : 4);
+  if (Number.isInteger(v) || Math.abs(v) >= 100) return String(Math.round(v * 100) / 100);
+  return v.toFixed(Math.abs(v) >= 1 ? 2 : 3);
 }
 
-function fmtMetric(m) {
+function fmtMetric(m, stats) {
   const v = m.values;
   switch (m.type) {
-    case 'trend':
-      return Object.keys(v).map((k) => `${k}=${fmtNum(v[k])}${m.contains === 'time' ? 'ms' : ''}`).join(' ');
+    case 'trend': {
+      const keys = stats.filter((k) => k in v).concat(Object.keys(v).filter((k) => stats.indexOf(k) < 0));
+      return keys.map((k) => `${k}=${fmtNum(v[k])}${m.contains === 'time' ? 'ms' : ''}`).join(' ');
+    }
     case 'counter':
       return `count=${fmtNum(v.count)} rate=${fmtNum(v.rate)}/s`;
     case 'rate':
@@ -406,9 +414,17 @@ export function textSummary(data) {
   }
   lines.push('THRESHOLDS');
   lines.push(...(thresholds.length ? thresholds : ['  (none)']));
+  const checks = [];
+  const walk = (g) => {
+    for (const c of g.checks || []) checks.push(`  ${c.fails ? '✗' : '✓'} ${c.name}: ${c.passes} passed, ${c.fails} failed`);
+    for (const sub of g.groups || []) walk(sub);
+  };
+  if (data.root_group) walk(data.root_group);
+  if (checks.length) lines.push('CHECKS', ...checks);
   lines.push('METRICS');
   const width = Math.min(48, Math.max(...names.map((n) => n.length)) + 1);
-  for (const name of names) lines.push(`  ${name.padEnd(width, '.')} ${fmtMetric(data.metrics[name])}`);
+  const stats = (data.options && data.options.summaryTrendStats) || [];
+  for (const name of names) lines.push(`  ${name.padEnd(width, '.')} ${fmtMetric(data.metrics[name], stats)}`);
   const failed = thresholds.filter((l) => l.indexOf('✗') >= 0).length;
   lines.push(failed ? `${failed} threshold(s) crossed` : 'all thresholds held');
   return `\n${lines.join('\n')}\n\n`;
