@@ -85,6 +85,7 @@ pub(crate) async fn run(args: WarmArgs) -> Result<()> {
             (stack.control.url, token)
         }
     };
+    cadenza_origin::install_crypto_provider();
     let client = Client {
         http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?,
         base,

@@ -300,7 +300,9 @@ export function fetchRange(stack, st, start, end, deadline, c) {
       st.idx++;
       continue;
     }
-    const params = { headers: { Range: `bytes=${start}-${end}` }, tags: { name: 'audio', pop: u.pop }, responseType: 'none' };
+    const params = {
+      headers: { Range: `bytes=${start}-${end}` }, tags: { name: 'audio', pop: u.pop }, responseType: 'none', responseCallback: EXPECTED,
+    };
     const res = with429(() => http.get(u.url, params), c.shed429, deadline);
     if (res.status >= 500) c.http5xx.add(1, { name: 'audio' });
     const ok = check(res, {
