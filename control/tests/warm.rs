@@ -160,3 +160,56 @@ async fn unreachable_on(db: &TestDb) {
     assert!(ended.finished_at.is_some() && ended.started_at.is_some());
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_job_whose_replica_stops_is_resumed_by_another_from_its_progress() {
+    for db in support::databases().await {
+        resumed_on(&db).await;
+    }
+}
+
+async fn resumed_on(db: &TestDb) {
+    use cadenza_config::units::HumanDuration;
+    // Replica A retries a refused POP slowly, for long; B gives up sooner.
+    let mut config = support::config(&db.url);
+    config.warm.max_attempts = 100;
+    config.warm.retry_backoff = HumanDuration::millis(300);
+    config.warm.lease = HumanDuration::secs(5);
+    let a = Server::start_with(config.clone()).await;
+    assert_eq!(a.import(&support::catalog()).await.status(), 200);
+    put_lab_cdn(&a, &format!("http://127.0.0.1:{}", closed_port().await)).await;
+    let created: WarmJob =
+        warm(&a, json!({"album_id": "al1", "pops": ["lab/p1"]})).await.json().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let j = job(&a, &created.id).await;
+        if j.state == "running" && j.pops[0].attempts >= 2 {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "{db:?}: A never got going: {j:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    a.stop().await.unwrap();
+
+    config.warm.max_attempts = seen.pops[0].attempts + 2;
+    let b = Server::start_with(config).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let j = job(&b, &created.id).await;
+        if !matches!(j.state.as_str(), "scheduled" | "running") {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "{db:?}: B never finished the job: {j:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The same run, carried on: its start, its attempts so far, then B's.
+    assert_eq!(ended.state, "failed", "{ended:?}");
+    assert_eq!(ended.started_at, seen.started_at);
+    let pop = &ended.pops[0];
+    assert!(
+        pop.attempts > seen.pops[0].attempts && pop.attempts <= seen.pops[0].attempts + 2,
+        "{pop:?} after {seen:?}"
+    );
+    assert!(pop.errors.last().unwrap().contains("connection refused"), "{:?}", pop.errors);
+    b.stop().await.unwrap();
+}
