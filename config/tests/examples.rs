@@ -35,7 +35,9 @@ fn examples_load() {
     );
     let control: ControlConfig =
         load_from(Some(&example("control.toml")), no_env.clone(), &[keys_override()]).unwrap();
-    assert_eq!(control.registry().iter().map(|c| c.pops.len()).sum::<usize>(), 3);
+    assert_eq!(control.registry().iter().map(|c| c.pops.len()).sum::<usize>(), 4);
+    assert_eq!(control.registry()[0].pops.iter().filter(|p| p.warmable()).count(), 3);
+    assert_eq!(control.warm, cadenza_config::service::ControlWarmConfig::default());
     assert_eq!(control.health, cadenza_config::service::HealthConfig::default());
     assert_eq!(control.selection, cadenza_config::service::SelectionConfig::default());
     let _: OriginConfig = load_from(Some(&example("origin.toml")), no_env.clone(), &[]).unwrap();

@@ -857,6 +857,33 @@ async fn scenario(c: &mut Client<'_>) {
     c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 204).await;
     c.call(Method::DELETE, "/v1/admin/cdns/third", admin, None, &[], 404).await;
 
+    // Warm jobs, on a POP with an admin API (nothing listens there: the
+    // job is scheduled a day ahead and cancelled before it would run).
+    let lab = json!({"kind": "cadenza", "pops": [{"name": "p1", "url": "http://127.0.0.1:9",
+        "admin_url": "http://127.0.0.1:9", "admin_token": "lab-admin-token-0123456789", "probe": false}]});
+    c.send(Method::PUT, "/v1/admin/cdns/lab", ADMIN_TOKEN, lab, 201).await;
+    let tomorrow = cadenza_config::unix_now() + 86_400;
+    let job = c
+        .send(
+            Method::POST,
+            "/v1/admin/warm",
+            ADMIN_TOKEN,
+            json!({"album_id": "al1", "start_at": tomorrow}),
+            202,
+        )
+        .await;
+    let href = job["href"].as_str().expect("warm job href").to_owned();
+    c.get("/v1/admin/warm", admin, 200).await;
+    c.get(&href, admin, 200).await;
+    c.get("/v1/admin/warm/nope", admin, 404).await;
+    c.send(Method::POST, "/v1/admin/warm", ADMIN_TOKEN, json!({}), 400).await;
+    c.send(Method::POST, "/v1/admin/warm", ADMIN_TOKEN, json!({"album_id": "nope"}), 404).await;
+    c.send(Method::POST, "/v1/admin/warm", ADMIN_TOKEN, json!({"track_ids": ["t2"], "rungs": [24]}), 422)
+        .await;
+    c.call(Method::DELETE, &href, admin, None, &[], 202).await;
+    c.call(Method::DELETE, &href, admin, None, &[], 409).await;
+    c.call(Method::DELETE, "/v1/admin/cdns/lab", admin, None, &[], 204).await;
+
     // The signing keys (the test servers pin the older key as current).
     let keys = json!({"keys": ["k-old", "k-new"], "current": "k-old"});
     assert_eq!(c.get("/v1/admin/signing", admin, 200).await, keys);

@@ -21,7 +21,7 @@
 // meets them: 429s are waited out (Retry-After) and counted in shed_429,
 // never failures. Thresholds per kind (tag kind: catalog, search,
 // playlist): checks > 99 %, p99 under *_P99 ms; overall: no 5xx, checks
-// > 99 %. See SCENARIOS.md.
+// > 99 %. See loadtest/README.md, "Scenarios against `cadenza dev`".
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { check } from 'k6';

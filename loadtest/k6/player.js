@@ -19,7 +19,7 @@
 // the audio requests (name:audio) < AUDIO_P99 ms and of the stream calls
 // (name:stream) < STREAM_P99 ms. All VUs share the demo user, so past
 // ~10 stream calls/s (rate_limits.playback) answers are 429: counted in
-// shed_429 and waited out, not failures. See SCENARIOS.md.
+// shed_429 and waited out, not failures. See loadtest/README.md, "Scenarios against `cadenza dev`".
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';

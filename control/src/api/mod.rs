@@ -299,8 +299,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/users", post(admin::create_user))
         .route("/v1/admin/ingest", post(ingest::register).get(ingest::list_jobs))
         .route("/v1/admin/ingest/{id}", get(ingest::get_job))
-        .route("/v1/admin/warm", post(warm::start).get(warm::list))
-        .route("/v1/admin/warm/{id}", get(warm::get).delete(warm::cancel))
+        .route("/v1/admin/warm", post(warm::start_warm).get(warm::list_warm_jobs))
+        .route("/v1/admin/warm/{id}", get(warm::get_warm_job).delete(warm::cancel_warm_job))
         .route("/v1/ingest/claim", post(ingest::claim))
         .route("/v1/ingest/jobs/{id}/heartbeat", post(ingest::heartbeat))
         .route(

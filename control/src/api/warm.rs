@@ -23,7 +23,7 @@ use crate::warm;
         (status = 404, description = "`album_not_found`, `track_not_found` or `playlist_not_found`."),
         (status = 422, description = "`nothing_to_warm` (no published audio at those rungs), `no_warmable_pops` (no healthy POP with an admin token matches), `deadline_unreachable` (the origin budget cannot move the bytes in time)."),
     ))]
-pub(crate) async fn start(
+pub(crate) async fn start_warm(
     State(state): State<AppState>,
     _admin: Admin,
     ApiJson(req): ApiJson<WarmRequest>,
@@ -61,7 +61,7 @@ pub(crate) async fn start(
 /// The newest warm jobs, without per-file detail.
 #[utoipa::path(get, path = "/v1/admin/warm", tag = "admin", security(("admin" = [])),
     responses((status = 200, description = "The newest 100 jobs, newest first.", body = WarmJobList)))]
-pub(crate) async fn list(
+pub(crate) async fn list_warm_jobs(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<WarmJobList>, ApiError> {
@@ -76,7 +76,7 @@ pub(crate) async fn list(
         (status = 200, description = "The job.", body = WarmJob),
         (status = 404, description = "`warm_job_not_found`."),
     ))]
-pub(crate) async fn get(
+pub(crate) async fn get_warm_job(
     State(state): State<AppState>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
@@ -94,7 +94,7 @@ pub(crate) async fn get(
         (status = 404, description = "`warm_job_not_found`."),
         (status = 409, description = "`warm_job_ended`: it is done, failed or cancelled already."),
     ))]
-pub(crate) async fn cancel(
+pub(crate) async fn cancel_warm_job(
     State(state): State<AppState>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
