@@ -82,7 +82,7 @@ async fn migrations_on(db: &TestDb) {
     assert_eq!(resp.status(), 200, "{db:?}");
     let t: TrackResponse = resp.json().await.unwrap();
     assert_eq!(t.qualities, vec![96, 160]);
-    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, Some(7));
+    assert_eq!(support::sql_i64(&db.url, "SELECT COUNT(*) FROM _sqlx_migrations").await, Some(8));
     s.stop().await.unwrap();
 }
 

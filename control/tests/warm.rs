@@ -37,7 +37,7 @@ async fn put_lab_cdn(s: &Server, admin: &str) {
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({
             "kind": "cadenza",
-            "pops": [{ "name": "p1", "url": "http://127.0.0.1:9", "admin_url": admin,
+            "pops": [{ "name": "p1", "url": "http://127.0.0.1:9", "admin_url": admin, "region": "eu",
                        "admin_token": "lab-admin-token-0123456789", "probe": false }]
         }))
         .send()
@@ -108,6 +108,56 @@ async fn requests_on(db: &TestDb) {
     assert!(
         list.jobs.iter().any(|j| j.id == scheduled.id && j.request.before_release.as_deref() == Some("2h"))
     );
+    // A playlist's tracks, each once, in playlist order; POPs by region.
+    let listener = s.user(cadenza_control::types::Tier::Premium).await;
+    let p: Value = s
+        .http
+        .post(s.url("/v1/playlists"))
+        .bearer_auth(&listener.token)
+        .json(&json!({"name": "Drop day"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = p["id"].as_str().unwrap();
+    let added = s
+        .http
+        .post(s.url(&format!("/v1/playlists/{pid}/items")))
+        .bearer_auth(&listener.token)
+        .json(&json!({"track_ids": ["t2", "t1", "t2"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let later = now + 3600;
+    let body = json!({"playlist_id": pid, "rungs": [160], "regions": ["eu"], "start_at": later});
+    let resp = warm(&s, body).await;
+    assert_eq!(resp.status(), 202);
+    let by_playlist: WarmJob = resp.json().await.unwrap();
+    let nowhere = json!({"playlist_id": pid, "regions": ["nowhere"]});
+    expect_error(warm(&s, nowhere).await, 422, "no_warmable_pops").await;
+    // Planned now (due now), then cancelled (or it has already failed
+    // against the closed port: its retries take at least 0.75 s).
+    let resp = warm(&s, json!({"playlist_id": pid, "rungs": [160], "regions": ["eu"]})).await;
+    assert_eq!(resp.status(), 202);
+    let planned: WarmJob = resp.json().await.unwrap();
+    let files: Vec<(&str, u32)> = planned.files.iter().map(|f| (f.track_id.as_str(), f.kbps)).collect();
+    assert_eq!(files, [("t2", 160), ("t1", 160)], "playlist order, each track once");
+    assert_eq!(planned.pops.iter().map(|p| p.pop.as_str()).collect::<Vec<_>>(), ["p1"]);
+    for (id, may_have_ended) in [(&planned.id, true), (&by_playlist.id, false)] {
+        let resp = s
+            .http
+            .delete(s.url(&format!("/v1/admin/warm/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(status == 202 || (may_have_ended && status == 409), "{status}");
+    }
+
     let cancel = s.http.delete(s.url(&scheduled.href)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(cancel.status(), 202);
     assert_eq!(cancel.json::<WarmJob>().await.unwrap().state, "cancelled");
