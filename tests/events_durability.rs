@@ -144,10 +144,13 @@ fn spawn(dir: &Path, port: u16) -> Control {
     ] {
         args.extend(["--set".to_owned(), kv]);
     }
+    // Every run's stderr, appended: checked for panics at the end.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("control.stderr")).unwrap();
     let child = Command::new(binary(dir))
         .args(&args)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("the binary runs");
     Control(child)
@@ -314,4 +317,8 @@ async fn acknowledged_events_survive_sigkill() {
     let expected = model(all.iter().flatten());
     assert_eq!(counted, expected, "streams per track per day");
     assert!(expected.values().sum::<u64>() > 100, "the test counts something: {expected:?}");
+    // No task of any run panicked (a background task's panic answers no
+    // request, so only its log shows it).
+    let stderr = std::fs::read_to_string(dir.path().join("control.stderr")).unwrap();
+    assert!(!stderr.contains("panicked"), "cadenza control panicked:\n{stderr}");
 }

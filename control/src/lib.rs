@@ -146,6 +146,8 @@ impl ControlServer {
         let limits = cadenza_net::Limits::from(&self.state.config().http);
         tracing::info!(addr = %self.local_addr, "control plane listening");
         let service = hyper_util::service::TowerToHyperService::new(app);
+        // The background tasks' HTTP clients need it before they are built.
+        cadenza_net::tls::install_crypto_provider();
         // Probe every POP, and follow the registry other replicas change.
         let prober = tokio::spawn(cdn::prober(self.state.clone()));
         // Run due warm jobs (any replica may; leases keep it to one).

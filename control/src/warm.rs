@@ -424,6 +424,7 @@ pub(crate) fn view(row: &WarmRow, with_files: bool) -> WarmJob {
 pub(crate) async fn runner(state: AppState) {
     let config = state.config().warm.clone();
     let owner = cadenza_config::ids::random_id(16);
+    cadenza_net::tls::install_crypto_provider();
     let client = match reqwest::Client::builder()
         .no_proxy()
         .timeout(EDGE_TIMEOUT)
@@ -448,15 +449,15 @@ pub(crate) async fn runner(state: AppState) {
             match store::claim(state.db(), &owner, lease_ms).await {
                 Ok(Some(row)) => {
                     tracing::info!(job = %row.id, claims = row.claims, "warm job claimed");
-                    running.fetch_add(1, Ordering::SeqCst);
-                    let (state, client, owner, running) =
-                        (state.clone(), client.clone(), owner.clone(), running.clone());
+                    let slot = Slot::take(&running);
+                    let (state, client, owner) = (state.clone(), client.clone(), owner.clone());
                     jobs.spawn(async move {
+                        // Held to the end, a panic included.
+                        let _slot = slot;
                         let id = row.id.clone();
                         if let Err(e) = run_job(&state, &client, &owner, row).await {
                             tracing::warn!(job = %id, error = %e, "warm job: database error; the lease will run out and the job resume");
                         }
-                        running.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
                 Ok(None) => break,
@@ -466,6 +467,22 @@ pub(crate) async fn runner(state: AppState) {
                 }
             }
         }
+    }
+}
+
+/// One of `warm.max_running`, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        Self(running.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
