@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use cadenza_config::units::ByteSize;
 use cadenza_control::types::{WarmJob, WarmRequest};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often `--wait` asks for progress.
 const POLL: Duration = Duration::from_millis(500);
@@ -108,7 +108,7 @@ pub(crate) async fn run(args: WarmArgs) -> Result<()> {
                 job.state,
                 job.files_total,
                 job.pops.len(),
-                ByteSize(job.bytes_total)
+                HumanBytes(job.bytes_total)
             );
             job
         }
@@ -193,11 +193,11 @@ fn pops_line(job: &WarmJob) -> String {
 
 fn print_summary(job: &WarmJob) {
     eprintln!(
-        "job {}: {} ({} of {} bytes{})",
+        "job {}: {} ({} of {}{})",
         job.id,
         job.state,
-        job.bytes_done,
-        job.bytes_total,
+        HumanBytes(job.bytes_done),
+        HumanBytes(job.bytes_total),
         job.error.as_deref().map(|e| format!("; {e}")).unwrap_or_default()
     );
     for p in &job.pops {
