@@ -26,6 +26,13 @@ pub(crate) struct Metrics {
     /// `cadenza_control_ingest_jobs{state}`: jobs in each state, read from
     /// the database when `/metrics` is scraped.
     ingest_jobs: IntGaugeVec,
+    /// `cadenza_control_warm_jobs{state}`: warm jobs in each state, read
+    /// from the database when `/metrics` is scraped.
+    warm_jobs: IntGaugeVec,
+    /// `cadenza_control_warm_pop_parts_total{result}`: POPs' parts of warm
+    /// jobs run by this replica, by how each ended (`done`, `failed`) or
+    /// was put back (`retried`).
+    warm_parts: IntCounterVec,
     /// `cadenza_control_rate_limited_total{category}`: requests answered
     /// 429 by the per-user limits.
     rate_limited: IntCounterVec,
@@ -85,6 +92,8 @@ impl IngestEvent {
     }
 }
 
+const WARM_STATES: [&str; 5] = ["scheduled", "running", "done", "failed", "cancelled"];
+
 const JOB_STATES: [JobState; 4] = [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed];
 
 impl Metrics {
@@ -120,6 +129,19 @@ impl Metrics {
         let ingest_jobs = IntGaugeVec::new(
             Opts::new("cadenza_control_ingest_jobs", "Ingest jobs in each state, as of the last scrape"),
             &["state"],
+        )
+        .expect("valid metric");
+        let warm_jobs = IntGaugeVec::new(
+            Opts::new("cadenza_control_warm_jobs", "Warm jobs in each state, as of the last scrape"),
+            &["state"],
+        )
+        .expect("valid metric");
+        let warm_parts = IntCounterVec::new(
+            Opts::new(
+                "cadenza_control_warm_pop_parts_total",
+                "POPs' parts of warm jobs run here, by outcome (done, failed, retried)",
+            ),
+            &["result"],
         )
         .expect("valid metric");
         let rate_limited = IntCounterVec::new(
@@ -180,11 +202,19 @@ impl Metrics {
             &playback_events,
             &streams,
             &signing_reloads,
+            &warm_parts,
         ] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
         registry.register(Box::new(http_duration.clone())).expect("unique metric");
         registry.register(Box::new(ingest_jobs.clone())).expect("unique metric");
+        registry.register(Box::new(warm_jobs.clone())).expect("unique metric");
+        for st in WARM_STATES {
+            warm_jobs.with_label_values(&[st]);
+        }
+        for r in ["done", "failed", "retried"] {
+            warm_parts.with_label_values(&[r]);
+        }
         for rung in cadenza_config::ladder::LADDER {
             stream_answers.with_label_values(&[rung.kbps_str()]);
         }
@@ -211,6 +241,8 @@ impl Metrics {
             stream_answers,
             ingest_events,
             ingest_jobs,
+            warm_jobs,
+            warm_parts,
             rate_limited,
             first_pop,
             pop_up,
@@ -249,6 +281,19 @@ impl Metrics {
             let n = counts.iter().find(|(state, _)| *state == s).map_or(0, |(_, n)| *n);
             self.ingest_jobs.with_label_values(&[s.as_str()]).set(n);
         }
+    }
+
+    /// Set the warm-jobs-by-state gauge; states not in `counts` are zero.
+    pub(crate) fn set_warm_jobs(&self, counts: &[(String, i64)]) {
+        for st in WARM_STATES {
+            let n = counts.iter().find(|(state, _)| state == st).map_or(0, |(_, n)| *n);
+            self.warm_jobs.with_label_values(&[st]).set(n);
+        }
+    }
+
+    /// A POP's part of a warm job ended (`done`, `failed`) or is retried.
+    pub(crate) fn warm_part(&self, result: &str) {
+        self.warm_parts.with_label_values(&[result]).inc();
     }
 
     pub(crate) fn observe_request(&self, route: &str, status: &str, seconds: f64) {

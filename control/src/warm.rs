@@ -535,7 +535,17 @@ async fn run_job(
             stop_all(state, client, &mut run, "failed", "deadline passed").await;
             break Outcome::Finished("failed", Some("deadline_exceeded: not done by deadline_at".into()));
         }
+        let before: Vec<(String, u32)> =
+            run.pops.iter().map(|p| (p.view.state.clone(), p.view.attempts)).collect();
         step(state, client, &request, &mut run, now).await;
+        for (p, (was, attempts)) in run.pops.iter().zip(&before) {
+            let now_state = p.view.state.as_str();
+            if now_state != was && matches!(now_state, "done" | "failed") {
+                state.metrics().warm_part(now_state);
+            } else if now_state == "retrying" && (was != "retrying" || p.view.attempts != *attempts) {
+                state.metrics().warm_part("retried");
+            }
+        }
         let progress = serde_json::to_string(&run).expect("a run serialises");
         if run.pops.iter().all(PopRun::terminal) {
             let failed: Vec<String> =

@@ -208,6 +208,17 @@ async fn unreachable_on(db: &TestDb) {
     assert_eq!((pop.state.as_str(), pop.attempts), ("failed", 5), "warm.max_attempts submissions: {pop:?}");
     assert!(pop.errors.last().unwrap().contains("connection refused"), "{:?}", pop.errors);
     assert!(ended.finished_at.is_some() && ended.started_at.is_some());
+    // Four retries, then the part failed; the job is counted as failed.
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    for line in [
+        "cadenza_control_warm_pop_parts_total{result=\"retried\"} 4",
+        "cadenza_control_warm_pop_parts_total{result=\"failed\"} 1",
+        "cadenza_control_warm_pop_parts_total{result=\"done\"} 0",
+        "cadenza_control_warm_jobs{state=\"failed\"} 1",
+        "cadenza_control_warm_jobs{state=\"running\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{db:?}: no {line:?} in /metrics");
+    }
     s.stop().await.unwrap();
 }
 

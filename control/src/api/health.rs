@@ -33,8 +33,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition format 0.0.4. The ingest
-/// jobs-by-state gauge is read from the database first (kept as it was if
+/// `GET /metrics`: Prometheus text exposition format 0.0.4. The ingest and
+/// warm jobs-by-state gauges are read from the database first (kept as it was if
 /// the database does not answer).
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4.",
@@ -43,6 +43,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     match crate::db::ingest::counts(state.db()).await {
         Ok(counts) => state.metrics().set_ingest_jobs(&counts),
         Err(e) => tracing::warn!(error = %e, "ingest job counts for /metrics"),
+    }
+    match crate::db::warm::counts(state.db()).await {
+        Ok(counts) => state.metrics().set_warm_jobs(&counts),
+        Err(e) => tracing::warn!(error = %e, "warm job counts for /metrics"),
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render())
 }

@@ -229,6 +229,13 @@ pub(crate) async fn cancel(db: &Db, id: &str) -> Result<bool, ApiError> {
     Ok(done.rows_affected() == 1)
 }
 
+/// Jobs by state.
+pub(crate) async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT state, COUNT(*) AS n FROM warm_jobs GROUP BY state").fetch_all(db.pool()).await?;
+    rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+}
+
 /// One file to warm.
 #[derive(Debug, Clone)]
 pub(crate) struct FileRow {
