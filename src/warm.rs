@@ -163,7 +163,13 @@ async fn follow(client: &Client, mut job: WarmJob) -> Result<WarmJob> {
         bar.set_position(job.bytes_done.min(job.bytes_total));
         bar.set_message(pops_line(&job));
         if job.state != last_state {
-            bar.println(format!("job {}", job.state));
+            // Without a terminal the bar is hidden and prints nothing; the
+            // state changes still go to stderr, for logs.
+            if bar.is_hidden() {
+                eprintln!("job {} {}", job.id, job.state);
+            } else {
+                bar.println(format!("job {}", job.state));
+            }
             last_state.clone_from(&job.state);
         }
         if matches!(job.state.as_str(), "done" | "failed" | "cancelled") {

@@ -72,6 +72,11 @@ async fn warm_waits_for_the_job_and_exits_by_its_outcome() {
     assert_eq!(pops, [("shield", "done"), ("edge-1", "done"), ("edge-2", "done")]);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("job {id}: done")) && stderr.contains("dev/shield"), "{stderr}");
+    // No terminal here: the state changes are logged as lines.
+    assert!(
+        stderr.contains(&format!("job {id} scheduled")) && stderr.contains(&format!("job {id} done")),
+        "{stderr}"
+    );
 
     // --status and --cancel on an ended job.
     let out = cadenza(args(&["--status", &id])).await;
