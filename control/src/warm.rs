@@ -100,10 +100,7 @@ impl PopRun {
 /// Check a request's fields, and where it has them, work out the start
 /// and deadline (unix ms).
 pub(crate) async fn validate(state: &AppState, req: &WarmRequest) -> Result<(i64, Option<i64>), ApiError> {
-    let named = [req.album_id.is_some(), req.track_ids.is_some(), req.playlist_id.is_some()];
-    if named.iter().filter(|n| **n).count() != 1 {
-        return Err(ApiError::invalid("album_id, track_ids, playlist_id: give exactly one"));
-    }
+    target(req)?;
     let db = state.db();
     let mut release_at_ms = None;
     if let Some(album) = &req.album_id {
@@ -126,12 +123,13 @@ pub(crate) async fn validate(state: &AppState, req: &WarmRequest) -> Result<(i64
         }
         for (i, id) in ids.iter().enumerate() {
             validate::id(&format!("track_ids[{i}]"), id)?;
-            if !catalog::exists(db, "tracks", id).await? {
-                return Err(ApiError::new(
-                    ErrorKind::TrackNotFound,
-                    format!("track_ids[{i}]: no track {}", echo(id)),
-                ));
-            }
+        }
+        let found = catalog::tracks_by_ids(db, ids).await?;
+        if let Some(i) = found.iter().position(Option::is_none) {
+            return Err(ApiError::new(
+                ErrorKind::TrackNotFound,
+                format!("track_ids[{i}]: no track {}", echo(&ids[i])),
+            ));
         }
     }
     if let Some(id) = &req.playlist_id {
@@ -200,6 +198,16 @@ pub(crate) async fn validate(state: &AppState, req: &WarmRequest) -> Result<(i64
     Ok((start_at, deadline))
 }
 
+/// What the request names: exactly one of an album, tracks, a playlist.
+fn target(req: &WarmRequest) -> Result<Target<'_>, ApiError> {
+    match (&req.album_id, &req.track_ids, &req.playlist_id) {
+        (Some(a), None, None) => Ok(Target::Album(a)),
+        (None, Some(t), None) => Ok(Target::Tracks(t)),
+        (None, None, Some(p)) => Ok(Target::Playlist(p)),
+        _ => Err(ApiError::invalid("album_id, track_ids, playlist_id: give exactly one")),
+    }
+}
+
 fn secs_to_ms(field: &str, s: i64) -> Result<i64, ApiError> {
     // Year 1970 to 9999.
     if !(0..=253_402_300_799).contains(&s) {
@@ -210,13 +218,7 @@ fn secs_to_ms(field: &str, s: i64) -> Result<i64, ApiError> {
 
 /// Plan a job: its files and POPs as they are now.
 pub(crate) async fn plan(state: &AppState, req: &WarmRequest) -> Result<Run, ApiError> {
-    let target = match (&req.album_id, &req.track_ids, &req.playlist_id) {
-        (Some(a), _, _) => Target::Album(a),
-        (_, Some(t), _) => Target::Tracks(t),
-        (_, _, Some(p)) => Target::Playlist(p),
-        _ => return Err(ApiError::invalid("album_id, track_ids, playlist_id: give exactly one")),
-    };
-    let rows = store::files_of(state.db(), &target).await?;
+    let rows = store::files_of(state.db(), &target(req)?).await?;
     let mut seen = HashSet::new();
     let files: Vec<WarmFile> = rows
         .into_iter()
@@ -284,29 +286,21 @@ pub(crate) async fn plan(state: &AppState, req: &WarmRequest) -> Result<Run, Api
             }
         }
     }
-    // The shields the chosen POPs fill from, first.
-    let mut ordered: Vec<(&crate::cdn::Cdn, &crate::cdn::Pop)> = Vec::new();
-    for &(c, p) in &chosen {
-        if let Some(parent) = &p.config.parent
-            && let Some(s) = c.pops.iter().find(|s| &s.config.name == parent)
-            && s.config.warmable()
-            && !ordered.iter().any(|(oc, op)| oc.config.name == c.config.name && op.config.name == *parent)
-        {
-            ordered.push((c, s));
-        }
-    }
-    for &(c, p) in &chosen {
-        let shield_first = p.config.shield;
-        let present =
-            ordered.iter().any(|(oc, op)| oc.config.name == c.config.name && op.config.name == p.config.name);
-        if !present {
-            if shield_first {
-                ordered.insert(0, (c, p));
-            } else {
-                ordered.push((c, p));
-            }
-        }
-    }
+    // The shields the chosen POPs fill from join them; shields go first
+    // (a stable sort), each POP once.
+    let parents: Vec<_> = chosen
+        .iter()
+        .filter_map(|&(c, p)| {
+            let parent = p.config.parent.as_ref()?;
+            let s = c.pops.iter().find(|s| &s.config.name == parent)?;
+            s.config.warmable().then_some((c, s))
+        })
+        .collect();
+    let mut ordered = chosen;
+    ordered.extend(parents);
+    ordered.sort_by_key(|(_, p)| !p.config.shield);
+    let mut seen = HashSet::new();
+    ordered.retain(|(c, p)| seen.insert((c.config.name.as_str(), p.config.name.as_str())));
     if ordered.is_empty() {
         return Err(ApiError::new(
             ErrorKind::NoWarmablePops,

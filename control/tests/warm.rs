@@ -146,7 +146,14 @@ async fn requests_on(db: &TestDb) {
     let files: Vec<(&str, u32)> = planned.files.iter().map(|f| (f.track_id.as_str(), f.kbps)).collect();
     assert_eq!(files, [("t2", 160), ("t1", 160)], "playlist order, each track once");
     assert_eq!(planned.pops.iter().map(|p| p.pop.as_str()).collect::<Vec<_>>(), ["p1"]);
-    for (id, may_have_ended) in [(&planned.id, true), (&by_playlist.id, false)] {
+    // Listed tracks: their order, each once, lowest bitrate first.
+    let resp =
+        warm(&s, json!({"track_ids": ["t2", "t1", "t2"], "rungs": [96, 160], "pops": ["lab/p1"]})).await;
+    assert_eq!(resp.status(), 202);
+    let listed: WarmJob = resp.json().await.unwrap();
+    let files: Vec<(&str, u32)> = listed.files.iter().map(|f| (f.track_id.as_str(), f.kbps)).collect();
+    assert_eq!(files, [("t2", 96), ("t2", 160), ("t1", 96), ("t1", 160)]);
+    for (id, may_have_ended) in [(&planned.id, true), (&listed.id, true), (&by_playlist.id, false)] {
         let resp = s
             .http
             .delete(s.url(&format!("/v1/admin/warm/{id}")))

@@ -34,8 +34,8 @@ import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
 import {
-  loadStack, durationMs, numberEnv, jsonBearer, bearer, with429, EXPECTED, json, errorCode, allPages,
-  fetchRange, edgeLookups, originRequests, summary,
+  loadStack, durationMs, numberEnv, jsonBearer, bearer, with429, EXPECTED, errorCode, allPages,
+  fetchRange, startPlayback, edgeLookups, originRequests, summary,
 } from './lib/stack.js';
 
 const stack = loadStack();
@@ -96,6 +96,7 @@ const edgeLookupsTotal = new Counter('edge_lookups');
 const originRequestsMetric = new Counter('origin_requests');
 const originUnavailable = new Counter('origin_metrics_unavailable');
 const counters = { shed429, http5xx, failovers };
+const playback = { ...counters, playbackErrors, tracksStarted, timeToFirstAudio, startDelay };
 
 function note(res, name) {
   if (res.status >= 500) http5xx.add(1, { name });
@@ -180,27 +181,10 @@ function listen(id, data, params, reportParams, deadline) {
     return;
   }
   if (res.status === 200 && Date.now() < data.releaseAtMs) embargoLeaks.add(1);
-  const s = res.status === 200 ? json(res) : null;
-  if (!check(s, { 'stream 200 with URLs': (x) => x !== null && Array.isArray(x.urls) && x.urls.length > 0 })) {
-    playbackErrors.add(1);
-    return;
-  }
-  const t = res.timings;
-  const streamMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
-  tracksStarted.add(1);
-  const delay = s.start_delay_ms || 0;
-  startDelay.add(delay);
-  if (delay > 0) sleep(delay / 1000);
-
-  const st = { urls: s.urls, idx: 0, decisionId: s.decision_id, reportParams };
+  const started = startPlayback(stack, res, FIRST_BYTES, deadline, reportParams, playback);
+  if (started === null) return;
+  const { answer: s, st, firstEnd } = started;
   const size = s.file.size;
-  const firstEnd = Math.min(FIRST_BYTES, size) - 1;
-  const t0 = Date.now();
-  if (fetchRange(stack, st, 0, firstEnd, deadline, counters) === null) {
-    playbackErrors.add(1);
-    return;
-  }
-  timeToFirstAudio.add(streamMs + (Date.now() - t0));
   for (let offset = firstEnd + 1; offset < size;) {
     if (Date.now() >= deadline) {
       tracksCut.add(1);

@@ -22,10 +22,10 @@
 // shed_429 and waited out, not failures. See loadtest/README.md, "Scenarios against `cadenza dev`".
 import http from 'k6/http';
 import exec from 'k6/execution';
-import { check, sleep } from 'k6';
+import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import {
-  loadStack, durationMs, numberEnv, jsonBearer, with429, EXPECTED, json, crawlCatalog, fetchRange,
+  loadStack, durationMs, numberEnv, jsonBearer, with429, EXPECTED, crawlCatalog, fetchRange, startPlayback,
   summary,
 } from './lib/stack.js';
 
@@ -114,6 +114,7 @@ function note(res, name) {
   return res;
 }
 const counters = { shed429, http5xx, failovers };
+const playback = { ...counters, playbackErrors, tracksStarted, timeToFirstAudio };
 
 export default function (data) {
   if (streamParams === null) {
@@ -129,30 +130,12 @@ export default function (data) {
     : JSON.stringify({ track_id: track.id, preferred_quality: QUALITY });
   const res = note(with429(() => http.post(`${stack.control.url}/v1/playback/stream`, body, streamParams), shed429, deadline), 'stream');
   if (res.status === 429) return; // the run ended while waiting
-  const s = res.status === 200 ? json(res) : null;
-  if (!check(s, { 'stream 200 with URLs': (x) => x !== null && Array.isArray(x.urls) && x.urls.length > 0 })) {
-    playbackErrors.add(1);
-    return;
-  }
-  const t = res.timings;
-  const streamMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
-  tracksStarted.add(1);
-  // After an album's release the control plane spreads players out.
-  if (s.start_delay_ms > 0) sleep(s.start_delay_ms / 1000);
-
+  const started = startPlayback(stack, res, FIRST_BYTES, deadline, reportParams, playback);
+  if (started === null) return;
+  const { answer: s, st, firstEnd } = started;
   const size = s.file.size;
   const bytesPerMs = size / Math.max(1, s.file.duration_ms); // at 1x
   const playMs = (n) => n / bytesPerMs / SPEED;
-  const st = { urls: s.urls, idx: 0, decisionId: s.decision_id, reportParams };
-
-  // First audio: the stream call and the first 64 KiB (with failover).
-  const firstEnd = Math.min(FIRST_BYTES, size) - 1;
-  const t0 = Date.now();
-  if (fetchRange(stack, st, 0, firstEnd, deadline, counters) === null) {
-    playbackErrors.add(1);
-    return;
-  }
-  timeToFirstAudio.add(streamMs + (Date.now() - t0));
 
   // Skip after the first 64 KiB or after one or two chunks.
   const skipAfter = Math.random() < SKIP ? Math.floor(Math.random() * 3) : -1;

@@ -799,7 +799,7 @@ pub(crate) async fn seek_table(db: &Db, file_id: &FileId) -> Result<Option<(Vec<
 
 /// Most ids one [`tracks_by_ids`] call loads with each query; longer lists
 /// are loaded in chunks.
-const IDS_PER_QUERY: usize = 500;
+pub(crate) const IDS_PER_QUERY: usize = 500;
 
 /// `$from, $from+1, …` for `n` bound values.
 pub(crate) fn placeholders(from: usize, n: usize) -> String {

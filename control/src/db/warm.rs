@@ -272,19 +272,31 @@ pub(crate) async fn files_of(db: &Db, what: &Target<'_>) -> Result<Vec<FileRow>,
             .await?
         }
         Target::Tracks(ids) => {
-            let mut out = Vec::new();
-            for id in *ids {
-                out.extend(
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {cols} FROM tracks t JOIN track_files f ON f.track_id = t.id
-                         WHERE t.id = $1 ORDER BY f.bitrate_kbps"
-                    )))
-                    .bind(id.as_str())
-                    .fetch_all(db.pool())
-                    .await?,
+            // A few IN lists, then the listed order (a track listed twice
+            // comes once, where it is first listed).
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(super::catalog::IDS_PER_QUERY) {
+                let sql = format!(
+                    "SELECT {cols} FROM tracks t JOIN track_files f ON f.track_id = t.id
+                     WHERE t.id IN ({})",
+                    super::catalog::placeholders(1, chunk.len())
                 );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id.as_str());
+                }
+                rows.extend(q.fetch_all(db.pool()).await?);
             }
-            out
+            let mut first = std::collections::HashMap::new();
+            for (i, id) in ids.iter().enumerate() {
+                first.entry(id.as_str()).or_insert(i);
+            }
+            rows.sort_by_cached_key(|r: &AnyRow| {
+                let id: String = r.try_get("track_id").unwrap_or_default();
+                let kbps: i64 = r.try_get("bitrate_kbps").unwrap_or_default();
+                (first.get(id.as_str()).copied().unwrap_or(usize::MAX), kbps)
+            });
+            rows
         }
     };
     let mut files = Vec::with_capacity(rows.len());

@@ -321,6 +321,36 @@ export function fetchRange(stack, st, start, end, deadline, c) {
   return null;
 }
 
+// A stream answer taken up as a player does: checked (200 with URLs), its
+// start delay (start_delay_ms) waited out, its first `firstBytes` fetched
+// with failover. m = the calling script's { shed429, http5xx, failovers,
+// playbackErrors, tracksStarted, timeToFirstAudio, startDelay (optional) }.
+// Returns { answer, st, firstEnd } to go on from (st as fetchRange takes
+// it), or null after counting a playback error.
+export function startPlayback(stack, res, firstBytes, deadline, reportParams, m) {
+  const s = res.status === 200 ? json(res) : null;
+  if (!check(s, { 'stream 200 with URLs': (x) => x !== null && Array.isArray(x.urls) && x.urls.length > 0 })) {
+    m.playbackErrors.add(1);
+    return null;
+  }
+  const t = res.timings;
+  const streamMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
+  m.tracksStarted.add(1);
+  // After an album's release the control plane spreads players out.
+  const delay = s.start_delay_ms || 0;
+  if (m.startDelay) m.startDelay.add(delay);
+  if (delay > 0) sleep(delay / 1000);
+  const st = { urls: s.urls, idx: 0, decisionId: s.decision_id, reportParams };
+  const firstEnd = Math.min(firstBytes, s.file.size) - 1;
+  const t0 = Date.now();
+  if (fetchRange(stack, st, 0, firstEnd, deadline, m) === null) {
+    m.playbackErrors.add(1);
+    return null;
+  }
+  m.timeToFirstAudio.add(streamMs + (Date.now() - t0));
+  return { answer: s, st, firstEnd };
+}
+
 // ------------------------------------------------------------ metrics
 
 // Sum of a Prometheus counter's samples in `text`, by the value of label
